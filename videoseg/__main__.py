@@ -1,0 +1,3 @@
+from videoseg.cli import main
+
+raise SystemExit(main())

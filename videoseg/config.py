@@ -1,0 +1,178 @@
+"""PipelineConfig: every knob of the three stages, plus the named presets for each ablation.
+
+The paper (VideoSeg-R1, AAAI-26) publishes neither K, M, delta nor the prompts; the defaults here are
+ours and are shown in every run's ``run_started`` event. Presets reproduce the rows of the paper's
+ablation tables (Table 5: where to look; Table 6: which cues) on any backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SAMPLERS = ("htfs", "first_frame", "target_only", "random_key")
+CUE_KINDS = ("box", "point", "negative")
+SEGMENTERS = ("grabcut", "sam2", "sam2-official")
+PROPAGATORS = ("flow", "xmem", "sam2")
+WEIGHTS_FREE_VLMS = ("shapes", "manual")
+
+VLM_PRESETS = {
+    "qwen-7b": "Qwen/Qwen2.5-VL-7B-Instruct",
+    "qwen-3b": "Qwen/Qwen2.5-VL-3B-Instruct",
+    "visionreasoner-7b": "Ricky06662/VisionReasoner-7B",
+    "seg-zero-7b": "Ricky06662/Seg-Zero-7B",
+}
+SAM2_PRESETS = {
+    "tiny": "facebook/sam2.1-hiera-tiny",
+    "small": "facebook/sam2.1-hiera-small",
+    "base-plus": "facebook/sam2.1-hiera-base-plus",
+    "large": "facebook/sam2.1-hiera-large",
+}
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict, tuple)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class PipelineConfig:
+    """All settings of one run. Validated in ``__post_init__``; ``to_dict`` / ``from_dict`` for traces."""
+
+    # ---- stage 1: hierarchical text-guided frame sampler (HTFS)
+    sampler: str = _f("htfs", "where the reasoner looks: htfs | first_frame | target_only | random_key")
+    num_interval_answers: int = _f(5, "K: interval answers averaged per coarse level")
+    num_percent_answers: int = _f(5, "M: percentage answers averaged for the target frame")
+    delta: float = _f(0.25, "zoom until the key segment is at most delta * video length")
+    max_levels: int = _f(4, "safety cap on coarse levels")
+    frames_per_question: int = _f(16, "frames shown to the model per sampler question")
+    num_key_frames: int = _f(6, "key-segment frames shown to the reasoner")
+    num_reference_frames: int = _f(4, "global reference frames across the whole video")
+    fallback_percent: float = _f(0.5, "target position used when no percentage answer parses (VISA)")
+    seed: int = _f(0, "seed for sampling answers and the random_key ablation")
+
+    # ---- stage 2: reasoner
+    vlm: str = _f(
+        "shapes", "video QA / reasoner backend: shapes | manual | a Qwen2.5-VL hub id or local path"
+    )
+    rate_difficulty: bool = _f(True, "ask for the 5-axis difficulty rating and derive a reasoning budget")
+    easy_below: float = _f(3.5, "D below this is easy (PixelThink)")
+    hard_from: float = _f(5.0, "D at or above this is hard (PixelThink)")
+    easy_budget: int = _f(96, "reasoning-token budget for easy queries")
+    medium_budget: int | None = _f(None, "budget for medium queries (None: no penalty, PixelThink)")
+    hard_budget: int = _f(256, "reasoning-token budget for hard queries")
+    cap_generation_by_budget: bool = _f(True, "stop generation at budget + answer allowance")
+    answer_allowance: int = _f(160, "tokens allowed after the budget for the <answer> part")
+    max_new_tokens: int = _f(1024, "hard cap on generated tokens")
+    temperature: float = _f(0.7, "sampling temperature for the K / M sampler answers (reasoner is greedy)")
+    cues: tuple[str, ...] = _f(("box", "point", "negative"), "cue kinds given to the segmenter")
+    manual_cues: list[dict[str, Any]] | None = _f(None, "cues for the manual backend (TargetCues dicts)")
+
+    # ---- stage 3a: keyframe segmentation
+    segmenter: str = _f("grabcut", "grabcut | sam2 (transformers) | sam2-official (sam2 package)")
+    sam2_model: str = _f("facebook/sam2.1-hiera-large", "SAM2 hub id or local path")
+
+    # ---- stage 3b: propagation
+    propagator: str = _f("flow", "flow | xmem | sam2 (transformers Sam2VideoModel)")
+    xmem_checkpoint: str = _f("XMem.pth", "path of the official XMem checkpoint")
+    xmem_size: int = _f(480, "XMem shorter side (-1: original size)")
+    xmem_mem_every: int = _f(5, "XMem: add to working memory every N frames")
+    xmem_top_k: int = _f(30, "XMem: top-k readout")
+    xmem_min_mid_term_frames: int = _f(5, "XMem: min mid-term frames")
+    xmem_max_mid_term_frames: int = _f(10, "XMem: max mid-term frames")
+    xmem_max_long_term_elements: int = _f(10000, "XMem: max long-term elements")
+    xmem_num_prototypes: int = _f(128, "XMem: prototypes per consolidation")
+    flow_max_side: int = _f(480, "flow propagator works at this longer side")
+
+    # ---- runtime
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N")
+    dtype: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16 | float16")
+
+    def __post_init__(self) -> None:
+        self.cues = tuple(self.cues)
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        bad = [c for c in self.cues if c not in CUE_KINDS]
+        if bad or not self.cues:
+            raise ValueError(f"cues must be a non-empty subset of {CUE_KINDS}, got {self.cues!r}")
+        if self.segmenter not in SEGMENTERS:
+            raise ValueError(f"segmenter must be one of {SEGMENTERS}, got {self.segmenter!r}")
+        if self.propagator not in PROPAGATORS:
+            raise ValueError(f"propagator must be one of {PROPAGATORS}, got {self.propagator!r}")
+        if self.num_interval_answers < 1 or self.num_percent_answers < 1:
+            raise ValueError("K and M must be at least 1")
+        if not 0.0 < self.delta <= 1.0:
+            raise ValueError(f"delta must be in (0, 1], got {self.delta}")
+        if not 0.0 <= self.fallback_percent <= 1.0:
+            raise ValueError("fallback_percent must be in [0, 1]")
+        if self.num_reference_frames < 0 or self.num_key_frames < 1 or self.frames_per_question < 2:
+            raise ValueError("frame counts out of range")
+        if self.vlm in VLM_PRESETS:
+            self.vlm = VLM_PRESETS[self.vlm]
+        if self.sam2_model in SAM2_PRESETS:
+            self.sam2_model = SAM2_PRESETS[self.sam2_model]
+
+    @property
+    def weights_free(self) -> bool:
+        """True when no stage needs downloaded weights."""
+        return self.vlm in WEIGHTS_FREE_VLMS and self.segmenter == "grabcut" and self.propagator == "flow"
+
+    def replace(self, **changes: Any) -> PipelineConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["cues"] = list(self.cues)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+_PAPER = {"vlm": VLM_PRESETS["qwen-7b"], "segmenter": "sam2", "propagator": "xmem"}
+
+# name -> (overrides of the defaults, one-line description)
+PRESETS: dict[str, tuple[dict[str, Any], str]] = {
+    "shapes": ({}, "weights-free: shapes-world symbolic model + GrabCut + optical flow, full HTFS, all cues"),
+    "shapes-first-frame": ({"sampler": "first_frame"}, "Table 5 row: reason on the first frame"),
+    "shapes-target-only": ({"sampler": "target_only"}, "Table 5 row: only the HTFS target frame"),
+    "shapes-random-key": ({"sampler": "random_key"}, "Table 5 row: a random frame of the key segment"),
+    "shapes-point-only": ({"cues": ("point",)}, "Table 6 row: centre point only"),
+    "shapes-box-only": ({"cues": ("box",)}, "Table 6 row: box only"),
+    "shapes-box-point": ({"cues": ("box", "point")}, "Table 6 row: box + centre"),
+    "shapes-box-negative": ({"cues": ("box", "negative")}, "Table 6 row: box + negative point"),
+    "shapes-xmem": ({"propagator": "xmem"}, "shapes model + GrabCut, XMem propagation (needs XMem.pth)"),
+    "paper": (dict(_PAPER), "the paper: Qwen2.5-VL-7B + SAM2-large + XMem (needs GPU + weights)"),
+    "paper-3b": ({**_PAPER, "vlm": VLM_PRESETS["qwen-3b"]}, "the paper's 3B variant"),
+    "paper-first-frame": ({**_PAPER, "sampler": "first_frame"}, "paper models, Table 5 first-frame row"),
+    "paper-box-only": ({**_PAPER, "cues": ("box",)}, "paper models, Table 6 box-only row"),
+    "paper-sam2-video": ({**_PAPER, "propagator": "sam2"}, "paper models, SAM2 video propagation"),
+    "visionreasoner": (
+        {**_PAPER, "vlm": VLM_PRESETS["visionreasoner-7b"]},
+        "VisionReasoner-7B as reasoner (closest released GRPO checkpoint)",
+    ),
+    "seg-zero": ({**_PAPER, "vlm": VLM_PRESETS["seg-zero-7b"]}, "Seg-Zero-7B as reasoner"),
+}
+
+
+def preset(name: str, **overrides: Any) -> PipelineConfig:
+    """The named preset, with optional field overrides."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    base, _ = PRESETS[name]
+    return PipelineConfig(**{**base, **overrides})
+
+
+def describe_presets() -> str:
+    return "\n".join(f"  {name:<20} {desc}" for name, (_, desc) in PRESETS.items())
