@@ -1,0 +1,144 @@
+"""Cue parsing (reasoner answer -> TargetCues), coordinate mapping, clipping and the cue ablation."""
+
+from __future__ import annotations
+
+import pytest
+
+from videoseg.cues import CueParseError, TargetCues, parse_answer, split_think_answer
+
+# (case, model output, expected [(box, point, negatives)])
+GOOD = [
+    (
+        "canonical VisionReasoner list",
+        '<think>red one</think><answer>[{"bbox_2d": [10, 20, 110, 220], "point_2d": [60, 120], '
+        '"neg_point_2d": [5, 5]}]</answer>',
+        [([10, 20, 110, 220], [60, 120], [[5, 5]])],
+    ),
+    (
+        "code fence + single quotes + trailing comma + trailing prose",
+        "<think>x</think><answer>```json\n[{'bbox_2d': [1, 2, 3, 4], 'point_2d': [2, 3],},]\n``` hope this helps</answer>",
+        [([1, 2, 3, 4], [2, 3], [])],
+    ),
+    (
+        "a dict instead of a list",
+        '<answer>{"bbox_2d": [0, 0, 8, 8], "point_2d": [4, 4]}</answer>',
+        [([0, 0, 8, 8], [4, 4], [])],
+    ),
+    (
+        "two targets, several negative points",
+        '<answer>[{"bbox_2d": [0,0,4,4], "point_2d": [2,2], "neg_point_2d": [[9,9],[7,7]]},'
+        ' {"bbox_2d": [5,5,9,9]}]</answer>',
+        [([0, 0, 4, 4], [2, 2], [[9, 9], [7, 7]]), ([5, 5, 9, 9], None, [])],
+    ),
+    (
+        "reversed box corners are ordered",
+        '<answer>[{"bbox_2d": [10, 10, 2, 3]}]</answer>',
+        [([2, 3, 10, 10], None, [])],
+    ),
+    ("point only", '<answer>[{"point_2d": [3, 4]}]</answer>', [(None, [3, 4], [])]),
+    ("empty list = no target", "<think>none</think><answer>[]</answer>", []),
+    (
+        "wrapped in targets key",
+        '<answer>{"targets": [{"bbox_2d": [1,1,2,2]}]}</answer>',
+        [([1, 1, 2, 2], None, [])],
+    ),
+    (
+        "numbers as strings",
+        '<answer>[{"bbox_2d": ["1", "2", "3", "4"]}]</answer>',
+        [([1, 2, 3, 4], None, [])],
+    ),
+    (
+        "unclosed answer tag still parses",
+        '<think>a</think><answer>[{"bbox_2d": [1,2,3,4]}]',
+        [([1, 2, 3, 4], None, [])],
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "expected"), GOOD, ids=[g[0] for g in GOOD])
+def test_parse_good_answers(case: str, text: str, expected: list) -> None:
+    parsed = parse_answer(text, frame_idx=7)
+    assert len(parsed.targets) == len(expected)
+    for i, (t, (box, point, negs)) in enumerate(zip(parsed.targets, expected)):
+        assert t.box == (None if box is None else [float(v) for v in box])
+        assert t.point == (None if point is None else [float(v) for v in point])
+        assert t.negatives == [[float(a), float(b)] for a, b in negs]
+        assert t.obj_id == i + 1
+        assert t.frame_idx == 7
+
+
+# (case, model output, fragment of the error message)
+BAD = [
+    ("empty output", "", "empty"),
+    ("no answer tag", "<think>I think it is the cat</think>", "no <answer>"),
+    ("empty answer", "<answer> </answer>", "empty"),
+    ("prose only", "<answer>the red circle</answer>", "no JSON"),
+    ("truncated JSON", '<answer>[{"bbox_2d": [1, 2, 3', "unbalanced"),
+    ("garbage JSON", "<answer>[{bbox_2d: [1, 2, 3, 4]}]</answer>", "not valid JSON"),
+    ("box with 3 numbers", '<answer>[{"bbox_2d": [1, 2, 3]}]</answer>', "4 numbers"),
+    ("non-number", '<answer>[{"bbox_2d": [1, 2, "x", 4]}]</answer>', "non-number"),
+    ("target is a string", '<answer>["cat"]</answer>', "expected an object"),
+    ("no box no point", '<answer>[{"label": "cat"}]</answer>', "neither"),
+    ("answer is a number list", "<answer>[[1, 2, 3, 4]]</answer>", "expected an object"),
+    ("nan", '<answer>[{"point_2d": [NaN, 1]}]</answer>', "non-finite"),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "fragment"), BAD, ids=[b[0] for b in BAD])
+def test_parse_bad_answers_raise_precise_errors(case: str, text: str, fragment: str) -> None:
+    with pytest.raises(CueParseError) as info:
+        parse_answer(text)
+    assert fragment in str(info.value)
+    assert info.value.raw == text
+
+
+def test_split_think_answer() -> None:
+    assert split_think_answer("<think> a b </think><answer>[1]</answer>") == ("a b", "[1]")
+    assert split_think_answer("no tags") == ("", None)
+
+
+def test_model_space_maps_back_exactly() -> None:
+    # Model saw an 840x840 image of a 1280x720 frame.
+    cues = TargetCues(box=[84, 84, 420, 840], point=[420, 420], negatives=[[0, 840]])
+    mapped = cues.from_model_space((840, 840), (1280, 720))
+    assert mapped.box == pytest.approx([128.0, 72.0, 640.0, 720.0])
+    assert mapped.point == pytest.approx([640.0, 360.0])
+    assert mapped.negatives == [pytest.approx([0.0, 720.0])]
+
+
+@pytest.mark.parametrize(
+    ("box", "expected"),
+    [
+        ([-10, -5, 50, 60], [0, 0, 50, 60]),  # partly outside: clipped
+        ([90, 10, 200, 200], [90, 10, 99, 79]),  # clipped to W-1, H-1
+        ([150, 10, 200, 20], None),  # entirely right of the frame: dropped
+        ([10, 90, 20, 120], None),  # entirely below the frame: no area left, dropped
+    ],
+)
+def test_clipping(box: list[float], expected: list[float] | None) -> None:
+    clipped = TargetCues(box=box, point=[500, -3], negatives=[[-1, 1000]]).clipped(100, 80)
+    assert clipped.box == (None if expected is None else [float(v) for v in expected])
+    assert clipped.point == [99.0, 0.0]
+    assert clipped.negatives == [[0.0, 79.0]]
+
+
+@pytest.mark.parametrize(
+    ("kinds", "has_box", "has_point", "has_neg"),
+    [
+        (("box",), True, False, False),
+        (("point",), False, True, False),
+        (("box", "point"), True, True, False),
+        (("box", "negative"), True, False, True),
+        (("box", "point", "negative"), True, True, True),
+    ],
+)
+def test_cue_ablation_filter(kinds: tuple[str, ...], has_box: bool, has_point: bool, has_neg: bool) -> None:
+    t = TargetCues(box=[1, 2, 3, 4], point=[2, 3], negatives=[[9, 9]]).filtered(kinds)
+    assert (t.box is not None, t.point is not None, bool(t.negatives)) == (has_box, has_point, has_neg)
+
+
+def test_dict_round_trip_and_model_dict() -> None:
+    t = TargetCues(box=[1.4, 2, 3, 4.6], point=[2, 3], negatives=[[9, 9]], obj_id=2, frame_idx=5)
+    assert TargetCues.from_dict(t.to_dict()) == t
+    assert t.to_model_dict() == {"bbox_2d": [1, 2, 3, 5], "point_2d": [2, 3], "neg_point_2d": [9, 9]}
+    assert TargetCues.from_dict({"bbox_2d": [1, 2, 3, 4]}).box == [1.0, 2.0, 3.0, 4.0]
