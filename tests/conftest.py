@@ -10,8 +10,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.pop("SPACES_ZERO_GPU", None)
 
-import cv2  # noqa: E402
-import torch  # noqa: E402
+import cv2
+import torch
 
 torch.set_num_threads(2)
 cv2.setNumThreads(2)
