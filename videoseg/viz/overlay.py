@@ -1,0 +1,226 @@
+"""Drawing the paper's step 2 and 3 outputs on frames: target cues and masks.
+
+Cues (step 2) are drawn per target in one colour: the box as a rectangle, the positive centre point
+as a filled disc with a "+", each negative point as a hollow disc with a "−". Masks (steps 3a/3b) are
+blended in the same colour with a solid contour, so a target keeps its colour across the cues image,
+the keyframe mask, the propagated video and the text legend (:func:`cues_legend_html`).
+
+All functions take and return (H, W, 3) uint8 RGB arrays and never modify their input. Coordinates
+are pixels of the frame being drawn on (the original video's pixels for event data).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from videoseg.cues import TargetCues
+
+# Bright, mutually distinct colours that stay visible on the shapes world's saturated objects
+# (the contour in the same colour, plus a dark outline on markers, keeps them readable on any colour).
+TARGET_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (255, 59, 48),  # red
+    (10, 132, 255),  # blue
+    (48, 209, 88),  # green
+    (255, 214, 10),  # yellow
+    (191, 90, 242),  # purple
+    (255, 159, 10),  # orange
+    (100, 210, 255),  # cyan
+    (255, 55, 95),  # pink
+)
+TARGET_FRAME_COLOUR = (255, 214, 10)
+REFERENCE_FRAME_COLOUR = (100, 210, 255)
+KEY_FRAME_COLOUR = (160, 160, 160)
+
+
+def target_colour(target: int) -> tuple[int, int, int]:
+    """RGB colour of 0-based target index ``target`` (cycles after eight targets)."""
+    return TARGET_COLOURS[int(target) % len(TARGET_COLOURS)]
+
+
+def target_hex(target: int) -> str:
+    r, g, b = target_colour(target)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _as_cues(item: TargetCues | dict[str, Any]) -> TargetCues:
+    return item if isinstance(item, TargetCues) else TargetCues.from_dict(item)
+
+
+def _check_frame(frame: np.ndarray) -> None:
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 frame, got {frame.shape} {frame.dtype}")
+
+
+def _scale(frame: np.ndarray) -> float:
+    # Line widths and marker sizes grow with the frame so they read the same on 240p and 1080p.
+    return max(frame.shape[0], frame.shape[1]) / 640.0
+
+
+def overlay_masks(
+    frame: np.ndarray,
+    masks: np.ndarray | Sequence[np.ndarray],
+    alpha: float = 0.45,
+    contour: bool = True,
+    colour_offset: int = 0,
+) -> np.ndarray:
+    """Blend (K, H, W) bool masks over ``frame``, target i in :func:`target_colour` (i + offset)."""
+    _check_frame(frame)
+    out = frame.copy()
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim == 2:
+        masks = masks[None]
+    if masks.shape[1:] != frame.shape[:2]:
+        raise ValueError(f"masks {masks.shape[1:]} do not match frame {frame.shape[:2]}")
+    thickness = max(1, round(2 * _scale(frame)))
+    for i, mask in enumerate(masks):
+        if not mask.any():
+            continue
+        colour = np.array(target_colour(i + colour_offset), dtype=np.float32)
+        region = out[mask].astype(np.float32)
+        out[mask] = np.clip(region * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
+        if contour:
+            found, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(out, found, -1, tuple(int(c) for c in colour), thickness, cv2.LINE_AA)
+    return out
+
+
+def _marker(img: np.ndarray, x: float, y: float, colour: tuple[int, int, int], sign: str, s: float) -> None:
+    centre = (round(x), round(y))
+    radius = max(4, round(9 * s))
+    arm = max(2, round(radius * 0.6))
+    line = max(1, round(2 * s))
+    if sign == "+":
+        cv2.circle(img, centre, radius + line, (0, 0, 0), -1, cv2.LINE_AA)
+        cv2.circle(img, centre, radius, colour, -1, cv2.LINE_AA)
+        cv2.line(img, (centre[0] - arm, centre[1]), (centre[0] + arm, centre[1]), (0, 0, 0), line + 1)
+        cv2.line(img, (centre[0], centre[1] - arm), (centre[0], centre[1] + arm), (0, 0, 0), line + 1)
+    else:
+        # Hollow, so a negative point never hides the pixel it excludes.
+        cv2.circle(img, centre, radius, (0, 0, 0), line + 2, cv2.LINE_AA)
+        cv2.circle(img, centre, radius, colour, line, cv2.LINE_AA)
+        cv2.line(img, (centre[0] - arm, centre[1]), (centre[0] + arm, centre[1]), (0, 0, 0), line + 2)
+        cv2.line(img, (centre[0] - arm, centre[1]), (centre[0] + arm, centre[1]), colour, line)
+
+
+def draw_cues(
+    frame: np.ndarray, cues: Sequence[TargetCues | dict[str, Any]], pending: Sequence[float] | None = None
+) -> np.ndarray:
+    """Draw each target's box, + centre and − negative points in the target's colour.
+
+    The colour index is ``obj_id - 1`` so the same target has the same colour everywhere.
+    ``pending`` is an optional first box corner (x, y) of a box being clicked (interactive tab).
+    """
+    _check_frame(frame)
+    out = frame.copy()
+    s = _scale(frame)
+    line = max(1, round(2 * s))
+    for item in cues:
+        c = _as_cues(item)
+        colour = target_colour(c.obj_id - 1)
+        if c.box is not None:
+            p1 = (round(c.box[0]), round(c.box[1]))
+            p2 = (round(c.box[2]), round(c.box[3]))
+            cv2.rectangle(out, p1, p2, (0, 0, 0), line + 2, cv2.LINE_AA)
+            cv2.rectangle(out, p1, p2, colour, line, cv2.LINE_AA)
+            label = f"{c.obj_id}"
+            cv2.putText(out, label, (p1[0] + 2, p1[1] + round(14 * s) + 2), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.5 * max(s, 0.6), colour, max(1, line - 1), cv2.LINE_AA)
+        if c.point is not None:
+            _marker(out, c.point[0], c.point[1], colour, "+", s)
+        for p in c.negatives:
+            _marker(out, p[0], p[1], colour, "-", s)
+    if pending is not None:
+        x, y = round(pending[0]), round(pending[1])
+        arm = max(4, round(8 * s))
+        cv2.line(out, (x - arm, y), (x + arm, y), (255, 255, 255), line)
+        cv2.line(out, (x, y - arm), (x, y + arm), (255, 255, 255), line)
+    return out
+
+
+def mark_frame(frame: np.ndarray, colour: tuple[int, int, int], width: int | None = None) -> np.ndarray:
+    """A coloured border inside the frame (gallery: target / reference / key frames)."""
+    _check_frame(frame)
+    out = frame.copy()
+    w = width if width is not None else max(3, round(5 * _scale(frame)))
+    out[:w], out[-w:], out[:, :w], out[:, -w:] = colour, colour, colour, colour
+    return out
+
+
+def contact_sheet(
+    tiles: Sequence[np.ndarray],
+    filled: Sequence[bool],
+    labels: Sequence[str] | None = None,
+    highlight: int | None = None,
+    columns: int = 12,
+) -> np.ndarray:
+    """Tiles on a grid, row-major; tiles not ``filled`` yet are shown dimmed and grey.
+
+    All tiles must share one (h, w, 3) shape. ``highlight`` (a tile index, e.g. the keyframe) gets a
+    yellow border. Used for the propagation strip that fills in both directions from the keyframe.
+    """
+    if not tiles:
+        raise ValueError("no tiles")
+    h, w = tiles[0].shape[:2]
+    cols = max(1, min(columns, len(tiles)))
+    rows = (len(tiles) + cols - 1) // cols
+    gap = 2
+    sheet = np.full((rows * (h + gap) + gap, cols * (w + gap) + gap, 3), 24, dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        if tile.shape[:2] != (h, w):
+            raise ValueError("tiles differ in size")
+        img = tile
+        if not filled[i]:
+            grey = tile.mean(axis=2, keepdims=True).astype(np.float32)
+            img = (grey * 0.35 + 20).astype(np.uint8).repeat(3, axis=2)
+        if highlight is not None and i == highlight:
+            img = mark_frame(img, TARGET_FRAME_COLOUR, width=2)
+        if labels is not None:
+            img = img.copy()
+            cv2.putText(img, labels[i], (2, h - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 0, 0), 2, cv2.LINE_AA)
+            cv2.putText(img, labels[i], (2, h - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1,
+                        cv2.LINE_AA)
+        r, c = divmod(i, cols)
+        y, x = gap + r * (h + gap), gap + c * (w + gap)
+        sheet[y : y + h, x : x + w] = img
+    return sheet
+
+
+def _fmt(values: Sequence[float] | None) -> str:
+    return "–" if values is None else "[" + ", ".join(f"{v:.0f}" for v in values) + "]"
+
+
+def cues_legend_html(cues: Sequence[TargetCues | dict[str, Any]], frame_idx: int | None = None) -> str:
+    """One line per target, in the target's colour: box, + centre and − negative points."""
+    if not cues:
+        return "<p><em>No cues.</em></p>"
+    head = f"<p>Cues on frame <b>{frame_idx}</b> (original pixels):</p>" if frame_idx is not None else ""
+    rows = []
+    for item in cues:
+        c = _as_cues(item)
+        colour = target_hex(c.obj_id - 1)
+        negs = ", ".join(_fmt(p) for p in c.negatives) or "–"
+        rows.append(
+            f'<li><span style="color:{colour};font-weight:bold">■ target {c.obj_id}</span>: '
+            f"box {html.escape(_fmt(c.box))}, + centre {html.escape(_fmt(c.point))}, − negative {negs}</li>"
+        )
+    return head + "<ul>" + "".join(rows) + "</ul>"
+
+
+__all__ = [
+    "KEY_FRAME_COLOUR",
+    "REFERENCE_FRAME_COLOUR",
+    "TARGET_COLOURS",
+    "TARGET_FRAME_COLOUR",
+    "contact_sheet",
+    "cues_legend_html",
+    "draw_cues",
+    "mark_frame",
+    "overlay_masks",
+    "target_colour",
+    "target_hex",
+]
