@@ -20,9 +20,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import davis_reference as ref  # noqa: E402
+import davis_reference as ref
 
-from videoseg.metrics import boundary_f, jaccard  # noqa: E402
+from videoseg.metrics import boundary_f, jaccard
 
 
 def random_blobs(rng: np.random.Generator, frames: int, height: int, width: int, blobs: int) -> np.ndarray:
@@ -58,7 +58,9 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     gt = random_blobs(rng, args.frames, args.height, args.width, blobs=4)
-    pred = np.roll(gt, shift=(3, -5), axis=(1, 2)) | random_blobs(rng, args.frames, args.height, args.width, 1)
+    pred = np.roll(gt, shift=(3, -5), axis=(1, 2)) | random_blobs(
+        rng, args.frames, args.height, args.width, 1
+    )
     print(f"{args.frames} frames of {args.height}x{args.width}, cv2 threads {args.threads}")
 
     rows = [

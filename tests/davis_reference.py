@@ -18,7 +18,8 @@ import warnings
 import cv2
 import numpy as np
 import torch
-from skimage.morphology import binary_dilation, disk
+from scipy.ndimage import binary_dilation
+from skimage.morphology import disk
 
 # ------------------------------------------------------------------------------------ DAVIS toolkit
 
@@ -68,8 +69,9 @@ def f_measure(
     bound_th: float = 0.008,
     dilation: str = "cv2",
 ) -> float:
-    """F of one (H, W) frame. ``dilation="skimage"`` uses ``binary_dilation`` (the toolkit's older,
-    commented-out line) instead of ``cv2.dilate``; both give the same result for integer radii."""
+    """F of one (H, W) frame. ``dilation="binary"`` dilates with a binary dilation (the toolkit's
+    older, now commented-out ``binary_dilation`` line; scipy's, which scikit-image's wrapped) instead
+    of ``cv2.dilate``; both give the same result for integer radii."""
     if void_pixels is None:
         void_pixels = np.zeros_like(foreground_mask).astype(bool)
     else:
@@ -83,8 +85,8 @@ def f_measure(
         fg_dil = cv2.dilate(fg_boundary.astype(np.uint8), disk(bound_pix).astype(np.uint8))
         gt_dil = cv2.dilate(gt_boundary.astype(np.uint8), disk(bound_pix).astype(np.uint8))
     else:
-        fg_dil = binary_dilation(fg_boundary, disk(bound_pix))
-        gt_dil = binary_dilation(gt_boundary, disk(bound_pix))
+        fg_dil = binary_dilation(fg_boundary, structure=disk(bound_pix))
+        gt_dil = binary_dilation(gt_boundary, structure=disk(bound_pix))
 
     gt_match = gt_boundary * fg_dil
     fg_match = fg_boundary * gt_dil
@@ -125,7 +127,12 @@ def db_eval_boundary(
 
 
 def db_statistics(per_frame_values: np.ndarray) -> tuple[float, float, float]:
-    """Mean, recall, decay, with the toolkit's uint8 bin indices."""
+    """Mean, recall, decay, with the toolkit's uint8 bin indices.
+
+    The toolkit ran on numpy 1.x (it uses ``np.bool``), where ``uint8 + 1`` is promoted to a wider
+    integer; under numpy 2 it would wrap 255 + 1 to 0. The edges are taken as Python ints to keep the
+    numpy 1.x behaviour.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
         mean = np.nanmean(per_frame_values)
@@ -133,7 +140,8 @@ def db_statistics(per_frame_values: np.ndarray) -> tuple[float, float, float]:
     ids = np.round(np.linspace(1, len(per_frame_values), 4 + 1) + 1e-10) - 1
     with np.errstate(invalid="ignore"):
         ids = ids.astype(np.uint8)
-    bins = [per_frame_values[ids[i] : ids[i + 1] + 1] for i in range(4)]
+    edges = [int(i) for i in ids]
+    bins = [per_frame_values[edges[i] : edges[i + 1] + 1] for i in range(4)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
         decay = np.nanmean(bins[0]) - np.nanmean(bins[3])
@@ -143,7 +151,9 @@ def db_statistics(per_frame_values: np.ndarray) -> tuple[float, float, float]:
 # --------------------------------------------------------------------------------------------- ReVOS
 
 
-def revos_robustness(gt_masks: np.ndarray, pred_masks: np.ndarray, foreground_masks: np.ndarray) -> np.ndarray:
+def revos_robustness(
+    gt_masks: np.ndarray, pred_masks: np.ndarray, foreground_masks: np.ndarray
+) -> np.ndarray:
     """Per frame, on uint8 0/1 masks, as ReVOS's script computes it."""
     out = []
     for gt, pred, fg in zip(gt_masks, pred_masks, foreground_masks):

@@ -12,7 +12,11 @@ import time
 import numpy as np
 import pytest
 import torch
-from tiny_models import tiny_qwen_dir, tiny_visionreasoner_dir  # noqa: F401  (session fixtures)
+from tiny_models import (  # noqa: F401  (session fixtures)
+    tiny_qwen_dir,
+    tiny_sam2_video_dir,
+    tiny_visionreasoner_dir,
+)
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as hf_smart_resize
 
 from videoseg import models
@@ -330,3 +334,88 @@ def test_visionreasoner_answers_in_840_space_and_maps_back(tiny_visionreasoner_d
     # A cue at the model-space corners lands on the frame's corners.
     cues = TargetCues(box=[0, 0, 840, 840], point=[420, 420]).from_model_space((840, 840), (120, 90))
     assert cues.box == [0.0, 0.0, 120.0, 90.0] and cues.point == [60.0, 45.0]
+
+
+# --------------------------------------------------------------------------- the whole pipeline
+
+
+def _run_pipeline(config: PipelineConfig, n: int = 12):
+    from videoseg.pipeline import run
+    from videoseg.state import RunState
+    from videoseg.video import ArrayVideo
+
+    video = ArrayVideo(_frames(n, 48, 64, seed=5), fps=6.0)
+    events = list(run(video, "the square that moves left", config))
+    return events, RunState.from_events(events)
+
+
+def _assert_plumbing(events, state, n: int, num_targets: int):
+    from videoseg import events as ev
+
+    types = [type(e) for e in events]
+    errors = [e for e in events if isinstance(e, ev.RunError)]
+    assert not errors, errors
+    assert types[0] is ev.RunStarted and types[-1] is ev.RunFinished
+    # Stage order: sampler decision, then reasoning, then keyframe, then propagation.
+    first = {t: types.index(t) for t in set(types)}
+    assert first[ev.SamplerResult] < first[ev.ReasoningDone] < first[ev.PropagationStarted]
+    assert first[ev.ReasoningToken] < first[ev.ReasoningDone]
+    tokens = [e for e in events if isinstance(e, ev.ReasoningToken)]
+    done = next(e for e in events if isinstance(e, ev.ReasoningDone))
+    assert [t.index for t in tokens] == list(range(len(tokens)))
+    assert "".join(t.text for t in tokens) == done.raw_text
+    prompts_shown = {e.purpose for e in events if isinstance(e, ev.PromptShown)}
+    assert "reason" in prompts_shown
+    propagated = [e for e in events if isinstance(e, ev.PropagatedMask)]
+    assert sorted(e.frame_idx for e in propagated) == list(range(n))  # every frame exactly once
+    assert sorted(state.masks) == list(range(n))
+    assert all(state.masks[i].shape == (num_targets, 48, 64) for i in range(n))
+
+
+def test_pipeline_end_to_end_on_tiny_models(tiny_qwen_dir, tiny_sam2_video_dir):  # noqa: F811
+    from videoseg import events as ev
+
+    config = PipelineConfig(
+        vlm=str(tiny_qwen_dir),
+        segmenter="sam2",
+        propagator="sam2",
+        sam2_model=str(tiny_sam2_video_dir),  # one checkpoint serves Sam2Model and Sam2VideoModel
+        device="cpu",
+        num_interval_answers=2,
+        num_percent_answers=2,
+        frames_per_question=4,
+        num_key_frames=2,
+        num_reference_frames=2,
+        max_new_tokens=24,
+    )
+    events, state = _run_pipeline(config)
+    # The random model writes no answer: a parse error event, no targets, empty masks everywhere.
+    assert any(isinstance(e, ev.ParseError) for e in events)
+    assert {e.purpose for e in events if isinstance(e, ev.PromptShown)} >= {
+        "interval",
+        "percentage",
+        "reason",
+    }
+    backends = {e.for_stage: e for e in events if isinstance(e, ev.BackendInfo)}
+    assert backends["reasoner"].model_id == str(tiny_qwen_dir) and not backends["reasoner"].weights_free
+    assert backends["propagator"].name == "sam2-video"
+    _assert_plumbing(events, state, 12, num_targets=0)
+
+
+def test_pipeline_with_manual_cues_runs_both_sam2_models(tiny_sam2_video_dir):  # noqa: F811
+    from videoseg import events as ev
+
+    config = PipelineConfig(
+        vlm="manual",
+        manual_cues=[{"box": [10, 8, 40, 30], "point": [25, 20], "negatives": [[2, 2]], "frame_idx": 5}],
+        segmenter="sam2",
+        propagator="sam2",
+        sam2_model=str(tiny_sam2_video_dir),
+        device="cpu",
+        rate_difficulty=False,
+    )
+    events, state = _run_pipeline(config)
+    keyframe = [e for e in events if isinstance(e, ev.KeyframeMask)]
+    assert len(keyframe) == 1 and keyframe[0].cues["box"] == [10.0, 8.0, 40.0, 30.0]
+    assert 0.0 <= keyframe[0].score <= 1.0
+    _assert_plumbing(events, state, 12, num_targets=1)

@@ -12,11 +12,12 @@ beside the numbers the paper and its peers report:
   evaluation scripts (VISA ``tools/eval_revos.py``, ``tools/eval_mevis.py``, ``tools/metrics.py``).
 - :func:`image_iou`, :func:`giou`, :func:`ciou`: LISA's ``validate()`` (ReasonSeg gIoU, refCOCO cIoU).
 
-The toolkit loops over frames in Python and rebuilds a boundary map with several full-frame numpy
-temporaries per frame; here the boundary map is one 2x2 min/max filter in OpenCV, the tolerance
-dilation is OpenCV's with the very same disk footprint, and the counts are taken on the boundary
-pixels' bounding box only. ``bench/bench_metrics.py`` prints the speed-up; ``tests/test_metrics.py``
-checks equality with a literal re-implementation of the toolkit (``tests/davis_reference.py``).
+The toolkit builds each boundary map from several full-frame numpy temporaries and dilates the whole
+frame by a disk; here J is vectorised over all frames, the boundary map is one 2x2 min/max filter in
+OpenCV, the disk dilation is done as the union of a few rectangle dilations (the same pixels, ~3x
+cheaper) and only on the bounding box of the boundary pixels. ``bench/bench_metrics.py`` prints the
+speed-up; ``tests/test_metrics.py`` checks equality with a literal re-implementation of the toolkit
+(``tests/davis_reference.py``).
 
 Masks: ``(T, H, W)`` (or a single ``(H, W)`` frame, scored as ``T = 1``) arrays; any non-zero value is
 foreground, as in the toolkit (it casts with ``astype(bool)``).
@@ -211,7 +212,9 @@ def _dilate(boundary: np.ndarray, footprint: np.ndarray, rectangles: list[np.nda
     return out
 
 
-def _matched(src: np.ndarray, other: np.ndarray, footprint: np.ndarray, rectangles: list[np.ndarray] | None) -> int:
+def _matched(
+    src: np.ndarray, other: np.ndarray, footprint: np.ndarray, rectangles: list[np.ndarray] | None
+) -> int:
     """Pixels of boundary ``src`` within the footprint placed on some pixel of boundary ``other``."""
     near_other = _dilate(other, footprint, rectangles)
     return int(cv2.countNonZero(cv2.bitwise_and(src, near_other)))
@@ -300,9 +303,10 @@ def db_statistics(per_frame: Any, *, uint8_bins: bool = False) -> tuple[float, f
     last quarter, where the 4 bins run between indices ``round(linspace(1, T, 5) + 1e-10) - 1`` and each
     bin includes its right edge (neighbouring bins share one frame).
 
-    The toolkit casts those indices to ``uint8``, which wraps for sequences longer than 256 frames
+    The toolkit casts those indices to ``uint8``, which goes wrong for sequences longer than 256 frames
     (DAVIS has none, MeViS / ReVOS do) and then gives a meaningless or NaN decay. By default the indices
-    stay integers; ``uint8_bins=True`` reproduces the wrap. Both agree for T <= 256.
+    stay integers; ``uint8_bins=True`` reproduces the cast (with numpy 1.x promotion of ``edge + 1``, the
+    numpy the toolkit ran on). Both agree for T <= 256.
     An empty input gives NaN for all three.
     """
     values = np.asarray(per_frame, dtype=np.float64).reshape(-1)
@@ -354,8 +358,9 @@ def robustness(pred: Any, gt: Any, foreground: Any) -> np.ndarray:
     ``gt`` is the expression's target (union of its objects), ``foreground`` every annotated object in
     the frame. Predicting nothing outside the target gives 1; every wrongly claimed pixel costs in
     proportion to the frame's annotated foreground; a false positive in a frame with no annotated
-    foreground gives 0. As ReVOS's ``get_r2vos_robustness`` with 0/1 masks; it sums uint8 instance
-    masks, so pixels where annotations overlap count twice there and once here.
+    foreground gives 0. Equal to ReVOS's ``get_r2vos_robustness`` on 0/1 masks whose annotations do
+    not overlap; that script adds uint8 instance masks, so where annotations overlap it counts a
+    foreground pixel twice and its ``1 - gt`` wraps to 255, while here every mask is a plain set.
 
     Returns:
         (T,) float64.
@@ -383,24 +388,31 @@ class ExpressionResult:
     r: np.ndarray  # (T,) ReVOS robustness per frame
 
     @property
-    def J(self) -> float:
+    def j_mean(self) -> float:
         return float(np.mean(self.j))
 
     @property
-    def F(self) -> float:
+    def f_mean(self) -> float:
         return float(np.mean(self.f))
 
     @property
-    def JF(self) -> float:
-        return (self.J + self.F) / 2
+    def jf_mean(self) -> float:
+        return (self.j_mean + self.f_mean) / 2
 
     @property
-    def R(self) -> float:
+    def r_mean(self) -> float:
         return float(np.mean(self.r))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (means, no per-frame arrays)."""
-        return {"id": self.expr_id, "type": self.type, "J": self.J, "F": self.F, "J&F": self.JF, "R": self.R}
+        return {
+            "id": self.expr_id,
+            "type": self.type,
+            "J": self.j_mean,
+            "F": self.f_mean,
+            "J&F": self.jf_mean,
+            "R": self.r_mean,
+        }
 
 
 def expression_scores(
@@ -433,9 +445,13 @@ def expression_scores(
     if labels.ndim == 2:
         labels = labels[None]
     if labels.ndim != 3 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"gt_masks: expected (T, H, W) integer object ids, got {labels.dtype} {labels.shape}")
+        raise ValueError(
+            f"gt_masks: expected (T, H, W) integer object ids, got {labels.dtype} {labels.shape}"
+        )
     if void_label is not None and void_label in ids:
         raise ValueError(f"object id {void_label} is the void label")
+    if len(labels) == 0:
+        raise ValueError(f"expression {expr_id!r}: no frames to score")
     gt = np.isin(labels, ids)
     void = labels == void_label if void_label is not None else None
     foreground = labels != 0 if void is None else (labels != 0) & ~void
@@ -496,7 +512,9 @@ def aggregate_expressions(results: Iterable[ExpressionResult | Mapping[str, Any]
         raise ValueError("no expression results to aggregate")
     for row in rows:
         if row["type"] not in EXPRESSION_TYPES:
-            raise ValueError(f"expression {row['id']!r}: type must be one of {EXPRESSION_TYPES}, got {row['type']!r}")
+            raise ValueError(
+                f"expression {row['id']!r}: type must be one of {EXPRESSION_TYPES}, got {row['type']!r}"
+            )
     subsets = {kind: _subset_means([row for row in rows if row["type"] == kind]) for kind in EXPRESSION_TYPES}
     referring, reasoning = subsets["referring"], subsets["reasoning"]
     revos = None

@@ -118,16 +118,14 @@ def _with_progress(events: Iterable[ev.Event], quiet: bool) -> Iterator[ev.Event
                 bar.update(1)
             elif not isinstance(event, ev.ReasoningToken):
                 line = describe_event(event)
-                if line:
-                    (bar.write if bar is not None else _err)(line)
+                if line and bar is not None:
+                    bar.write(line, file=sys.stderr)
+                elif line:
+                    print(line, file=sys.stderr)
             yield event
     finally:
         if bar is not None:
             bar.close()
-
-
-def _err(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 def _finish(state: RunState, out: Path | None, quiet: bool, video_path: str | None = None) -> int:

@@ -231,10 +231,10 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.vide
         raise NotAVideoError(f"{path.name} holds no video stream ({kinds})")
     stream = streams[0]
     if stream.codec_context is None:
-        tag = stream.codec_tag or "unknown"
+        fmt = container.format.name
         container.close()
         raise UnsupportedCodecError(
-            f"{path.name}: no decoder for its video codec (codec tag {tag!r}); "
+            f"{path.name}: FFmpeg has no decoder for the video codec in this {fmt} file; "
             "re-encode it, e.g. to H.264 mp4"
         )
     return stream
@@ -274,7 +274,6 @@ def probe(path: str | Path) -> dict[str, Any]:
             "file_bytes": path.stat().st_size,
             "format": container.format.name,
             "codec": ctx.name if ctx is not None else None,
-            "codec_tag": stream.codec_tag,
             "decodable": ctx is not None,
             "width": ctx.width if ctx is not None else None,
             "height": ctx.height if ctx is not None else None,
@@ -349,11 +348,20 @@ def _build_index(
     width = height = 0
     packet_end: int | None = None  # last timestamp the demuxed packets reach
     packet_start: int | None = None
+    n_packets = 0
     codec = stream.codec_context
     time_base = stream.time_base
     try:
         for packet in container.demux(stream):
             if packet.size:
+                n_packets += 1
+                if packet.is_corrupt:
+                    # A partial read (file cut inside a packet) or a damaged packet; frame-threaded
+                    # decoding would otherwise pass over it silently.
+                    raise CorruptVideoError(
+                        f"{path.name}: the video stream is damaged or truncated "
+                        f"(incomplete packet after {len(pts)} frames)"
+                    )
                 stamp = packet.pts if packet.pts is not None else packet.dts
                 if stamp is not None:
                     end = stamp + (packet.duration or 0)
@@ -387,6 +395,12 @@ def _build_index(
     if n_frames == 0:
         raise EmptyVideoError(f"{path.name} holds a video stream with no decodable frames")
 
+    if container.format.name.startswith("mov") and stream.frames and n_packets < stream.frames:
+        # MP4 sample tables list every sample, so fewer packets than samples means a cut file.
+        raise CorruptVideoError(
+            f"{path.name} is truncated: {n_packets} of the {stream.frames} samples "
+            "its index lists are present"
+        )
     _check_truncation(stream, path, packet_start, packet_end, fps_declared, time_base)
     fps = _measured_fps(pts, time_base, fps_declared)
     caps.check_length(n_frames, n_frames / fps, path)

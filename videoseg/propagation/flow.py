@@ -166,7 +166,7 @@ def _resegment(warped: np.ndarray, prob: np.ndarray, ref_area: float) -> np.ndar
     if not core.any():
         return core
     # The band grows with object size so that fast motion a few object-widths/10 away stays reachable.
-    radius = max(2, round(0.15 * np.sqrt(max(ref_area, 1.0))))
+    radius = max(3, round(0.3 * np.sqrt(max(ref_area, 1.0))))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     band = cv2.dilate(core.astype(np.uint8), kernel) > 0
     score = WARP_WEIGHT * warped + (1.0 - WARP_WEIGHT) * prob

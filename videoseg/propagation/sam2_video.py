@@ -22,7 +22,7 @@ Targets whose keyframe mask is empty are not tracked: their masks stay empty on 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ def _read(video: VideoSource, order: Sequence[int]) -> Iterator[tuple[int, np.nd
 class Sam2VideoPropagator:
     """Keyframe masks -> masks on every frame with SAM2 video tracking (see the module docstring)."""
 
-    def __init__(self, config: PipelineConfig, memory_window: int | None = None) -> None:
+    def __init__(self, config: PipelineConfig, memory_window: int | Literal["auto"] | None = "auto") -> None:
         self.model_id = config.sam2_model
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
@@ -65,8 +65,9 @@ class Sam2VideoPropagator:
         )
         cfg = self.model.config
         reach = max(int(cfg.num_maskmem) - 1, int(cfg.max_object_pointers_in_encoder) - 1, 1)
-        # How many past frames' outputs a session keeps; None keeps everything (for tests).
-        self.memory_window: int | None = reach if memory_window is None else memory_window
+        # How many past frames' outputs a session keeps: "auto" = the model's memory reach; None keeps
+        # every output (the unbounded reference the tests compare against).
+        self.memory_window: int | None = reach if memory_window == "auto" else memory_window
         self.info = BackendDescription(
             name="sam2-video",
             weights_free=False,

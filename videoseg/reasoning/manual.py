@@ -72,7 +72,8 @@ class ManualVideoQA:
         note = (
             "" if frame == self.frame_idx else f" (clicked frame {self.frame_idx} lies outside; nearest end)"
         )
-        return f"The cues were given on frame {frame}{note}: {percent:.6f}% of the segment."
+        # The percentage comes first: the parser reads the first number.
+        return f"{percent:.6f}% of the segment: the cues were given on frame {frame}{note}."
 
     def rate_difficulty(self, clip: Clip, query: str) -> str:
         self.last_prompts.difficulty = "(manual backend: no difficulty rating)"

@@ -2,7 +2,9 @@
 
 The cues initialise GrabCut's trimap the way SAM2 reads its prompts: outside the box is background,
 inside it probably foreground; the positive centre point becomes a small *sure foreground* disc and
-each negative point a *sure background* disc. A point with no box gets a box grown around it: the
+each negative point a *sure background* disc, together with the colour region around it (a
+distractor of another colour that touches the target), unless that region reaches the positive
+point. A point with no box gets a box grown around it: the
 colour region reachable from the point (flood fill within a colour tolerance), padded; when that
 region is degenerate (a speck, or most of the frame) a fixed box of a quarter of the shorter frame
 side is used instead.

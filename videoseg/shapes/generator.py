@@ -423,7 +423,7 @@ class _Builder:
         raise _Retry(f"could not place a {colour} {shape}")
 
     # ---- motion kinds
-    def still_or_drift(self, size: float, max_speed: float = 0.8, box=None):
+    def still_or_drift(self, size: float, max_speed: float = 0.6, box=None):
         def make():
             p0 = self.random_point(size, box)
             if self.rng.random() < 0.5:
@@ -724,7 +724,7 @@ def _fam_multi_target(b: _Builder) -> list[_Spec]:
     twins = []
     for _ in range(2):
         sz = b.size()
-        twins.append(b.place(b.still_or_drift(sz, max_speed=0.9), c, s, sz))
+        twins.append(b.place(b.still_or_drift(sz), c, s, sz))
     c2, s2 = b.pick(colour=c)  # same colour, other shape
     sz = b.size()
     t1 = int(rng.integers(int(0.35 * T), int(0.65 * T)))
@@ -747,7 +747,7 @@ def _fam_absent_first_frame(b: _Builder) -> list[_Spec]:
     for _ in range(n):
         c, s = b.pick()
         sz = b.size()
-        others.append(b.place(b.still_or_drift(sz, max_speed=1.2), c, s, sz))
+        others.append(b.place(b.still_or_drift(sz), c, s, sz))
     c, s = b.pick()
     sz = b.size()
     t_x = int(rng.integers(int(0.2 * T), int(0.5 * T)))

@@ -460,7 +460,10 @@ def resolve_object(ref: ObjectRef, world: World, strict: bool = True) -> Resolut
         ids = full
     else:
         top = max(scores.values(), default=0.0)
-        ids = [i for i, s in scores.items() if s == top and (top > 0 or checks == 0)]
+        ids = [i for i, s in scores.items() if s == top]
+        if ids and checks:
+            notes.append("I could not confirm every condition in these frames; best guess among: "
+                         + ", ".join(t.name() for t in cands if t.obj_id in ids) + ".")
     ids = sorted(ids, key=lambda i: -scores[i])
     if ref.count >= 1 and len(ids) > ref.count and not strict:
         notes.append(f"{len(ids)} objects fit but the query asks for {ref.count}; keeping the best supported.")

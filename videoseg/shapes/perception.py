@@ -33,6 +33,7 @@ from videoseg.shapes.grammar import COLOURS, TrackFacts, World
 
 MIN_SATURATION = 95
 MIN_VALUE = 70
+MIN_SEGMENT_S = 0.3  # motion is measured over steps at least this long
 MAX_HUE_DISTANCE = 9  # OpenCV hue units (0..179); palette hues are >= 11 apart
 _PALETTE_HUES = {
     name: int(cv2.cvtColor(np.uint8([[rgb]]), cv2.COLOR_RGB2HSV)[0, 0, 0]) for name, rgb in COLOURS.items()
@@ -257,8 +258,8 @@ def _heading_events(times: list[float], points: list[np.ndarray], fps: float) ->
         dist = float(np.linalg.norm(d))
         # "moving" for headings; "fast" / "still" with a dead zone between them, so that a slow
         # drift plus compression jitter never reads as a stop
-        moving = dist > max(4.0, 0.5 * fps * dt)
-        fast = dist > max(4.0, 0.9 * fps * dt)
+        moving = dist > max(3.0, 0.5 * fps * dt)
+        fast = dist > max(3.0, 1.0 * fps * dt)
         still = dist <= max(2.0, 0.15 * fps * dt)
         segs.append((times[i], times[i + 1], d, dist, moving, fast, still))
     speeds = [s[3] / (s[1] - s[0]) for s in segs if s[4]]
@@ -301,6 +302,18 @@ def _heading_events(times: list[float], points: list[np.ndarray], fps: float) ->
     return events, speed
 
 
+def _thin(positions: list[int], times: list[float], min_gap: float) -> list[int]:
+    """Drop observations closer than ``min_gap`` s to the previous kept one (keep the last), so
+    that motion is measured over steps long enough to beat centroid jitter."""
+    kept: list[int] = []
+    for p in positions:
+        if not kept or times[p] - times[kept[-1]] >= min_gap:
+            kept.append(p)
+    if positions and kept[-1] != positions[-1]:
+        kept.append(positions[-1])
+    return kept
+
+
 def _near(a: Detection, b: Detection, pad: int = 4) -> bool:
     return not (
         a.bbox[2] + pad < b.bbox[0] or b.bbox[2] + pad < a.bbox[0]
@@ -315,7 +328,7 @@ def build_world(tracks: list[Track], times: list[float], fps: float) -> World:
     for t in tracks:
         positions = sorted(t.obs)
         full = t.full_area()
-        reliable = [p for p in positions if t.complete(p)]
+        reliable = _thin([p for p in positions if t.complete(p)], times, MIN_SEGMENT_S)
         events, speed = _heading_events([times[p] for p in reliable],
                                         [np.array(t.obs[p].centroid) for p in reliable], fps)
         first, last = positions[0], positions[-1]

@@ -1,0 +1,148 @@
+"""Pieces the explorer's tabs share: the run view's components and the event-driving loop.
+
+The Run tab and the Inspect tab's trace replay show a run with the same components
+(:func:`build_run_view`) fed by the same loop (:func:`drive`), which is what makes a replayed trace
+look exactly like the live run that recorded it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from videoseg import events as ev
+from videoseg.ui.examples import Example
+from videoseg.ui.live import OUTPUT_NAMES, SKIP, STAGE_HEADERS, LiveView, empty_outputs
+from videoseg.ui.session import SessionStore, UploadCaps
+
+
+@dataclass
+class AppContext:
+    """What every tab needs: the session store, the upload caps and the bundled examples."""
+
+    store: SessionStore
+    caps: UploadCaps
+    examples: list[Example]
+
+
+def session_hash(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def build_run_view(label: str = "") -> dict[str, gr.components.Component]:
+    """The components that show one run, keyed by :data:`~videoseg.ui.live.OUTPUT_NAMES`."""
+    c: dict[str, gr.components.Component] = {}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=420):
+            c["status"] = gr.Markdown("", elem_classes=["vs-status"])
+            c["timeline"] = gr.Plot(label="Stage 1 · HTFS timeline (interval answers, zoom, target frame)")
+        with gr.Column(scale=2, min_width=320):
+            c["stages"] = gr.Dataframe(
+                headers=STAGE_HEADERS, label="Per stage: backend, time (s), tokens, frames",
+                interactive=False, wrap=True, value=empty_outputs()["stages"],
+            )
+            c["downloads"] = gr.File(label="Downloads: masks (PNG zip), overlay mp4, cues JSON, trace",
+                                     file_count="multiple", interactive=False)
+    c["gallery"] = gr.Gallery(label="Sampled frames (★ target, ◆ reference, grey: key segment)",
+                              columns=8, height=190, object_fit="contain", allow_preview=True)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            c["reasoning"] = gr.Markdown("", label="Stage 2 · reasoning", elem_classes=["vs-reasoning"],
+                                         container=True, min_height=120)
+        with gr.Column(scale=1, min_width=260):
+            c["cues_image"] = gr.Image(label="Stage 2 · cues on the target frame (box, + centre, − negative)",
+                                       type="filepath", interactive=False, height=260)
+            c["cues_legend"] = gr.HTML("")
+        with gr.Column(scale=1, min_width=260):
+            c["keyframe_image"] = gr.Image(label="Stage 3a · keyframe mask", type="filepath",
+                                           interactive=False, height=260)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=380):
+            c["strip"] = gr.Image(label="Stage 3b · propagation filling in from the keyframe (grey: not yet)",
+                                  type="filepath", interactive=False)
+        with gr.Column(scale=2, min_width=300):
+            c["video"] = gr.Video(label="Result: overlay video", interactive=False, height=300)
+    with gr.Accordion("Run details (machine-readable progress)", open=False):
+        c["progress"] = gr.JSON(label="progress")
+    assert set(c) == set(OUTPUT_NAMES)
+    return c
+
+
+def ordered(view: dict[str, gr.components.Component]) -> list[gr.components.Component]:
+    return [view[name] for name in OUTPUT_NAMES]
+
+
+def to_updates(values: dict[str, Any], names: Iterable[str] = OUTPUT_NAMES) -> list[Any]:
+    """Output values in order, with unchanged ones as ``gr.skip()``."""
+    return [gr.skip() if values.get(n, SKIP) is SKIP else values[n] for n in names]
+
+
+def message_outputs(message: str, stage: str = "error") -> dict[str, Any]:
+    """Only the status and progress outputs, showing ``message``; everything else is left as it is."""
+    values: dict[str, Any] = {n: SKIP for n in OUTPUT_NAMES}
+    values["status"] = f"### ❌ {message}"
+    values["progress"] = {"stage": stage, "status": "error", "error": message, "stages_seen": []}
+    return values
+
+
+def drive(view: LiveView, events: Iterable[ev.Event]) -> Iterator[dict[str, Any]]:
+    """Feed events to ``view``; yield its outputs whenever an update is due, and always at the end.
+
+    An exception from the event source (which the pipeline promises not to raise) still ends as a
+    visible error message instead of a traceback.
+    """
+    iterator = iter(events)
+    try:
+        while True:
+            try:
+                event = next(iterator)
+            except StopIteration:
+                break
+            except Exception as exc:
+                view.apply(ev.RunError(for_stage=view.stage, message=f"{type(exc).__name__}: {exc}"))
+                break
+            if view.apply(event):
+                yield view.outputs()
+        if not view.finished:
+            # a source that stopped without RunFinished / RunError (e.g. a truncated trace)
+            view.ended = True
+            view.messages.append("⚠️ The event stream ended before the run finished (truncated trace?).")
+            view.dirty.update(("status", "video", "downloads", "strip"))
+        yield view.outputs()
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+        view.close()
+
+
+def clear_values() -> dict[str, Any]:
+    return empty_outputs()
+
+
+def file_path(value: Any) -> str | None:
+    """A path from a Gradio file value (str, dict with "path", or an object with ``.name``)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, Path)):
+        return str(value)
+    if isinstance(value, dict):
+        return value.get("path") or value.get("name")
+    return getattr(value, "path", None) or getattr(value, "name", None)
+
+
+__all__ = [
+    "AppContext",
+    "build_run_view",
+    "clear_values",
+    "drive",
+    "file_path",
+    "message_outputs",
+    "ordered",
+    "session_hash",
+    "to_updates",
+]

@@ -1,0 +1,156 @@
+"""The Compare tab: the same video and query under two presets, side by side (the paper's ablations).
+
+Each side shows its HTFS timeline, the keyframe mask with its cues and the overlay video; when the
+ground truth is known (a bundled shapes example whose expression is the query, or a zip of PNG masks)
+both runs are scored per frame and the J&F curves and a summary table show where they differ (e.g.
+Table 5: full HTFS vs first frame; Table 6: all cues vs box only). Named API endpoint: ``compare``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from videoseg.ui.common import AppContext, drive, file_path, session_hash
+from videoseg.ui.examples import ground_truth_for, load_gt_zip
+from videoseg.ui.live import SKIP, LiveView
+from videoseg.ui.runner import check_preset, check_query, pipeline_events, preset_choices
+from videoseg.ui.session import UploadError
+from videoseg.viz.curves import jf_curves_figure, per_frame_scores, summarise
+
+SIDE_OUTPUTS = ("timeline", "keyframe_image", "video")
+SUMMARY_HEADERS = ["preset", "J", "F", "J&F", "target frame", "target frame in GT", "seconds"]
+
+
+def compare_stream(ctx: AppContext, video: Any, query: str | None, preset_a: str | None, preset_b: str | None,
+                   gt_zip: Any = None, request: gr.Request | None = None) -> Iterator[list[Any]]:
+    """Yields [status, a_timeline, a_keyframe, a_video, b_timeline, b_keyframe, b_video, curves, summary]."""
+    skip = gr.skip()
+
+    def message(text: str) -> list[Any]:
+        return [text, *[skip] * 8]
+
+    try:
+        path = file_path(video)
+        query = check_query(query)
+        names = [check_preset(preset_a), check_preset(preset_b)]
+        opened = ctx.caps.open(path)
+    except UploadError as exc:
+        gr.Warning(str(exc))
+        yield message(f"### ❌ {exc}")
+        return
+    try:
+        session = session_hash(request)
+        gt, gt_note = None, "no ground truth: pick a bundled example (its expression as the query) or add a GT zip"
+        if gt_zip is not None:
+            try:
+                gt = load_gt_zip(ctx.caps.extract_zip(file_path(gt_zip), ctx.store.new_run_dir(session, "gt"),
+                                                      "ground-truth zip"))
+                gt_note = f"ground truth from the uploaded zip ({len(gt)} masks)"
+            except (UploadError, ValueError, OSError) as exc:
+                gr.Warning(f"Ground truth not used: {exc}")
+                gt_note = f"ground truth zip not used: {exc}"
+        else:
+            found = ground_truth_for(path, query, ctx.examples)
+            if found is not None:
+                gt, gt_note = found[0], f"ground truth: {found[1]}"
+        if gt is not None and (len(gt) != len(opened) or gt.shape[2:0:-1] != tuple(opened.size)):
+            gt_note = (f"ground truth not used: {gt.shape[0]} masks of {gt.shape[2]}×{gt.shape[1]} vs "
+                       f"{len(opened)} frames of {opened.size[0]}×{opened.size[1]}")
+            gr.Warning(gt_note)
+            gt = None
+        present = gt.reshape(len(gt), -1).any(axis=1).tolist() if gt is not None else None
+        sides: list[list[Any]] = [[skip] * 3, [skip] * 3]
+        views: list[LiveView] = []
+        status = ["waiting", "waiting"]
+        for k, name in enumerate(names):
+            view = LiveView(ctx.store.new_run_dir(session, f"compare{k}"), opened, gt_present=present)
+            views.append(view)
+            for values in drive(view, pipeline_events(str(path), query, name, None, len(opened))):
+                sides[k] = [values[n] if values[n] is not SKIP else skip for n in SIDE_OUTPUTS]
+                status[k] = view.render_progress()["stage"]
+                head = f"### ⏳ A `{names[0]}`: {status[0]} · B `{names[1]}`: {status[1]}"
+                yield [head, *sides[0], *sides[1], skip, skip]
+                sides[k] = [skip] * 3
+        rows, series, targets = [], {}, {}
+        for name, view in zip(names, views):
+            s = view.state
+            target = s.sampler_result.target_frame if s.sampler_result else None
+            err = next((e.message for e in s.errors if e.fatal), None)
+            if gt is not None and err is None:
+                pred = np.zeros(gt.shape, dtype=bool)
+                for idx in range(len(gt)):
+                    if idx in s.masks and s.masks[idx].shape[0]:
+                        pred[idx] = s.masks[idx].any(axis=0)
+                scores = per_frame_scores(pred, gt)
+                mean = summarise(scores)
+                series[name], targets[name] = scores, target
+                in_gt = None if target is None else bool(present[target])
+                rows.append([name, round(mean["J"], 3), round(mean["F"], 3), round(mean["J&F"], 3), target, in_gt,
+                             round(s.finished.seconds, 2) if s.finished else None])
+            else:
+                seconds = round(s.finished.seconds, 2) if s.finished else None
+                rows.append([name, None, None, None, target, None, seconds])
+        errors = [f"{n}: {e.message}" for n, v in zip(names, views) for e in v.state.errors if e.fatal]
+        lines = ["### ✅ Compared" if not errors else "### ⚠️ Compared, with errors", gt_note]
+        lines += [f"❌ {html.escape(e)}" for e in errors]
+        if len(series) == 2:
+            a, b = (summarise(series[n])["J&F"] for n in names)
+            better = names[0] if a > b else names[1] if b > a else "neither"
+            lines.append(f"J&F: `{names[0]}` {a:.3f} vs `{names[1]}` {b:.3f}: **{better}** is better here.")
+        curves = jf_curves_figure(series, targets, title="per-frame J&F against the ground truth") if series else None
+        yield ["\n\n".join(lines), *[skip] * 6, curves, rows]
+    finally:
+        opened.close()
+
+
+def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    gr.Markdown("Run the same video and query under two presets, e.g. `shapes` (full HTFS) vs "
+                "`shapes-first-frame` (Table 5), or `shapes` (all cues) vs `shapes-box-only` (Table 6).")
+    with gr.Row(equal_height=False):
+        video = gr.Video(label="Video", sources=["upload"], height=220)
+        with gr.Column():
+            query = gr.Textbox(label="Query", lines=2)
+            with gr.Row():
+                preset_a = gr.Dropdown(choices=preset_choices(), value="shapes", label="Preset A",
+                                       allow_custom_value=True)
+                preset_b = gr.Dropdown(choices=preset_choices(), value="shapes-first-frame", label="Preset B",
+                                       allow_custom_value=True)
+            gt_zip = gr.File(label="Ground truth (optional zip of per-frame PNG masks)", file_types=[".zip"])
+            with gr.Row():
+                copy_btn = gr.Button("Use the Run tab's video and query", size="sm")
+                go = gr.Button("Compare", variant="primary", elem_id="compare-button")
+    status = gr.Markdown("")
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            gr.Markdown("#### A")
+            a_timeline = gr.Plot(label="A · HTFS timeline")
+            a_key = gr.Image(label="A · keyframe mask + cues", type="filepath", interactive=False, height=240)
+            a_video = gr.Video(label="A · overlay", interactive=False, height=240)
+        with gr.Column():
+            gr.Markdown("#### B")
+            b_timeline = gr.Plot(label="B · HTFS timeline")
+            b_key = gr.Image(label="B · keyframe mask + cues", type="filepath", interactive=False, height=240)
+            b_video = gr.Video(label="B · overlay", interactive=False, height=240)
+    curves = gr.Plot(label="Per-frame J&F")
+    summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="Summary", interactive=False)
+
+    def compare(video_value: Any, query_value: str, a: str, b: str, gt_value: Any,
+                request: gr.Request) -> Iterator[list[Any]]:
+        yield from compare_stream(ctx, video_value, query_value, a, b, gt_value, request)
+
+    outputs = [status, a_timeline, a_key, a_video, b_timeline, b_key, b_video, curves, summary]
+    go.click(compare, inputs=[video, query, preset_a, preset_b, gt_zip], outputs=outputs, api_name="compare",
+             concurrency_limit=1, show_progress="minimal")
+    if run_inputs is not None:
+        copy_btn.click(lambda v, q: (v, q), inputs=[run_inputs["video"], run_inputs["query"]],
+                       outputs=[video, query], api_visibility="private")
+    return {"video": video, "query": query, "preset_a": preset_a, "preset_b": preset_b, "gt_zip": gt_zip,
+            "outputs": outputs}
+
+
+__all__ = ["build_compare_tab", "compare_stream"]

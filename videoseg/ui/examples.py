@@ -1,0 +1,188 @@
+"""The explorer's bundled shapes-world examples and the ground truth that comes with them.
+
+Shapes-world scenarios (the weights-free test bed) are folders in the DAVIS layout: ``video.mp4``,
+``Annotations/%05d.png`` (object ids) and ``expressions.json`` (text + object ids per expression).
+:func:`find_examples` lists those under ``examples/``; when none are there (a bare checkout) a few are
+generated once into the explorer's temp root, so the app always opens on something that runs on a
+CPU in seconds. :func:`ground_truth_for` recognises an example video by its content (an upload is a
+copy under another name) and returns the ground truth of the expression whose text is the query,
+which lets the Compare tab score runs. :func:`load_gt_zip` reads user-given ground truth instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES_DIR = REPO_ROOT / "examples"
+TRACES_DIR = EXAMPLES_DIR / "traces"
+# (seed, family) generated when the repository has no examples folder of its own.
+FALLBACK_SCENARIOS = ((3, "turn"), (5, "appears_after"), (7, "distractor_colour"))
+
+
+@dataclass
+class Example:
+    """One example video folder with its expressions ({"id", "text", "type", "obj_ids"} dicts)."""
+
+    directory: Path
+    expressions: list[dict] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+    @property
+    def video(self) -> Path:
+        return self.directory / "video.mp4"
+
+    @property
+    def annotations(self) -> Path:
+        return self.directory / "Annotations"
+
+    def expression_for(self, query: str) -> dict | None:
+        q = " ".join(query.lower().split())
+        return next((e for e in self.expressions if " ".join(e["text"].lower().split()) == q), None)
+
+
+def _read_example(directory: Path) -> Example | None:
+    if not ((directory / "video.mp4").is_file() and (directory / "Annotations").is_dir()):
+        return None
+    try:
+        expressions = json.loads((directory / "expressions.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(expressions, list):
+        return None
+    good = [e for e in expressions if isinstance(e, dict) and "text" in e and "obj_ids" in e]
+    return Example(directory, good) if good else None
+
+
+def find_examples(root: Path = EXAMPLES_DIR) -> list[Example]:
+    """Example folders under ``root`` (any depth), sorted by path."""
+    if not root.is_dir():
+        return []
+    found = [_read_example(p.parent) for p in sorted(root.rglob("expressions.json"))]
+    return [e for e in found if e is not None]
+
+
+_lock = threading.Lock()
+
+
+def fallback_examples(cache_root: Path) -> list[Example]:
+    """Generate :data:`FALLBACK_SCENARIOS` once into ``cache_root/examples`` (reused afterwards)."""
+    out_root = cache_root / "examples"
+    with _lock:
+        examples = []
+        for seed, family in FALLBACK_SCENARIOS:
+            d = out_root / f"{family}_{seed}"
+            ex = _read_example(d)
+            if ex is None:
+                from videoseg.shapes.generator import generate
+
+                generate(seed, family).save(d)
+                ex = _read_example(d)
+            if ex is not None:
+                examples.append(ex)
+        return examples
+
+
+def available_examples(cache_root: Path) -> list[Example]:
+    return find_examples() or fallback_examples(cache_root)
+
+
+def example_rows(examples: list[Example], preset: str = "shapes", limit: int = 8) -> list[list[str]]:
+    """[video path, query, preset] rows for ``gr.Examples``: the first expressions of each example,
+    taken round-robin so every video shows up."""
+    rows: list[list[str]] = []
+    depth = 0
+    while len(rows) < limit and any(depth < len(e.expressions) for e in examples):
+        for e in examples:
+            if depth < len(e.expressions) and len(rows) < limit:
+                rows.append([str(e.video), e.expressions[depth]["text"], preset])
+        depth += 1
+    return rows
+
+
+def _sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+_hashes: dict[Path, tuple[float, str]] = {}
+
+
+def match_example(video_path: str | Path, examples: list[Example]) -> Example | None:
+    """The example whose video has the same bytes as ``video_path`` (uploads are renamed copies)."""
+    p = Path(video_path)
+    if not p.is_file():
+        return None
+    size = p.stat().st_size
+    digest = None
+    for ex in examples:
+        if not ex.video.is_file() or ex.video.stat().st_size != size:
+            continue
+        mtime = ex.video.stat().st_mtime
+        cached = _hashes.get(ex.video)
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, _sha1(ex.video))
+            _hashes[ex.video] = cached
+        digest = digest or _sha1(p)
+        if cached[1] == digest:
+            return ex
+    return None
+
+
+def read_annotations(directory: Path) -> np.ndarray:
+    """(T, H, W) uint8 object ids from a folder of palette PNGs."""
+    from videoseg.video import read_mask_pngs
+
+    return read_mask_pngs(directory)
+
+
+def ground_truth_for(video_path: str | Path, query: str, examples: list[Example]) -> tuple[np.ndarray, str] | None:
+    """((T, H, W) bool union of the expression's objects, a description) or None when unknown."""
+    ex = match_example(video_path, examples)
+    if ex is None:
+        return None
+    expression = ex.expression_for(query)
+    if expression is None:
+        return None
+    ids = np.asarray(expression["obj_ids"], dtype=np.uint8)
+    gt = np.isin(read_annotations(ex.annotations), ids)
+    return gt, f"example {ex.name}, expression {expression.get('id')} (objects {list(expression['obj_ids'])})"
+
+
+def load_gt_zip(directory: Path) -> np.ndarray:
+    """(T, H, W) bool from an unpacked zip of per-frame PNG masks (any non-zero pixel is the target).
+
+    The PNGs may sit in a sub-folder; they are read in name order. Raises ValueError when there are none.
+    """
+    pngs = sorted(directory.rglob("*.png"))
+    if not pngs:
+        raise ValueError("the ground-truth zip holds no PNG masks")
+    folders = {p.parent for p in pngs}
+    if len(folders) > 1:
+        raise ValueError(f"the ground-truth zip has PNGs in {len(folders)} folders; put them in one")
+    return read_annotations(next(iter(folders))) > 0
+
+
+__all__ = [
+    "EXAMPLES_DIR",
+    "TRACES_DIR",
+    "Example",
+    "available_examples",
+    "example_rows",
+    "find_examples",
+    "ground_truth_for",
+    "load_gt_zip",
+    "match_example",
+]

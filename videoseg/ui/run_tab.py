@@ -1,0 +1,113 @@
+"""The Run tab: one video + query + preset through all three paper stages, shown live.
+
+As the pipeline's events arrive the tab fills in the HTFS timeline and sampled frames (step 1), the
+streamed reasoning and the cues on the target frame (step 2), the keyframe mask and the propagation
+in both directions (step 3), then offers the downloads. Its click handler is the named API endpoint
+``run`` (inputs: video file, query, preset name), a generator that streams those updates.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from videoseg.ui.common import (
+    AppContext,
+    build_run_view,
+    drive,
+    file_path,
+    message_outputs,
+    ordered,
+    session_hash,
+    to_updates,
+)
+from videoseg.ui.examples import example_rows, ground_truth_for
+from videoseg.ui.live import LiveView, empty_outputs
+from videoseg.ui.runner import check_preset, check_query, describe_preset, pipeline_events, preset_choices
+from videoseg.ui.session import UploadError
+
+
+def run_stream(ctx: AppContext, video: Any, query: str | None, preset_name: str | None,
+               request: gr.Request | None = None, overrides: dict[str, Any] | None = None,
+               kind: str = "run") -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """(output values, run record) pairs for one run; bad input gives one message update."""
+    try:
+        path = file_path(video)
+        query = check_query(query)
+        preset_name = check_preset(preset_name)
+        opened = ctx.caps.open(path)
+    except UploadError as exc:
+        gr.Warning(str(exc))
+        yield message_outputs(str(exc)), None
+        return
+    try:
+        out_dir = ctx.store.new_run_dir(session_hash(request), kind)
+        gt = None
+        try:
+            gt = ground_truth_for(path, query, ctx.examples)
+        except (OSError, ValueError):
+            gt = None  # ground truth is optional decoration on the timeline
+        gt_present = gt[0].reshape(len(gt[0]), -1).any(axis=1).tolist() if gt is not None else None
+        view = LiveView(out_dir, opened, gt_present=gt_present)
+        first = empty_outputs()
+        first["status"] = f"### ⏳ Starting `{preset_name}` on {len(opened)} frames…"
+        first["progress"] = {"stage": "run", "status": "starting", "stages_seen": []}
+        record = {"video": str(path), "query": query, "preset": preset_name, "dir": str(out_dir),
+                  "trace": str(out_dir / "trace.jsonl")}
+        yield first, record
+        cancel = threading.Event()
+        events = pipeline_events(str(path), query, preset_name, overrides, len(opened), cancel)
+        try:
+            for values in drive(view, events):
+                if values.get("progress") and values["progress"].get("error"):
+                    gr.Warning(values["progress"]["error"])
+                yield values, record
+        finally:
+            cancel.set()
+    finally:
+        opened.close()
+
+
+def build_run_tab(ctx: AppContext) -> dict[str, Any]:
+    """Build the tab inside the current Blocks; returns its components by name (for tests / wiring)."""
+    rows = example_rows(ctx.examples)
+    default_preset = "shapes"
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=300):
+            video = gr.Video(label="Video (upload, or pick an example below)", sources=["upload"], height=260)
+        with gr.Column(scale=3, min_width=320):
+            query = gr.Textbox(label="Query", lines=2, placeholder="e.g. the triangle that turns left")
+            preset = gr.Dropdown(choices=preset_choices(), value=default_preset, label="Preset",
+                                 allow_custom_value=True, info="real-model presets say whether their weights are here")
+            preset_info = gr.Markdown(describe_preset(default_preset))
+            with gr.Row():
+                run_btn = gr.Button("Run", variant="primary", elem_id="run-button")
+                stop_btn = gr.Button("Stop", variant="stop")
+            gr.Markdown(f"<small>Limits here: {ctx.caps.describe()}.</small>")
+    if rows:
+        gr.Examples(examples=rows, inputs=[video, query, preset], cache_examples=False,
+                    label="Shapes-world examples (weights-free; run on a CPU in seconds)",
+                    examples_per_page=8, elem_id="run-examples")
+    view = build_run_view()
+    last_run = gr.State(None)
+
+    def run(video_value: Any, query_value: str, preset_value: str, request: gr.Request) -> Iterator[list[Any]]:
+        record = None
+        for values, rec in run_stream(ctx, video_value, query_value, preset_value, request):
+            record = rec or record
+            yield [*to_updates(values), record if record is not None else gr.skip()]
+
+    event = run_btn.click(run, inputs=[video, query, preset], outputs=[*ordered(view), last_run],
+                          api_name="run", concurrency_limit=2, show_progress="minimal")
+    query.submit(run, inputs=[video, query, preset], outputs=[*ordered(view), last_run],
+                 api_visibility="private", concurrency_limit=2, show_progress="minimal")
+    stop_btn.click(None, cancels=[event], api_visibility="private")
+    preset.change(describe_preset, inputs=preset, outputs=preset_info, api_visibility="private")
+    return {"video": video, "query": query, "preset": preset, "run": run_btn, "stop": stop_btn,
+            "view": view, "last_run": last_run, "preset_info": preset_info}
+
+
+__all__ = ["build_run_tab", "run_stream"]
