@@ -20,7 +20,9 @@ def _scene(width: int = 160, height: int = 120, seed: int = 0) -> np.ndarray:
     return np.clip(frame.astype(int) + noise, 0, 255).astype(np.uint8)
 
 
-def _disc(frame: np.ndarray, center: tuple[int, int], radius: int, colour: tuple[int, int, int]) -> np.ndarray:
+def _disc(
+    frame: np.ndarray, center: tuple[int, int], radius: int, colour: tuple[int, int, int]
+) -> np.ndarray:
     mask = np.zeros(frame.shape[:2], dtype=np.uint8)
     cv2.circle(mask, center, radius, 1, -1)
     frame[mask > 0] = colour

@@ -52,7 +52,11 @@ def test_k_intervals_and_m_percentages_are_averaged_exactly() -> None:
     qa = ScriptedVideoQA(
         intervals=[
             ["1 to 5 s", "2 to 6 s", "3 to 7 s"],  # frames (10,50) (20,60) (30,70) -> mean (20, 60)
-            ["0 to 1 s", "0.5 to 1.5 s", "1 to 2 s"],  # in window [20, 60]: (20,30) (25,35) (30,40) -> (25, 35)
+            [
+                "0 to 1 s",
+                "0.5 to 1.5 s",
+                "1 to 2 s",
+            ],  # in window [20, 60]: (20,30) (25,35) (30,40) -> (25, 35)
         ],
         percents=["10%", "20%", "60%"],  # mean 0.3; T_key = 11 -> floor(3.3) = 3 -> frame 28
     )
@@ -207,7 +211,9 @@ def test_first_frame_asks_nothing_and_puts_cues_on_frame_0() -> None:
 
 
 def test_target_only_shows_only_the_htfs_target() -> None:
-    events, decision = _drive(run_sampler(FrameReader(_video()), "q", _scripted(), CFG.replace(sampler="target_only")))
+    events, decision = _drive(
+        run_sampler(FrameReader(_video()), "q", _scripted(), CFG.replace(sampler="target_only"))
+    )
     result = events[-1]
     assert isinstance(result, ev.SamplerResult) and result.strategy == "target_only"
     assert decision.target_frame == 50 and decision.key_frames == [50] and decision.reference_frames == []

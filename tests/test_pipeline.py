@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 from fakes import ScriptedVideoQA, answer_for_mask, box_of, moving_square_frames
 
-from videoseg import backends
+from videoseg import backends, pipeline
 from videoseg import events as ev
-from videoseg import pipeline
 from videoseg.config import PipelineConfig
 from videoseg.pipeline import CANCELLED, run
-from videoseg.state import RunState
 from videoseg.stages import BackendDescription
+from videoseg.state import RunState
 from videoseg.video import ArrayVideo, write_mp4
 
 T = 20
@@ -142,7 +141,9 @@ def test_malformed_answers_give_a_parse_error_and_empty_masks(
     assert not any(isinstance(e, (ev.CuesParsed, ev.KeyframeMask)) for e in events)
     state = RunState.from_events(events)
     assert state.status == "finished" and state.num_targets == 0
-    assert sorted(state.masks) == list(range(T)) and all(state.masks[i].shape == (0, 72, 96) for i in range(T))
+    assert sorted(state.masks) == list(range(T)) and all(
+        state.masks[i].shape == (0, 72, 96) for i in range(T)
+    )
     assert not state.label_map(3).any()
 
 
@@ -393,7 +394,9 @@ def test_the_cue_ablation_filter(
     assert _iou(state.masks[TARGET][0], GT[TARGET]) > 0.8
 
 
-def test_a_target_with_no_cue_left_after_filtering_gets_an_empty_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_target_with_no_cue_left_after_filtering_gets_an_empty_mask(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     box_only = '<answer>[{"bbox_2d": [34, 28, 49, 43]}]</answer>'
     events = _run(monkeypatch, _qa(reasoning=[box_only]), config=CFG.replace(cues=("point",)))
     assert any(isinstance(e, ev.RunWarning) and "no cue left" in e.message for e in events)
@@ -404,7 +407,7 @@ def test_a_target_with_no_cue_left_after_filtering_gets_an_empty_mask(monkeypatc
 def test_first_frame_baseline_through_the_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
     qa = _qa(reasoning=[answer_for_mask(GT[0])])
     events = _run(monkeypatch, qa, config=CFG.replace(sampler="first_frame"))
-    assert [e.for_stage for e in events if isinstance(e, ev.BackendInfo)][0] == "reasoner"
+    assert next(e.for_stage for e in events if isinstance(e, ev.BackendInfo)) == "reasoner"
     assert not any(isinstance(e, (ev.SamplerLevel, ev.SamplerPercent)) for e in events)
     request = qa.requests[0]
     assert request.target_index == 0 and request.key_clip.frame_indices == [0]
@@ -478,7 +481,9 @@ def test_manual_backend_rejects_bad_cues(cues: Any, fragment: str) -> None:
 
 def test_manual_cues_on_first_frame_sampler_are_applied_and_said_so() -> None:
     cues = [{"box": box_of(GT[0]), "frame_idx": 4}]
-    events = list(run(ArrayVideo(FRAMES, 10), "q", CFG.replace(vlm="manual", manual_cues=cues, sampler="first_frame")))
+    events = list(
+        run(ArrayVideo(FRAMES, 10), "q", CFG.replace(vlm="manual", manual_cues=cues, sampler="first_frame"))
+    )
     done = next(e for e in events if isinstance(e, ev.ReasoningDone))
     assert "applied as given to frame 0" in done.think
 
@@ -493,7 +498,9 @@ def shapes_scenario() -> Any:
     return generate(3, "distractor_colour")
 
 
-@pytest.mark.parametrize("preset_name", ["shapes", "shapes-first-frame", "shapes-target-only", "shapes-random-key"])
+@pytest.mark.parametrize(
+    "preset_name", ["shapes", "shapes-first-frame", "shapes-target-only", "shapes-random-key"]
+)
 def test_shapes_world_runs_every_table5_row(shapes_scenario: Any, preset_name: str) -> None:
     from videoseg.config import preset
 
@@ -507,3 +514,16 @@ def test_shapes_world_runs_every_table5_row(shapes_scenario: Any, preset_name: s
     gt = np.isin(shapes_scenario.masks, expression.obj_ids)
     j = np.mean([_iou(state.label_map(t) > 0, gt[t]) if gt[t].any() else 1.0 for t in range(len(gt))])
     assert j > (0.7 if preset_name == "shapes" else 0.3)
+
+
+def test_config_from_a_preset_name_or_a_dict(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "make_vqa", lambda c: _qa())
+    by_name = list(run(ArrayVideo(FRAMES, 10), "q", None, preset="shapes-box-only"))
+    assert by_name[0].config["cues"] == ["box"] and by_name[0].preset == "shapes-box-only"
+    assert isinstance(by_name[-1], ev.RunFinished)
+    by_dict = list(run(ArrayVideo(FRAMES, 10), "q", CFG.replace(seed=7).to_dict()))
+    assert by_dict[0].config["seed"] == 7 and isinstance(by_dict[-1], ev.RunFinished)
+    unknown = list(run(ArrayVideo(FRAMES, 10), "q", None, preset="no-such-preset"))
+    assert _types(unknown) == ["run_started", "error"] and unknown[1].for_stage == "config"
+    bad = list(run(ArrayVideo(FRAMES, 10), "q", {"delta": 7}))
+    assert _types(bad) == ["run_started", "error"] and "delta" in bad[1].message

@@ -32,7 +32,19 @@ def test_run_writes_outputs_and_replay_reproduces_them(
     directory, scenario = scenario_dir
     expression = scenario.expressions[0]
     out, trace = tmp_path / "out", tmp_path / "run.jsonl"
-    code = main(["run", str(directory / "video.mp4"), expression.text, "--preset", "shapes", "--out", str(out), "--trace", str(trace)])
+    code = main(
+        [
+            "run",
+            str(directory / "video.mp4"),
+            expression.text,
+            "--preset",
+            "shapes",
+            "--out",
+            str(out),
+            "--trace",
+            str(trace),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "sampler [htfs]" in captured.err and "finished" in captured.err  # the log goes to stderr
@@ -57,7 +69,9 @@ def test_run_writes_outputs_and_replay_reproduces_them(
     assert json.loads((replay_out / "cues.json").read_text()) == cues
 
 
-def test_bad_video_exits_non_zero_with_the_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_video_exits_non_zero_with_the_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bogus = tmp_path / "clip.mp4"
     bogus.write_bytes(b"\x00" * 100)
     code = main(["run", str(bogus), "the circle", "--out", str(tmp_path / "o"), "--quiet"])
@@ -66,7 +80,9 @@ def test_bad_video_exits_non_zero_with_the_message(tmp_path: Path, capsys: pytes
     assert not (tmp_path / "o" / "masks").exists()
 
 
-def test_unknown_preset_and_bad_overrides_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_preset_and_bad_overrides_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["run", "v.mp4", "q", "--preset", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown preset" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:  # argparse rejects a propagator it does not know

@@ -31,7 +31,9 @@ def _live_events(monkeypatch: pytest.MonkeyPatch) -> list[ev.Event]:
     return list(pipeline.run(ArrayVideo(FRAMES, 10), "the red square", CFG, preset="shapes"))
 
 
-def test_write_then_read_gives_identical_events_and_masks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_write_then_read_gives_identical_events_and_masks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     live = _live_events(monkeypatch)
     path = tmp_path / "run.jsonl"
     assert write_trace(path, live) == len(live)
@@ -69,7 +71,7 @@ def test_a_partial_trace_keeps_what_was_written(tmp_path: Path) -> None:
     ("content", "fragment"),
     [
         ('{"type": "run_started", "query": "q", "video": {}, "config": {}}\nnot json\n', ":2: not JSON"),
-        ('[1, 2]\n', "expected an event object"),
+        ("[1, 2]\n", "expected an event object"),
         ('{"type": "teleport"}\n', "unknown event type"),
         ('{"type": "run_started", "query": "q", "video": {}, "config": {}, "colour": 3}\n', "unknown fields"),
         ('{"type": "stage_timing"}\n', ":1:"),  # required fields missing
@@ -109,7 +111,11 @@ def test_run_state_fold(monkeypatch: pytest.MonkeyPatch) -> None:
     assert state.difficulty is not None and state.difficulty.level == "easy"
     assert state.text == state.reasoning.raw_text and state.tokens[1] == "red"
     assert state.keyframe == 13 and list(state.keyframe_masks) == [0]
-    assert state.progress == (16, 16) and state.directions[13] == "keyframe" and state.directions[0] == "backward"
+    assert (
+        state.progress == (16, 16)
+        and state.directions[13] == "keyframe"
+        and state.directions[0] == "backward"
+    )
     assert set(state.timings) == {"sampler", "difficulty", "reasoner", "segmenter", "propagator"}
     assert state.frames_decoded == len(state.decoded_frames) > 0
     labels = list(state.iter_label_maps())

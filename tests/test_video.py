@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -221,6 +222,40 @@ def test_fps_duration_size(name: str, fps: float, duration: float, size: tuple[i
         assert video.duration == pytest.approx(duration, rel=1e-3)
         assert video.size == size
         assert video.metadata["frames"] == len(video)
+
+
+@pytest.mark.parametrize(("degrees", "size"), [(90, (48, 64)), (-90, (48, 64)), (180, (64, 48))])
+def test_display_rotation_matches_opencv(tmp_path: Path, degrees: int, size: tuple[int, int]) -> None:
+    # Phones store portrait video sideways with a display rotation; players (and OpenCV's
+    # orientation handling, the independent reference here) show it turned upright.
+    path = tmp_path / f"rot{degrees}.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(degrees)
+        for i in range(6):
+            image = np.zeros((48, 64, 3), np.uint8)
+            image[:16, 4 * i : 4 * i + 16] = (255, 0, 0)
+            image[-8:] = (0, 255, 0)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    capture = cv2.VideoCapture(str(path))
+    expected = []
+    while (grabbed := capture.read())[0]:
+        expected.append(grabbed[1][..., ::-1])
+    capture.release()
+    assert len(expected) == 6 and expected[0].shape == (size[1], size[0], 3)
+    # Asymmetric caps that only the upright (display) size satisfies.
+    caps = VideoCaps(max_width=size[0], max_height=size[1])
+    with open_video(path, caps) as video:
+        assert video.size == size
+        assert video.metadata["rotation"] % 360 == degrees % 360
+        frames = video.frames([5, 0, 3])
+        backward = [frame for _, frame in video.iter_frames(reverse=True)]
+    for got, want in zip([*frames, *backward], [expected[i] for i in (5, 0, 3, 5, 4, 3, 2, 1, 0)]):
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 2
 
 
 # --------------------------------------------------------------------------------------------------

@@ -171,6 +171,7 @@ class SamplerLevel(Event):
     intervals: list[list[int] | None]  # parsed [start, end] per answer (frames), None where unparsable
     mean_interval: list[int]  # [start, end] key segment after this level
     zoom: bool  # True when another level will zoom into mean_interval
+    fallback: bool = False  # True when no answer parsed and the whole window was kept
 
 
 @dataclass

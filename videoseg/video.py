@@ -20,6 +20,9 @@ wanted frames to RGB:
   recorded timestamp sequence frame after frame (and not be flagged corrupt); any mismatch turns
   seeking off for that video and falls back to decoding from the start.
 
+Frames come out as players show them: a display rotation (portrait phone video) is applied, so
+``size`` is the upright (width, height).
+
 Memory stays bounded: the index is a few integers per frame, ``iter_frames`` streams, and backward
 iteration decodes chunks of at most ``chunk_bytes`` and reverses each chunk.
 """
@@ -297,8 +300,9 @@ class _FrameIndex:
     """Facts from the one-time decode pass; frame ``i`` = the ``i``-th frame decoded."""
 
     n_frames: int
-    width: int
+    width: int  # decoded width (before display rotation)
     height: int
+    quarter_turns: int  # display rotation, counter-clockwise quarter turns (np.rot90's k)
     pts: list[int | None]  # timestamp of each emitted frame, in stream.time_base
     keyframes: list[int]  # indices of frames flagged key by the decoder, increasing
     corrupt: set[int]  # indices of frames the decoder flagged corrupt (seeks must reproduce this)
@@ -345,7 +349,7 @@ def _build_index(
     pts: list[int | None] = []
     keyframes: list[int] = []
     corrupt: set[int] = set()
-    width = height = 0
+    width = height = quarter_turns = 0
     packet_end: int | None = None  # last timestamp the demuxed packets reach
     packet_start: int | None = None
     n_packets = 0
@@ -370,7 +374,11 @@ def _build_index(
             for frame in codec.decode(packet):
                 if not pts:
                     width, height = frame.width, frame.height
-                    caps.check_size(width, height, path)
+                    quarter_turns = _quarter_turns(frame, path)
+                    if quarter_turns % 2:
+                        caps.check_size(height, width, path)
+                    else:
+                        caps.check_size(width, height, path)
                 if frame.key_frame:
                     keyframes.append(len(pts))
                 if frame.is_corrupt:
@@ -412,6 +420,7 @@ def _build_index(
         n_frames=n_frames,
         width=width,
         height=height,
+        quarter_turns=quarter_turns,
         pts=pts,
         keyframes=keyframes or [0],
         corrupt=corrupt,
@@ -422,6 +431,19 @@ def _build_index(
         time_base=time_base,
         stream_index=stream.index,
     )
+
+
+def _quarter_turns(frame: av.VideoFrame, path: Path) -> int:
+    """Display rotation of the stream (phones store portrait video sideways plus a rotation).
+
+    Browsers and players show the rotated picture, so frames are returned rotated the same way
+    (the convention of FFmpeg's autorotate and OpenCV's orientation handling).
+    """
+    degrees = frame.rotation or 0
+    if degrees % 90:
+        log.warning("%s: display rotation of %s degrees ignored (not a multiple of 90)", path.name, degrees)
+        return 0
+    return round(degrees / 90) % 4
 
 
 def _check_truncation(
@@ -779,8 +801,16 @@ class Video(_VideoBase):
         container = _open_container(self._path)
         try:
             stream = _video_stream(container, self._path)
-            # Declared size first, so a huge video is refused before any decoding.
-            caps.check_size(stream.codec_context.width, stream.codec_context.height, self._path)
+            # Declared size first, so a huge video is refused before any decoding (either way
+            # round: the display rotation is known only from the first decoded frame).
+            width, height = stream.codec_context.width, stream.codec_context.height
+            try:
+                caps.check_size(width, height, self._path)
+            except VideoTooLargeError as as_stored:
+                try:
+                    caps.check_size(height, width, self._path)
+                except VideoTooLargeError:
+                    raise as_stored from None
             _configure(stream)
             self._index = _build_index(container, stream, self._path, caps)
             self.codec = stream.codec_context.name
@@ -789,7 +819,10 @@ class Video(_VideoBase):
             container.close()
         self.path = self._path
         self.fps = self._index.fps
-        self.size = (self._index.width, self._index.height)
+        if self._index.quarter_turns % 2:
+            self.size = (self._index.height, self._index.width)
+        else:
+            self.size = (self._index.width, self._index.height)
         self.chunk_bytes = chunk_bytes
         self._seek = seek
         self._stats = _Stats()
@@ -832,6 +865,7 @@ class Video(_VideoBase):
             "fps_declared": self._index.fps_declared,
             "width": self.size[0],
             "height": self.size[1],
+            "rotation": self._index.quarter_turns * 90,
             "duration_s": self.duration,
             "keyframes": len(self._index.keyframes),
             "seekable": self.seekable,
@@ -839,11 +873,15 @@ class Video(_VideoBase):
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         self._stats.converted += 1
-        width, height = self.size
-        if frame.width != width or frame.height != height:
+        index = self._index
+        if frame.width != index.width or frame.height != index.height:
             # Mid-stream resolution change: scale to the first frame's size so arrays stack.
-            return frame.to_ndarray(format="rgb24", width=width, height=height)
-        return frame.to_ndarray(format="rgb24")
+            rgb = frame.to_ndarray(format="rgb24", width=index.width, height=index.height)
+        else:
+            rgb = frame.to_ndarray(format="rgb24")
+        if index.quarter_turns:
+            rgb = np.ascontiguousarray(np.rot90(rgb, index.quarter_turns))
+        return rgb
 
     def _read(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         with self._lock:

@@ -186,6 +186,7 @@ def htfs(
             intervals=[None if iv is None else list(iv) for iv in intervals],
             mean_interval=list(mean),
             zoom=zoom,
+            fallback=fallback,
         )
         window = mean
         level += 1

@@ -370,6 +370,7 @@ class Resolution:
     ids: list[int]
     scores: dict[int, float]
     notes: list[str]
+    confirmed: bool = True  # every returned object met every condition (False: a best guess)
 
 
 def _matches(ref: ObjectRef, t: TrackFacts) -> bool:
@@ -456,9 +457,11 @@ def resolve_object(ref: ObjectRef, world: World, strict: bool = True) -> Resolut
         elif not strict:
             scores[best.obj_id] += 0.5
     full = [i for i, s in scores.items() if s >= checks]
+    confirmed = True
     if strict or full:
         ids = full
     else:
+        confirmed = False
         top = max(scores.values(), default=0.0)
         ids = [i for i, s in scores.items() if s == top]
         if ids and checks:
@@ -467,7 +470,7 @@ def resolve_object(ref: ObjectRef, world: World, strict: bool = True) -> Resolut
     ids = sorted(ids, key=lambda i: -scores[i])
     if ref.count >= 1 and len(ids) > ref.count and not strict:
         notes.append(f"{len(ids)} objects fit but the query asks for {ref.count}; keeping the best supported.")
-    return Resolution(ids=ids, scores=scores, notes=notes)
+    return Resolution(ids=ids, scores=scores, notes=notes, confirmed=confirmed and bool(ids))
 
 
 def resolve(query: Query, world: World, strict: bool = True) -> Resolution:
@@ -475,14 +478,16 @@ def resolve(query: Query, world: World, strict: bool = True) -> Resolution:
     ids: list[int] = []
     scores: dict[int, float] = {}
     notes: list[str] = []
+    confirmed = True
     for ref in query.targets:
         r = resolve_object(ref, world, strict=strict)
         notes.extend(r.notes)
+        confirmed = confirmed and r.confirmed
         for i in r.ids:
             if i not in ids:
                 ids.append(i)
                 scores[i] = r.scores[i]
-    return Resolution(ids=ids, scores=scores, notes=notes)
+    return Resolution(ids=ids, scores=scores, notes=notes, confirmed=confirmed)
 
 
 def is_unambiguous(query: Query, world: World, obj_ids: list[int]) -> bool:

@@ -64,6 +64,7 @@ class _Understanding:
     error: str | None
     targets: list[Track]
     notes: list[str] = field(default_factory=list)
+    confirmed: bool = False  # the targets meet every condition of the query in these frames
 
 
 def _pieces(text: str) -> list[str]:
@@ -105,7 +106,7 @@ class ShapesVideoQA:
                 return (-res.scores.get(i, 0.0), -first if wants_late else 0, -tr.full_area())
 
             ids = sorted(ids, key=rank)[:want]
-        return _Understanding(perception, q, None, [perception.track(i) for i in ids], notes)
+        return _Understanding(perception, q, None, [perception.track(i) for i in ids], notes, res.confirmed)
 
     def _best_position(self, u: _Understanding) -> int | None:
         """Observation index where all targets are seen best (None: never all seen)."""
@@ -152,8 +153,13 @@ class ShapesVideoQA:
         duration = clip.duration
         u = self._understand(clip.frames, clip.frame_indices, clip.fps, query)
         origin = clip.window[0] / clip.fps
-        if u.error or not u.targets:
-            why = u.error or "no object in these frames fits the query"
+        if u.error or not u.confirmed:
+            # an event outside these frames cannot be checked: keep the whole clip rather than
+            # zoom towards a guess (HTFS then stops zooming here)
+            why = u.error or (
+                "I cannot confirm which object the query means from these frames"
+                if u.targets else "no object in these frames fits the query"
+            )
             return f"From 0.00 to {duration:.2f} seconds (the whole clip): {why}."
         p = u.perception
         best = self._best_position(u)
@@ -181,10 +187,13 @@ class ShapesVideoQA:
         u = self._understand(clip.frames, clip.frame_indices, clip.fps, query)
         start, end = clip.window
         length = end - start + 1
-        best = self._best_position(u)
+        best = self._best_position(u) if u.confirmed else None
         if best is None:
-            why = u.error or "no object in these frames fits the query"
-            return f"50.00% (the middle, a guess): {why}."
+            why = u.error or (
+                "I cannot confirm which object the query means from these frames"
+                if u.targets else "no object in these frames fits the query"
+            )
+            return f"50.00% (the middle of the segment, a guess): {why}."
         frame = min(max(u.perception.frame_indices[best], start), end)
         percent = 100.0 * (frame - start + 0.5) / length
         return f"{percent:.4f}%: {', '.join(t_name(t) for t in u.targets)} is seen best in frame {frame}."

@@ -102,6 +102,7 @@ def detect(frame: np.ndarray, min_area: int = 30) -> FrameParse:
     labels = np.zeros((H, W), np.int32)
     detections: list[Detection] = []
     kernel = np.ones((3, 3), np.uint8)
+    bridge = np.ones((9, 9), np.uint8)
     for name, ref in _PALETTE_HUES.items():
         d = np.abs(hue - ref)
         d = np.minimum(d, 180 - d)  # hue is circular (red wraps around 0)
@@ -109,12 +110,18 @@ def detect(frame: np.ndarray, min_area: int = 30) -> FrameParse:
         if m.sum() < min_area:
             continue
         m = cv2.morphologyEx(m, cv2.MORPH_OPEN, kernel)
-        n, comp, stats, cents = cv2.connectedComponentsWithStats(m, connectivity=8)
+        # pieces of one shape cut apart by a shape in front of it stay one component: bridge them
+        # through the pixels of other colours next to them
+        bridged = m | (cv2.dilate(m, bridge) & (saturated & ~m.astype(bool)).astype(np.uint8))
+        n, comp = cv2.connectedComponents(bridged, connectivity=8)
+        comp = np.where(m > 0, comp, 0)
         for k in range(1, n):
-            x, y, w, h, area = (int(v) for v in stats[k])
+            comp_mask = comp == k
+            area = int(comp_mask.sum())
             if area < min_area:
                 continue
-            comp_mask = comp == k
+            ys, xs = np.nonzero(comp_mask)
+            x, y, w, h = int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
             label = len(detections) + 1
             labels[comp_mask] = label
             border = x <= 0 or y <= 0 or x + w >= W or y + h >= H
@@ -123,7 +130,7 @@ def detect(frame: np.ndarray, min_area: int = 30) -> FrameParse:
                     colour=name,
                     shape=None if border else classify_shape(comp_mask),
                     area=area,
-                    centroid=(float(cents[k][0]), float(cents[k][1])),
+                    centroid=(float(xs.mean()), float(ys.mean())),
                     bbox=(x, y, x + w - 1, y + h - 1),
                     touches_border=border,
                     label=label,

@@ -112,7 +112,8 @@ def drive(view: LiveView, events: Iterable[ev.Event]) -> Iterator[dict[str, Any]
             view.ended = True
             view.messages.append("⚠️ The event stream ended before the run finished (truncated trace?).")
             view.dirty.update(("status", "video", "downloads", "strip"))
-        yield view.outputs()
+        if view.dirty:
+            yield view.outputs()
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:

@@ -327,7 +327,7 @@ class LiveView:
                 img, caption = mark_frame(frame, REFERENCE_FRAME_COLOUR), f"◆ reference frame {idx}{both}"
             else:
                 img, caption = mark_frame(frame, KEY_FRAME_COLOUR), f"key-segment frame {idx}"
-            items.append((_write_image(self._new_path(f"sample-{idx}", ".jpg"), img), caption))
+            items.append((_write_image(self._new_path(f"sample-{idx}", ".png"), img), caption))
         return items
 
     def render_reasoning(self) -> str:
@@ -400,7 +400,7 @@ class LiveView:
         key = self.state.keyframe
         labels = [str(f) for f in self._tile_frames]
         sheet = contact_sheet(self._tiles, self._tile_done, labels, highlight=self._tile_of.get(key), columns=12)
-        return _write_image(self._new_path("propagation", ".jpg"), sheet)
+        return _write_image(self._new_path("propagation", ".png"), sheet)
 
     def stage_rows(self) -> list[list[Any]]:
         s = self.state

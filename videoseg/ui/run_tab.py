@@ -62,7 +62,8 @@ def run_stream(ctx: AppContext, video: Any, query: str | None, preset_name: str 
         events = pipeline_events(str(path), query, preset_name, overrides, len(opened), cancel)
         try:
             for values in drive(view, events):
-                if values.get("progress") and values["progress"].get("error"):
+                progress = values.get("progress")
+                if isinstance(progress, dict) and progress.get("error"):
                     gr.Warning(values["progress"]["error"])
                 yield values, record
         finally:

@@ -1,0 +1,60 @@
+"""The explorer's Blocks: one tab per way of looking at the paper's pipeline (Run, Compare, Inspect,
+Interactive, About). :func:`build_demo` builds it; ``app.py`` at the repository root launches it."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from videoseg.ui.about_tab import build_about_tab
+from videoseg.ui.common import AppContext, session_hash
+from videoseg.ui.compare_tab import build_compare_tab
+from videoseg.ui.examples import available_examples
+from videoseg.ui.inspect_tab import build_inspect_tab
+from videoseg.ui.interactive_tab import build_interactive_tab
+from videoseg.ui.run_tab import build_run_tab
+from videoseg.ui.session import SessionStore, UploadCaps
+
+CSS = """
+.vs-reason { white-space: pre-wrap; max-height: 320px; overflow-y: auto; font-size: 0.85em; }
+.vs-status h3 { margin: 0.2em 0; }
+"""
+
+INTRO = """# VideoSeg-R1 Explorer
+Segment the object a free-form query refers to in a video, and see each step of VideoSeg-R1 as it
+happens: **1** where to look (hierarchical text-guided frame sampling), **2** reasoning into cues (box,
+\\+ centre, − negative point), **3** keyframe mask and propagation. The `shapes` presets run without any
+weights on a CPU (a symbolic shapes-world model, GrabCut and optical flow, labelled as such); the
+`paper` presets use Qwen2.5-VL + SAM2 + XMem when their weights and a GPU are available.
+"""
+
+
+def build_demo(store: SessionStore | None = None, caps: UploadCaps | None = None) -> gr.Blocks:
+    """The whole explorer. ``store`` / ``caps`` default to the environment's settings."""
+    store = store or SessionStore()
+    caps = caps or UploadCaps.from_env()
+    ctx = AppContext(store=store, caps=caps, examples=available_examples(store.root))
+    # delete_cache bounds Gradio's own copies of served files (every hour, files older than 2 h).
+    with gr.Blocks(title="VideoSeg-R1 Explorer", delete_cache=(3600, 7200)) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            with gr.Tab("Run", id="run"):
+                run = build_run_tab(ctx)
+            with gr.Tab("Compare", id="compare"):
+                build_compare_tab(ctx, run)
+            with gr.Tab("Inspect", id="inspect"):
+                build_inspect_tab(ctx, run["last_run"])
+            with gr.Tab("Interactive", id="interactive"):
+                build_interactive_tab(ctx, run)
+            with gr.Tab("About", id="about"):
+                build_about_tab(caps)
+
+        def forget(request: gr.Request) -> None:
+            store.drop(session_hash(request))
+
+        demo.unload(forget)
+    demo.css = (demo.css or "") + CSS
+    demo.ctx = ctx  # type: ignore[attr-defined]  # for tests and benchmarks
+    return demo
+
+
+__all__ = ["build_demo"]

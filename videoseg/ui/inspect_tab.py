@@ -1,0 +1,276 @@
+"""The Inspect tab: replay a recorded trace, or rank recorded predictions against ground truth.
+
+Replay (API ``replay``) feeds a trace's events through the same view as a live run, so a GPU run
+recorded elsewhere can be shown on a laptop. Inspect (API ``inspect``) scores every expression of a
+zip of predictions + ground truth (or the bundled examples with their recorded traces), ranks them by
+J&F, shows the worst frames with the prediction against the ground truth, and names the paper stage
+that most likely failed (:mod:`videoseg.ui.analysis`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import gradio as gr
+import numpy as np
+
+from videoseg import events as ev
+from videoseg.trace import TraceError, read_trace
+from videoseg.ui.analysis import CaseResult, analyse, collect_cases
+from videoseg.ui.common import (
+    AppContext,
+    build_run_view,
+    drive,
+    file_path,
+    message_outputs,
+    ordered,
+    session_hash,
+    to_updates,
+)
+from videoseg.ui.examples import EXAMPLES_DIR, TRACES_DIR
+from videoseg.ui.live import LiveView, empty_outputs
+from videoseg.ui.session import UploadError
+from videoseg.viz.curves import jf_curves_figure
+from videoseg.viz.overlay import overlay_masks
+
+RANK_HEADERS = ["rank", "video", "expression", "J&F", "J", "F", "target frame", "stage at fault", "why"]
+
+
+def _load_trace(ctx: AppContext, trace: Any) -> list[ev.Event]:
+    path = ctx.caps.check_file(file_path(trace), "trace", max_mb=ctx.caps.max_zip_mb)
+    try:
+        events = list(read_trace(path))
+    except TraceError as exc:
+        raise UploadError(f"This trace cannot be read: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UploadError("This trace cannot be read: it is not a text (JSON Lines) file") from exc
+    if not events:
+        raise UploadError("This trace is empty.")
+    if not isinstance(events[0], ev.RunStarted):
+        raise UploadError(f"This trace does not start with a run_started event (it starts with {events[0].type!r}).")
+    return events
+
+
+def _recorded_video(ctx: AppContext, start: ev.RunStarted, session: str | None) -> Path | None:
+    """The recorded video path when it is one this server may show (bundled examples, this session)."""
+    raw = (start.video or {}).get("path")
+    if not raw:
+        return None
+    p = Path(raw)
+    if not p.is_absolute():
+        p = EXAMPLES_DIR.parent / p
+    p = p.resolve()
+    allowed = [EXAMPLES_DIR.resolve(), ctx.store.root.resolve()]
+    if p.is_file() and any(p.is_relative_to(a) for a in allowed):
+        return p
+    return None
+
+
+def replay_stream(ctx: AppContext, trace: Any, video: Any = None,
+                  request: gr.Request | None = None) -> Iterator[dict[str, Any]]:
+    """Run-view output values for a replayed trace (message-only values for bad input)."""
+    session = session_hash(request)
+    try:
+        events = _load_trace(ctx, trace)
+        video_path = file_path(video) or _recorded_video(ctx, events[0], session)
+        opened = ctx.caps.open(video_path) if video_path else None
+    except UploadError as exc:
+        gr.Warning(str(exc))
+        yield message_outputs(str(exc))
+        return
+    try:
+        out_dir = ctx.store.new_run_dir(session, "replay")
+        trace_copy = out_dir / "trace.jsonl"
+        trace_copy.write_bytes(Path(file_path(trace)).read_bytes())
+        view = LiveView(out_dir, opened, trace=False, trace_source=trace_copy)
+        recorded = events[0].video or {}
+        if opened is not None and (len(opened) != recorded.get("num_frames")
+                                   or list(opened.size) != [recorded.get("width"), recorded.get("height")]):
+            opened.close()
+            opened = view.video = None
+            view.messages.append("⚠️ The given video does not match the recorded one; masks are drawn on a blank canvas.")
+        if opened is None:
+            view.messages.append("ℹ️ Replay without the video: masks are drawn on a blank canvas "
+                                 "(give the video to see the frames).")
+        first = empty_outputs()
+        first["status"] = f"### ⏳ Replaying {len(events)} recorded events…"
+        first["progress"] = {"stage": "run", "status": "replaying", "stages_seen": []}
+        yield first
+        yield from drive(view, events)
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _overlay_pred_gt(frame: np.ndarray, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Prediction filled in the first target colour, ground truth as a green outline."""
+    img = overlay_masks(frame, pred[None], alpha=0.45, contour=False)
+    found, _ = cv2.findContours(gt.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(img, found, -1, (48, 209, 88), max(1, round(max(frame.shape[:2]) / 200)), cv2.LINE_AA)
+    return img
+
+
+def case_details(ctx: AppContext, result: CaseResult, out_dir: Path) -> tuple[str, Any, list[tuple[str, str]]]:
+    """(diagnosis Markdown, J&F curve figure, worst-frame gallery items) for one analysed case."""
+    from videoseg.ui.analysis import load_prediction
+    from videoseg.video import open_video, read_mask_pngs
+
+    case = result.case
+    ids = read_mask_pngs(case.gt_dir / "Annotations")
+    gt = np.isin(ids, np.asarray(case.expression["obj_ids"], dtype=np.uint8))
+    pred, _ = load_prediction(case, len(gt), gt.shape[1:])
+    frames_src = case.gt_dir / "video.mp4"
+    items = []
+    if frames_src.is_file():
+        with open_video(frames_src) as video:
+            frames = list(video.frames(result.worst))
+    else:
+        frames = [np.full((*gt.shape[1:], 3), 40, dtype=np.uint8) for _ in result.worst]
+    for idx, frame in zip(result.worst, frames):
+        path = out_dir / f"worst-{case.expression.get('id')}-{idx}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(_overlay_pred_gt(frame, pred[idx], gt[idx]), cv2.COLOR_RGB2BGR))
+        items.append((str(path), f"frame {idx}: J&F {result.scores['J&F'][idx]:.2f}"))
+    d = result.diagnosis
+    m = result.mean
+    lines = [f"### {case.label}",
+             f"J&F **{m['J&F']:.3f}** (J {m['J']:.3f}, F {m['F']:.3f}) · stage at fault: **{d.stage}**: {d.reason}"]
+    facts = []
+    if result.target_frame is not None:
+        facts.append(f"target frame {result.target_frame}")
+    if result.cue_box_iou is not None:
+        facts.append(f"cue box IoU {result.cue_box_iou:.2f}")
+    if result.keyframe_iou is not None:
+        facts.append(f"keyframe mask IoU {result.keyframe_iou:.2f}")
+    if facts:
+        lines.append(" · ".join(facts))
+    lines.append(f"Worst frames: {', '.join(map(str, result.worst))} (prediction filled, ground truth outlined green)")
+    fig = jf_curves_figure({case.label[:40]: result.scores}, {case.label[:40]: result.target_frame},
+                           title="per-frame J&F", worst=result.worst)
+    return "\n\n".join(lines), fig, items
+
+
+def inspect_run(ctx: AppContext, archive: Any, request: gr.Request | None = None) -> tuple[list[Any], list[dict]]:
+    """([status, ranking rows, selector update, diagnosis, curves, worst gallery], case records)."""
+    skip = gr.skip()
+    session = session_hash(request)
+    try:
+        out_dir = ctx.store.new_run_dir(session, "inspect")
+        if archive is not None:
+            root = ctx.caps.extract_zip(file_path(archive), out_dir / "data", "predictions zip")
+            cases = collect_cases(root)
+            source = "the uploaded zip"
+        else:
+            cases = []
+            for ex in ctx.examples:
+                cases += collect_cases(ex.directory, sorted(TRACES_DIR.glob("*.jsonl")) if TRACES_DIR.is_dir() else [])
+            source = "the bundled examples and their recorded traces"
+        if not cases:
+            raise UploadError(
+                f"No expression with both ground truth and a prediction was found in {source}. Expected: a folder "
+                "with expressions.json + Annotations/ and either traces (*.jsonl whose query is an expression) "
+                "or pred/<expression id>/*.png.")
+    except UploadError as exc:
+        gr.Warning(str(exc))
+        return [f"### ❌ {exc}", skip, skip, skip, skip, skip], []
+    results, problems = [], []
+    for case in cases:
+        try:
+            results.append(analyse(case))
+        except (ValueError, OSError, TraceError, KeyError) as exc:
+            problems.append(f"{case.label}: {exc}")
+    if not results:
+        msg = "No case could be scored: " + "; ".join(problems[:3])
+        gr.Warning(msg)
+        return [f"### ❌ {msg}", skip, skip, skip, skip, skip], []
+    results.sort(key=lambda r: r.mean["J&F"])
+    rows = [[i + 1, r.case.gt_dir.name, r.case.expression["text"], round(r.mean["J&F"], 3), round(r.mean["J"], 3),
+             round(r.mean["F"], 3), r.target_frame, r.diagnosis.stage, r.diagnosis.reason]
+            for i, r in enumerate(results)]
+    records = [{"label": r.case.label, "gt_dir": str(r.case.gt_dir), "expression": r.case.expression,
+                "trace": str(r.case.trace) if r.case.trace else None,
+                "pred_dir": str(r.case.pred_dir) if r.case.pred_dir else None, "out_dir": str(out_dir)}
+               for r in results]
+    details, fig, gallery = case_details(ctx, results[0], out_dir)
+    status = (f"### Ranked {len(results)} expression(s) from {source}, worst first"
+              + ("\n\n⚠️ " + "; ".join(problems) if problems else ""))
+    labels = [r["label"] for r in records]
+    return [status, rows, gr.update(choices=labels, value=labels[0]), details, fig, gallery], records
+
+
+def select_case(ctx: AppContext, label: str | None, records: list[dict]) -> list[Any]:
+    from videoseg.ui.analysis import Case
+
+    record = next((r for r in records or [] if r["label"] == label), None)
+    if record is None:
+        return ["Pick an expression after running Inspect.", gr.skip(), gr.skip()]
+    case = Case(Path(record["gt_dir"]), record["expression"],
+                Path(record["trace"]) if record["trace"] else None,
+                Path(record["pred_dir"]) if record["pred_dir"] else None)
+    return list(case_details(ctx, analyse(case), Path(record["out_dir"])))
+
+
+def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict[str, Any]:
+    with gr.Tab("Replay a trace"):
+        gr.Markdown("Open a recorded trace (`.jsonl`, one event per line, written by every run here and by "
+                    "`python -m videoseg run --trace`): it drives the same view as a live run.")
+        with gr.Row(equal_height=False):
+            trace = gr.File(label="Trace (.jsonl)", file_types=[".jsonl"])
+            video = gr.Video(label="Its video (optional; bundled examples are found by themselves)",
+                             sources=["upload"], height=200)
+            with gr.Column():
+                replay_btn = gr.Button("Replay", variant="primary", elem_id="replay-button")
+                last_btn = gr.Button("Replay my last run")
+        bundled = sorted(TRACES_DIR.glob("*.jsonl")) if TRACES_DIR.is_dir() else []
+        if bundled:
+            gr.Examples(examples=[[str(p)] for p in bundled], inputs=[trace], label="Recorded traces",
+                        cache_examples=False)
+        view = build_run_view()
+
+    def replay(trace_value: Any, video_value: Any, request: gr.Request) -> Iterator[list[Any]]:
+        for values in replay_stream(ctx, trace_value, video_value, request):
+            yield to_updates(values)
+
+    replay_btn.click(replay, inputs=[trace, video], outputs=ordered(view), api_name="replay",
+                     concurrency_limit=2, show_progress="minimal")
+    if last_run is not None:
+        def replay_last(record: dict | None, request: gr.Request) -> Iterator[list[Any]]:
+            if not record:
+                yield to_updates(message_outputs("No run yet in this session: run something in the Run tab first."))
+                return
+            yield from replay(record["trace"], record["video"], request)
+
+        last_btn.click(replay_last, inputs=[last_run], outputs=ordered(view), api_visibility="private")
+
+    with gr.Tab("Rank failures"):
+        gr.Markdown("Score recorded predictions against ground truth, worst expression first, and see which "
+                    "stage went wrong. Leave the zip empty to use the bundled examples and their traces. "
+                    "Zip layout: a folder with `expressions.json` + `Annotations/%05d.png`, and traces (`*.jsonl`) "
+                    "or `pred/<expression id>/%05d.png`.")
+        with gr.Row():
+            archive = gr.File(label="Predictions + ground truth (zip, optional)", file_types=[".zip"])
+            inspect_btn = gr.Button("Inspect", variant="primary", elem_id="inspect-button")
+        status = gr.Markdown("")
+        ranking = gr.Dataframe(headers=RANK_HEADERS, label="Expressions ranked by J&F (worst first)",
+                               interactive=False, wrap=True)
+        selector = gr.Dropdown(label="Expression", choices=[], interactive=True)
+        details = gr.Markdown("")
+        with gr.Row(equal_height=False):
+            curves = gr.Plot(label="Per-frame J&F (dotted: worst frames)")
+            worst = gr.Gallery(label="Worst frames", columns=2, height=320)
+        records = gr.State([])
+
+    def do_inspect(archive_value: Any, request: gr.Request) -> list[Any]:
+        values, recs = inspect_run(ctx, archive_value, request)
+        return [*values, recs if recs else gr.skip()]
+
+    inspect_btn.click(do_inspect, inputs=[archive], outputs=[status, ranking, selector, details, curves, worst, records],
+                      api_name="inspect", concurrency_limit=1)
+    selector.input(lambda label, recs: select_case(ctx, label, recs), inputs=[selector, records],
+                   outputs=[details, curves, worst], api_visibility="private")
+    return {"trace": trace, "video": video, "view": view, "archive": archive, "ranking": ranking}
+
+
+__all__ = ["build_inspect_tab", "case_details", "inspect_run", "replay_stream"]

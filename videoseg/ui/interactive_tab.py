@@ -1,0 +1,244 @@
+"""The Interactive tab: correct a failure by hand (the user takes the reasoner's place, paper step 2).
+
+Pick a frame, click positive / negative points or two corners of a box per target, then re-segment
+that frame with the preset's segmenter (step 3a, API ``resegment``: the backend is called directly)
+and re-propagate to the whole video with the preset's propagator (step 3b, API ``repropagate``: the
+whole pipeline runs with the ``manual`` reasoner and the clicked cues, so the result has the same
+view, downloads and trace as any run).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import cv2
+import gradio as gr
+import numpy as np
+
+from videoseg.cues import TargetCues
+from videoseg.ui.common import AppContext, drive, file_path, session_hash
+from videoseg.ui.live import SKIP, LiveView
+from videoseg.ui.runner import check_preset, pipeline_events, preset_choices
+from videoseg.ui.session import UploadError
+from videoseg.viz.overlay import cues_legend_html, draw_cues, overlay_masks
+
+MODES = ("positive point", "negative point", "box (2 clicks)")
+STREAM_OUTPUTS = ("status", "keyframe_image", "strip", "video", "downloads")
+
+
+def parse_cues(text: str | None, frame_idx: int) -> list[TargetCues]:
+    """The cues JSON (a list of TargetCues dicts) moved to ``frame_idx``; ValueError with the reason."""
+    if not text or not text.strip():
+        return []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the cues are not valid JSON ({exc.msg})") from exc
+    if not isinstance(data, list):
+        raise ValueError("the cues must be a JSON list of targets")
+    out = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ValueError(f"cue {i + 1} is not an object")
+        try:
+            c = TargetCues.from_dict(item)
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"cue {i + 1}: {exc}") from exc
+        c.frame_idx = frame_idx
+        out.append(c)
+    return out
+
+
+def add_click(cues: list[TargetCues], mode: str, target: int, x: float, y: float,
+              pending: list[float] | None, frame_idx: int) -> tuple[list[TargetCues], list[float] | None]:
+    """Apply one click: returns the new cues and the pending first box corner (or None)."""
+    target = max(1, int(target))
+    by_id = {c.obj_id: c for c in cues}
+    c = by_id.get(target) or TargetCues(obj_id=target, frame_idx=frame_idx)
+    if mode == MODES[0]:
+        c.point = [x, y]
+    elif mode == MODES[1]:
+        c.negatives = [*c.negatives, [x, y]]
+    elif mode == MODES[2]:
+        if pending is None:
+            return cues, [x, y]
+        c.box = [min(pending[0], x), min(pending[1], y), max(pending[0], x), max(pending[1], y)]
+        pending = None
+    else:
+        raise ValueError(f"unknown click mode {mode!r}")
+    c.__post_init__()
+    by_id[target] = c
+    return [by_id[k] for k in sorted(by_id)], pending
+
+
+def _dump(cues: list[TargetCues]) -> str:
+    return json.dumps([c.to_dict() for c in cues])
+
+
+def _frame(ctx: AppContext, video: Any, frame_idx: int) -> tuple[np.ndarray, int]:
+    with ctx.caps.open(file_path(video)) as v:
+        idx = min(max(int(frame_idx or 0), 0), len(v) - 1)
+        return v.frames([idx])[0], idx
+
+
+def _save(ctx: AppContext, request: gr.Request | None, name: str, rgb: np.ndarray) -> str:
+    folder = ctx.store.session_dir(session_hash(request)) / "interactive"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}-{np.random.default_rng().integers(1 << 30)}.png"
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return str(path)
+
+
+def resegment(ctx: AppContext, video: Any, frame_idx: float, cues_json: str, preset_name: str,
+              request: gr.Request | None = None) -> tuple[str | None, str]:
+    """(image of the new keyframe mask with its cues, status Markdown)."""
+    try:
+        preset_name = check_preset(preset_name)
+        frame, idx = _frame(ctx, video, int(frame_idx or 0))
+        cues = parse_cues(cues_json, idx)
+        if not cues or all(c.is_empty for c in cues):
+            raise UploadError("No cues yet: click on the frame to add a point or a box first.")
+    except (UploadError, ValueError) as exc:
+        gr.Warning(str(exc))
+        return gr.skip(), f"❌ {exc}"
+    from videoseg.backends import BackendUnavailable, make_segmenter
+    from videoseg.config import preset
+
+    try:
+        segmenter = make_segmenter(preset(preset_name))
+        results = [segmenter.segment(frame, c) for c in cues]
+    except (BackendUnavailable, RuntimeError, OSError, ValueError) as exc:
+        gr.Warning(str(exc))
+        return gr.skip(), f"❌ The segmenter could not run: {exc}"
+    masks = np.zeros((max(c.obj_id for c in cues), *frame.shape[:2]), dtype=bool)
+    for c, (mask, _) in zip(cues, results):
+        masks[c.obj_id - 1] = mask
+    img = draw_cues(overlay_masks(frame, masks), cues)
+    scores = ", ".join(f"target {c.obj_id}: score {s:.2f}, {int(m.sum())} px" for c, (m, s) in zip(cues, results))
+    return _save(ctx, request, f"reseg-{idx}", img), f"✅ Frame {idx} re-segmented with `{segmenter.info.name}`: {scores}"
+
+
+def repropagate_stream(ctx: AppContext, video: Any, query: str | None, frame_idx: float, cues_json: str,
+                       preset_name: str, request: gr.Request | None = None) -> Iterator[list[Any]]:
+    """Streams [status, keyframe image, propagation strip, overlay video, downloads]."""
+    skip = gr.skip()
+    try:
+        preset_name = check_preset(preset_name)
+        path = file_path(video)
+        opened = ctx.caps.open(path)
+    except UploadError as exc:
+        gr.Warning(str(exc))
+        yield [f"❌ {exc}", skip, skip, skip, skip]
+        return
+    try:
+        idx = min(max(int(frame_idx or 0), 0), len(opened) - 1)
+        try:
+            cues = parse_cues(cues_json, idx)
+            if not cues or all(c.is_empty for c in cues):
+                raise ValueError("No cues yet: click on the frame to add a point or a box first.")
+        except ValueError as exc:
+            gr.Warning(str(exc))
+            yield [f"❌ {exc}", skip, skip, skip, skip]
+            return
+        view = LiveView(ctx.store.new_run_dir(session_hash(request), "interactive"), opened)
+        overrides = {"vlm": "manual", "manual_cues": [c.to_dict() for c in cues], "rate_difficulty": False}
+        text = (query or "").strip() or "(manual cues)"
+        for values in drive(view, pipeline_events(str(path), text, preset_name, overrides, len(opened))):
+            r = view.state.sampler_result
+            if r is not None and r.target_frame != idx and not any("clicked frame" in m for m in view.messages):
+                view.messages.append(f"⚠️ The pipeline placed the cues on frame {r.target_frame}, not on the "
+                                     f"clicked frame {idx}.")
+                values["status"] = view.render_status()
+            yield [skip if values[n] is SKIP else values[n] for n in STREAM_OUTPUTS]
+    finally:
+        opened.close()
+
+
+def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    gr.Markdown("Correct a run by hand: pick a frame, click points or a box for each target, re-segment, "
+                "then re-propagate. Colours follow the target number.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=280):
+            video = gr.Video(label="Video", sources=["upload"], height=220)
+            copy_btn = gr.Button("Use the Run tab's video", size="sm")
+            preset = gr.Dropdown(choices=preset_choices(), value="shapes", label="Preset (its segmenter + propagator)",
+                                 allow_custom_value=True)
+            query = gr.Textbox(label="Query (only recorded in the trace)", value="")
+            frame = gr.Slider(0, 1, value=0, step=1, label="Frame")
+            mode = gr.Radio(list(MODES), value=MODES[0], label="Click adds")
+            target = gr.Number(value=1, precision=0, minimum=1, maximum=8, label="Target number")
+            cues = gr.Textbox(label="Cues (JSON; edited by clicks, or by hand)", value="[]", lines=3)
+            legend = gr.HTML("")
+            with gr.Row():
+                undo_btn = gr.Button("Clear cues", size="sm")
+                seg_btn = gr.Button("Re-segment", variant="primary", elem_id="resegment-button")
+                prop_btn = gr.Button("Re-propagate", variant="primary", elem_id="repropagate-button")
+        with gr.Column(scale=3, min_width=360):
+            image = gr.Image(label="Click on the frame", type="filepath", interactive=False, elem_id="click-image")
+            status = gr.Markdown("")
+            key_image = gr.Image(label="Keyframe mask", type="filepath", interactive=False, height=260)
+    with gr.Row(equal_height=False):
+        strip = gr.Image(label="Propagation", type="filepath", interactive=False)
+        out_video = gr.Video(label="Overlay", interactive=False, height=280)
+    downloads = gr.File(label="Downloads", file_count="multiple", interactive=False)
+    pending = gr.State(None)
+
+    def draw(video_value: Any, frame_value: float, cues_value: str, pending_value: Any,
+             request: gr.Request) -> tuple[Any, str]:
+        try:
+            img, idx = _frame(ctx, video_value, int(frame_value or 0))
+            parsed = parse_cues(cues_value, idx)
+        except (UploadError, ValueError) as exc:
+            return gr.skip(), f"<p>❌ {exc}</p>"
+        return _save(ctx, request, f"frame-{idx}", draw_cues(img, parsed, pending_value)), cues_legend_html(parsed, idx)
+
+    def load(video_value: Any, request: gr.Request) -> tuple[Any, Any, Any, str, None]:
+        try:
+            meta = ctx.caps.check_video(file_path(video_value))
+        except UploadError as exc:
+            return gr.skip(), gr.skip(), gr.skip(), f"❌ {exc}", None
+        n = int(meta["num_frames"])
+        img, _ = draw(video_value, 0, "[]", None, request)
+        return gr.update(maximum=n - 1, value=0), img, "[]", f"{n} frames loaded: click on the frame.", None
+
+    def click(video_value: Any, frame_value: float, cues_value: str, mode_value: str, target_value: float,
+              pending_value: Any, request: gr.Request, evt: gr.SelectData) -> tuple[Any, ...]:
+        try:
+            x, y = (float(v) for v in evt.index)
+            parsed = parse_cues(cues_value, int(frame_value or 0))
+            parsed, pending_value = add_click(parsed, mode_value, int(target_value or 1), x, y, pending_value,
+                                              int(frame_value or 0))
+        except (ValueError, TypeError) as exc:
+            return gr.skip(), gr.skip(), gr.skip(), f"<p>❌ {exc}</p>"
+        text = _dump(parsed)
+        img, legend_html = draw(video_value, frame_value, text, pending_value, request)
+        return text, pending_value, img, legend_html
+
+    video.change(load, inputs=[video], outputs=[frame, image, cues, status, pending], api_visibility="private")
+    frame.release(draw, inputs=[video, frame, cues, pending], outputs=[image, legend], api_visibility="private")
+    image.select(click, inputs=[video, frame, cues, mode, target, pending], outputs=[cues, pending, image, legend],
+                 api_visibility="private")
+    undo_btn.click(lambda: ("[]", None), outputs=[cues, pending], api_visibility="private").then(
+        draw, inputs=[video, frame, cues, pending], outputs=[image, legend], api_visibility="private")
+    def do_resegment(video_value: Any, frame_value: float, cues_value: str, preset_value: str,
+                     request: gr.Request) -> tuple[Any, str]:
+        return resegment(ctx, video_value, frame_value, cues_value, preset_value, request)
+
+    seg_btn.click(do_resegment, inputs=[video, frame, cues, preset], outputs=[key_image, status],
+                  api_name="resegment")
+
+    def repropagate(video_value: Any, query_value: str, frame_value: float, cues_value: str, preset_value: str,
+                    request: gr.Request) -> Iterator[list[Any]]:
+        yield from repropagate_stream(ctx, video_value, query_value, frame_value, cues_value, preset_value, request)
+
+    prop_btn.click(repropagate, inputs=[video, query, frame, cues, preset],
+                   outputs=[status, key_image, strip, out_video, downloads], api_name="repropagate",
+                   concurrency_limit=2, show_progress="minimal")
+    if run_inputs is not None:
+        copy_btn.click(lambda v: v, inputs=[run_inputs["video"]], outputs=[video], api_visibility="private")
+    return {"video": video, "frame": frame, "cues": cues, "image": image, "mode": mode}
+
+
+__all__ = ["add_click", "build_interactive_tab", "parse_cues", "repropagate_stream", "resegment"]
