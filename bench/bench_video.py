@@ -28,8 +28,10 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from tests.realdata import opencv_clip
+from realdata import opencv_clip
+
 from videoseg.video import open_video
 
 

@@ -16,6 +16,7 @@ from tiny_models import (  # noqa: F401  (session fixtures)
     tiny_qwen_dir,
     tiny_sam2_video_dir,
     tiny_visionreasoner_dir,
+    torch_single_thread,
 )
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as hf_smart_resize
 
@@ -176,9 +177,9 @@ def test_bad_model_id_and_device_are_clear_errors():
         models.resolve_dtype("int8", torch.device("cpu"))
 
 
-def test_cpu_load_logs_a_cost_warning(tiny_qwen_dir, caplog):  # noqa: F811
-    models.clear_cache()
-    models._WARNED_CPU.discard(str(tiny_qwen_dir))
+def test_cpu_load_logs_a_cost_warning(tiny_qwen_dir, caplog, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(models, "_CACHE", {})  # force a fresh load without dropping others' models
+    monkeypatch.setattr(models, "_WARNED_CPU", set())
     with caplog.at_level("WARNING", logger="videoseg.models"):
         QwenVideoQA(PipelineConfig(vlm=str(tiny_qwen_dir), device="cpu"))
     assert any("on the CPU" in r.getMessage() and "slow" in r.getMessage() for r in caplog.records)

@@ -11,7 +11,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from tiny_models import tiny_official_sam2_dir, tiny_sam2_dir  # noqa: F401  (session fixtures)
+from tiny_models import (  # noqa: F401  (fixtures)
+    tiny_official_sam2_dir,
+    tiny_sam2_dir,
+    torch_single_thread,
+)
 
 from videoseg import models
 from videoseg.config import PipelineConfig

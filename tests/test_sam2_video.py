@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tiny_models import tiny_sam2_video_dir  # noqa: F401  (session fixture)
+from tiny_models import tiny_sam2_video_dir, torch_single_thread  # noqa: F401  (fixtures)
 
 from videoseg.config import PipelineConfig
 from videoseg.propagation.sam2_video import READ_CHUNK, Sam2VideoPropagator

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from realdata import opencv_clip
 
-from tests.realdata import opencv_clip
 from videoseg.video import (
     ArrayVideo,
     CorruptVideoError,

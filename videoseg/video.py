@@ -32,7 +32,8 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -66,6 +67,7 @@ __all__ = [
     "write_mp4",
 ]
 
+_ReadFn = Callable[[list[int]], Iterator[tuple[int, np.ndarray]]]
 DEFAULT_CHUNK_BYTES = 256 * 1024 * 1024  # RGB bytes held at once by backward iteration
 _SEEK_MIN_GAP = 8  # decoding a few frames forward is cheaper than a seek + decoder flush
 
@@ -743,7 +745,8 @@ class _VideoBase:
     def _read(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         raise NotImplementedError
 
-    def _reader(self) -> Any:
+    def _reader(self) -> AbstractContextManager[_ReadFn]:
+        """A context giving a function that yields ``(index, rgb)`` for increasing indices."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -754,27 +757,6 @@ class _VideoBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _ReaderContext:
-    """A private cursor for one iteration, closed when the iteration ends."""
-
-    def __init__(self, video: Video):
-        self._video = video
-        self._cursor: _Cursor | None = None
-
-    def __enter__(self) -> Any:
-        self._cursor = _Cursor(self._video._path, self._video._index, self._video._stats, self._video._seek)
-
-        def read(wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
-            for i, frame in self._cursor.read(wanted):
-                yield i, self._video._to_rgb(frame)
-
-        return read
-
-    def __exit__(self, *exc: object) -> None:
-        if self._cursor is not None:
-            self._cursor.close()
 
 
 class Video(_VideoBase):
@@ -824,7 +806,7 @@ class Video(_VideoBase):
         else:
             self.size = (self._index.width, self._index.height)
         self.chunk_bytes = chunk_bytes
-        self._seek = seek
+        self._allow_seek = seek
         self._stats = _Stats()
         self._lock = threading.Lock()
         self._cursor: _Cursor | None = None
@@ -841,7 +823,7 @@ class Video(_VideoBase):
     @property
     def seekable(self) -> bool:
         """Whether reads may seek (timestamps identify frames and no seek has failed verification)."""
-        return self._seek and self._index.seekable
+        return self._allow_seek and self._index.seekable
 
     @property
     def stats(self) -> dict[str, int]:
@@ -886,13 +868,19 @@ class Video(_VideoBase):
     def _read(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         with self._lock:
             if self._cursor is None:
-                self._cursor = _Cursor(self._path, self._index, self._stats, self._seek)
+                self._cursor = _Cursor(self._path, self._index, self._stats, self._allow_seek)
             # Materialise under the lock: the shared cursor must not be advanced by two threads.
             frames = [(i, self._to_rgb(frame)) for i, frame in self._cursor.read(wanted)]
         return iter(frames)
 
-    def _reader(self) -> _ReaderContext:
-        return _ReaderContext(self)
+    @contextmanager
+    def _reader(self) -> Iterator[_ReadFn]:
+        # A private cursor per iteration: iterations and frames() calls never move each other's.
+        cursor = _Cursor(self._path, self._index, self._stats, self._allow_seek)
+        try:
+            yield lambda wanted: ((i, self._to_rgb(frame)) for i, frame in cursor.read(wanted))
+        finally:
+            cursor.close()
 
     def _note_chunk(self, n: int) -> None:
         self._stats.max_chunk_frames = max(self._stats.max_chunk_frames, n)
@@ -956,17 +944,9 @@ class ArrayVideo(_VideoBase):
         for i in wanted:
             yield i, self._array[i]
 
-    def _reader(self) -> Any:
-        video = self
-
-        class _Direct:
-            def __enter__(self) -> Any:
-                return lambda wanted: ((i, video._array[i].copy()) for i in wanted)
-
-            def __exit__(self, *exc: object) -> None:
-                pass
-
-        return _Direct()
+    @contextmanager
+    def _reader(self) -> Iterator[_ReadFn]:
+        yield lambda wanted: ((i, self._array[i].copy()) for i in wanted)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from videoseg.config import PipelineConfig
 from videoseg.models import cached_model, dtype_name, resolve_device, resolve_dtype
@@ -193,47 +194,53 @@ def _pixel_limits(part: Any) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-class _TokenStreamer:
+class TokenStreamer(TextIteratorStreamer):
     """Yields the decoded text token by token (a ``TextIteratorStreamer`` that flushes every token).
 
     ``TextIteratorStreamer`` only flushes at spaces; the explorer shows each token as it comes, so this
     subclass flushes whatever new text the last token completed, holding back only an unfinished UTF-8
     sequence (decoded as U+FFFD until its last byte arrives). The concatenation of the pieces equals the
-    decoded text of all generated tokens.
+    decoded text of all generated tokens. It also keeps the generated ids and when ``</think>`` closed.
     """
 
-    def __new__(cls, tokenizer: Any, **kwargs: Any) -> Any:
-        from transformers import TextIteratorStreamer
+    def __init__(self, tokenizer: Any) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.token_ids: list[int] = []
+        self.think_tokens: int | None = None  # tokens up to and including "</think>"
+        self.ended = False
 
-        class TokenStreamer(TextIteratorStreamer):
-            def __init__(self) -> None:
-                super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True, **kwargs)
-                self.token_ids: list[int] = []
-                self.think_tokens: int | None = None  # tokens up to and including "</think>"
-                self.ended = False
+    def put(self, value: torch.Tensor) -> None:
+        if self.skip_prompt and self.next_tokens_are_prompt:
+            self.next_tokens_are_prompt = False
+            return
+        ids = value.reshape(-1).tolist()
+        self.token_ids.extend(ids)
+        self.token_cache.extend(ids)
+        text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+        if self.think_tokens is None and "</think>" in text:
+            self.think_tokens = len(self.token_ids)
+        if text.endswith("\ufffd"):
+            return
+        piece = text[self.print_len :]
+        self.print_len = len(text)
+        if piece:
+            self.on_finalized_text(piece)
 
-            def put(self, value: torch.Tensor) -> None:
-                if self.skip_prompt and self.next_tokens_are_prompt:
-                    self.next_tokens_are_prompt = False
-                    return
-                ids = value.reshape(-1).tolist()
-                self.token_ids.extend(ids)
-                self.token_cache.extend(ids)
-                text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
-                if self.think_tokens is None and "</think>" in text:
-                    self.think_tokens = len(self.token_ids)
-                if text.endswith("\ufffd"):
-                    return
-                piece = text[self.print_len :]
-                self.print_len = len(text)
-                if piece:
-                    self.on_finalized_text(piece)
+    def end(self) -> None:
+        self.ended = True
+        super().end()
 
-            def end(self) -> None:
-                self.ended = True
-                super().end()
 
-        return TokenStreamer()
+class _StopOnEvent(StoppingCriteria):
+    """Stops generation at the next token once ``event`` is set (the consumer closed the stream)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
 
 
 class QwenVideoQA:
@@ -303,7 +310,7 @@ class QwenVideoQA:
         prepared = self._reason_prompt(request)
         self.last_prompts.reason = prepared.text
         inputs = self._inputs(prepared)
-        streamer = _TokenStreamer(self.processor.tokenizer)
+        streamer = TokenStreamer(self.processor.tokenizer)
         stop = threading.Event()
         failure: list[BaseException] = []
         record = GenerationRecord(purpose="reason", max_new_tokens=int(request.max_new_tokens))
@@ -443,8 +450,6 @@ class QwenVideoQA:
         stop: threading.Event | None = None,
         purpose: str = "",
     ) -> torch.Tensor:
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
         kwargs: dict[str, Any] = {"max_new_tokens": max(1, int(max_new_tokens)), "streamer": streamer}
         if sample is None or self.config.temperature <= 0:
             # Greedy; checkpoints ship sampling defaults (Qwen: temperature 0.1, top_k 1), override them.
@@ -453,14 +458,7 @@ class QwenVideoQA:
             # Qwen's shipped top_k=1 / top_p=0.001 would make every sample identical: open them up.
             kwargs.update(do_sample=True, temperature=float(self.config.temperature), top_k=0, top_p=1.0)
         if stop is not None:
-
-            class _StopOnEvent(StoppingCriteria):
-                def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw: Any) -> torch.Tensor:
-                    return torch.full(
-                        (input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device
-                    )
-
-            kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnEvent()])
+            kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnEvent(stop)])
         with torch.inference_mode():
             if sample is None or not kwargs["do_sample"]:
                 return self.model.generate(**inputs, **kwargs)

@@ -430,7 +430,7 @@ class _Builder:
                 v = np.zeros(2)
             else:
                 a = self.rng.uniform(0, 2 * np.pi)
-                v = np.array([np.cos(a), np.sin(a)]) * self.rng.uniform(0.3, max_speed)
+                v = np.array([np.cos(a), np.sin(a)]) * self.rng.uniform(0.5 * max_speed, max_speed)
             return _path(self.T, p0, [(self.T, *v)]), np.ones(self.T, bool), []
 
         return make

@@ -144,7 +144,7 @@ class ShapesVideoQA:
         from videoseg.reasoning import prompts
 
         return "[shapes-symbolic answers this from pixels; the VLM would be asked:]\n" + prompts.clip_question(
-            getattr(prompts, template_name), query=query, times=clip.times(), duration=clip.duration
+            getattr(prompts, template_name), query=str(query), times=clip.times(), duration=clip.duration
         )
 
     def answer_interval(self, clip: Clip, query: str, sample: int) -> str:
@@ -172,7 +172,7 @@ class ShapesVideoQA:
         start = min(max(centre - length / 2, lo), hi - length)
         start, end = max(start, 0.0), min(start + length, duration)
         if sample > 0:
-            rng = np.random.default_rng([self.config.seed, sample, zlib.crc32(query.encode())])
+            rng = np.random.default_rng([self.config.seed, sample, zlib.crc32(str(query).encode())])
             shift = float(rng.uniform(-0.04, 0.04)) * duration
             start, end = max(start + shift, 0.0), min(end + shift, duration)
         names = ", ".join(t_name(t) for t in u.targets)
@@ -243,7 +243,7 @@ class ShapesVideoQA:
 
         self.last_prompts.reason = (
             "[shapes-symbolic answers this from pixels; the VLM would be asked:]\n"
-            + prompts.reason_instructions(request.query, request.cue_kinds, request.budget)
+            + prompts.reason_instructions(str(request.query), request.cue_kinds, request.budget)
         )
         frames: dict[int, np.ndarray] = {}
         for clip in (request.key_clip, request.reference_clip):

@@ -89,22 +89,27 @@ def overlay_masks(
     return out
 
 
+def marker_radius(frame: np.ndarray) -> int:
+    """Radius in pixels of the + / − point markers on this frame."""
+    return max(7, round(9 * _scale(frame)))
+
+
 def _marker(img: np.ndarray, x: float, y: float, colour: tuple[int, int, int], sign: str, s: float) -> None:
     centre = (round(x), round(y))
-    radius = max(4, round(9 * s))
-    arm = max(2, round(radius * 0.6))
-    line = max(1, round(2 * s))
+    radius = marker_radius(img)
+    arm = max(3, round(radius * 0.6))
+    bar = max(1, round(1.5 * s))
     if sign == "+":
-        cv2.circle(img, centre, radius + line, (0, 0, 0), -1, cv2.LINE_AA)
+        cv2.circle(img, centre, radius + 1, (0, 0, 0), -1, cv2.LINE_AA)
         cv2.circle(img, centre, radius, colour, -1, cv2.LINE_AA)
-        cv2.line(img, (centre[0] - arm, centre[1]), (centre[0] + arm, centre[1]), (0, 0, 0), line + 1)
-        cv2.line(img, (centre[0], centre[1] - arm), (centre[0], centre[1] + arm), (0, 0, 0), line + 1)
+        cv2.line(img, (centre[0] - arm, centre[1]), (centre[0] + arm, centre[1]), (0, 0, 0), bar)
+        cv2.line(img, (centre[0], centre[1] - arm), (centre[0], centre[1] + arm), (0, 0, 0), bar)
     else:
         # Hollow, so a negative point never hides the pixel it excludes.
-        cv2.circle(img, centre, radius, (0, 0, 0), line + 2, cv2.LINE_AA)
-        cv2.circle(img, centre, radius, colour, line, cv2.LINE_AA)
-        cv2.line(img, (centre[0] - arm, centre[1]), (centre[0] + arm, centre[1]), (0, 0, 0), line + 2)
-        cv2.line(img, (centre[0] - arm, centre[1]), (centre[0] + arm, centre[1]), colour, line)
+        ring = max(1, round(1.5 * s))
+        cv2.circle(img, centre, radius, (0, 0, 0), ring + 2, cv2.LINE_AA)
+        cv2.circle(img, centre, radius, colour, ring, cv2.LINE_AA)
+        cv2.line(img, (centre[0] - arm, centre[1]), (centre[0] + arm, centre[1]), colour, bar)
 
 
 def draw_cues(
@@ -220,6 +225,7 @@ __all__ = [
     "cues_legend_html",
     "draw_cues",
     "mark_frame",
+    "marker_radius",
     "overlay_masks",
     "target_colour",
     "target_hex",

@@ -1,0 +1,189 @@
+"""Tests for videoseg.viz: cue and mask drawing, the HTFS timeline figure, J&F curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from videoseg.cues import TargetCues
+from videoseg.events import SamplerLevel, SamplerPercent, SamplerResult
+from videoseg.viz.curves import jf_curves_figure, per_frame_scores, summarise
+from videoseg.viz.overlay import (
+    contact_sheet,
+    cues_legend_html,
+    draw_cues,
+    mark_frame,
+    marker_radius,
+    overlay_masks,
+    target_colour,
+    target_hex,
+)
+from videoseg.viz.timeline import presence_runs, timeline_figure
+
+
+def _frame(h: int = 60, w: int = 80, value: int = 100) -> np.ndarray:
+    return np.full((h, w, 3), value, dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (0, (255, 59, 48)),  # first target red
+        (1, (10, 132, 255)),  # second blue
+        (8, (255, 59, 48)),  # cycles after eight
+    ],
+)
+def test_target_colour_table(target: int, expected: tuple[int, int, int]) -> None:
+    assert target_colour(target) == expected
+    assert target_hex(target) == "#{:02x}{:02x}{:02x}".format(*expected)
+
+
+def test_overlay_masks_colours_only_the_mask_and_keeps_input() -> None:
+    frame = _frame()
+    masks = np.zeros((2, 60, 80), dtype=bool)
+    masks[0, 10:20, 10:20] = True
+    masks[1, 30:40, 50:60] = True
+    out = overlay_masks(frame, masks, alpha=0.5, contour=False)
+    assert (frame == 100).all()  # input untouched
+    assert (out[0, 0] == 100).all()  # background unchanged
+    assert tuple(out[15, 15]) == (177, 79, 74)  # 0.5 * 100 + 0.5 * red
+    assert tuple(out[35, 55]) == (55, 116, 177)  # 0.5 * 100 + 0.5 * blue
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((60, 80), "uint8 frame"),  # grey frame
+        ((60, 80, 4), "uint8 frame"),  # RGBA
+    ],
+)
+def test_overlay_rejects_bad_frames(shape: tuple[int, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        overlay_masks(np.zeros(shape, dtype=np.uint8), np.zeros((1, 60, 80), dtype=bool))
+
+
+def test_overlay_rejects_mask_of_other_size() -> None:
+    with pytest.raises(ValueError, match="do not match"):
+        overlay_masks(_frame(), np.zeros((1, 10, 10), dtype=bool))
+
+
+def test_draw_cues_marks_box_point_and_negative_in_target_colour() -> None:
+    frame = _frame(240, 320, 100)
+    cues = [
+        TargetCues(box=[20, 20, 120, 120], point=[70, 70], negatives=[[200, 200]], obj_id=1),
+        {"box": [150, 30, 300, 100], "point": None, "negatives": [], "obj_id": 2, "frame_idx": 0},
+    ]
+    out = draw_cues(frame, cues)
+    red, blue = np.array(target_colour(0)), np.array(target_colour(1))
+    # box edges in the target's colour
+    assert (np.abs(out[20, 60].astype(int) - red) < 30).all()
+    assert (np.abs(out[65, 150].astype(int) - blue) < 30).all()
+    r = marker_radius(frame)
+    # the + centre is a filled disc: a pixel inside it, off the cross, has the target's colour
+    assert (np.abs(out[70 - r // 2, 70 - r // 2].astype(int) - red) < 30).all()
+    # the − negative point is hollow: inside the ring, off the minus bar, the frame shows through
+    assert tuple(out[200 - 2, 200]) == (100, 100, 100)
+    assert (np.abs(out[200, 200].astype(int) - red) < 30).all()  # the minus bar
+    assert (frame == 100).all()
+
+
+def test_draw_cues_without_cues_is_a_copy() -> None:
+    frame = _frame()
+    out = draw_cues(frame, [])
+    assert out is not frame and (out == frame).all()
+
+
+def test_mark_frame_border() -> None:
+    out = mark_frame(_frame(), (1, 2, 3), width=3)
+    assert tuple(out[0, 0]) == (1, 2, 3) and tuple(out[2, 40]) == (1, 2, 3)
+    assert tuple(out[30, 40]) == (100, 100, 100)
+
+
+def test_contact_sheet_dims_unfilled_tiles() -> None:
+    tiles = [_frame(10, 20, 200) for _ in range(5)]
+    sheet = contact_sheet(tiles, [True, False, True, False, True], columns=3)
+    assert sheet.shape == (2 * 12 + 2, 3 * 22 + 2, 3)
+    assert tuple(sheet[2 + 5, 2 + 10]) == (200, 200, 200)  # filled tile as is
+    assert sheet[2 + 5, 24 + 10].max() < 100  # unfilled tile dimmed
+
+
+def test_cues_legend_uses_target_colours() -> None:
+    legend = cues_legend_html([TargetCues(box=[1, 2, 3, 4], obj_id=2)], frame_idx=7)
+    assert target_hex(1) in legend and "target 2" in legend and "frame <b>7</b>" in legend
+    assert "No cues" in cues_legend_html([])
+
+
+@pytest.mark.parametrize(
+    ("present", "runs"),
+    [
+        ([], []),
+        ([False, False], []),
+        ([True, True, True], [(0, 2)]),
+        ([False, True, True, False, True], [(1, 2), (4, 4)]),
+    ],
+)
+def test_presence_runs(present: list[bool], runs: list[tuple[int, int]]) -> None:
+    assert presence_runs(present) == runs
+
+
+def _sampler_events() -> tuple[list[SamplerLevel], SamplerPercent, SamplerResult]:
+    levels = [
+        SamplerLevel(level=0, window=[0, 99], frame_indices=[0, 50, 99], raw_answers=["a", "b", "zzz"],
+                     intervals=[[20, 60], [30, 70], None], mean_interval=[25, 65], zoom=True),
+        SamplerLevel(level=1, window=[25, 65], frame_indices=[25, 45, 65], raw_answers=["a", "b", "c"],
+                     intervals=[[30, 50], [32, 52], [34, 54]], mean_interval=[32, 52], zoom=False),
+    ]
+    percent = SamplerPercent(key_segment=[32, 52], frame_indices=[32, 42, 52], raw_answers=["40%", "60%"],
+                             percents=[0.4, 0.6], mean_percent=0.5, target_frame=42)
+    result = SamplerResult(strategy="htfs", key_segment=[32, 52], target_frame=42, key_frames=[32, 42, 52],
+                           reference_frames=[0, 33, 66, 99])
+    return levels, percent, result
+
+
+def test_timeline_rows_and_traces_follow_the_events() -> None:
+    levels, percent, result = _sampler_events()
+    fig = timeline_figure(levels, percent, result, num_frames=100, fps=10.0, gt_present=[i > 40 for i in range(100)])
+    assert list(fig.layout.yaxis.ticktext) == ["level 0", "level 1", "percentage", "decision (htfs)", "ground truth"]
+    answers = [t for t in fig.data if t.name == "interval answer"]
+    assert len(answers) == 5  # 2 parsed at level 0 + 3 at level 1; the unparsable one is not drawn
+    means = [list(t.x) for t in fig.data if t.name == "mean interval"]
+    assert means == [[25, 65], [32, 52]]
+    pct = next(t for t in fig.data if t.name == "percentage answer")
+    assert list(pct.x) == [32 + int(21 * 0.4), 32 + int(21 * 0.6)]
+    refs = next(t for t in fig.data if t.name == "reference frames")
+    assert list(refs.x) == [0, 33, 66, 99]
+    target_line = [s for s in fig.layout.shapes if s.type == "line"]
+    assert target_line and target_line[0].x0 == 42
+    gt = [t for t in fig.data if t.name == "target present (GT)"]
+    assert [list(t.x) for t in gt] == [[40.5, 99.5]]
+
+
+def test_timeline_with_partial_events() -> None:
+    levels, _, _ = _sampler_events()
+    fig = timeline_figure(levels[:1], num_frames=100)
+    assert list(fig.layout.yaxis.ticktext) == ["level 0"]
+    assert not any(t.name == "target frame" for t in fig.data)
+
+
+def test_per_frame_scores_and_curves() -> None:
+    gt = np.zeros((3, 40, 40), dtype=bool)
+    gt[:, 10:30, 10:30] = True
+    pred = gt.copy()
+    pred[1] = False  # a missed frame
+    pred[2, 10:30, 10:20] = False  # half of the object
+    scores = per_frame_scores(pred, gt)
+    assert scores["J"][0] == pytest.approx(1.0)
+    assert scores["J"][1] == pytest.approx(0.0)
+    assert scores["J"][2] == pytest.approx(0.5)
+    assert scores["J&F"] == pytest.approx([(j + f) / 2 for j, f in zip(scores["J"], scores["F"])])
+    assert summarise(scores)["J"] == pytest.approx(0.5)
+    fig = jf_curves_figure({"a": scores, "b": per_frame_scores(gt, gt)}, {"a": 2, "b": None}, worst=[1])
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert len(lines) == 2 and "mean 1.000" in lines[1].name
+    stars = [t for t in fig.data if t.mode == "markers"]
+    assert len(stars) == 1 and list(stars[0].x) == [2]
+
+
+def test_per_frame_scores_rejects_shape_mismatch() -> None:
+    with pytest.raises(ValueError, match="differ"):
+        per_frame_scores(np.zeros((2, 4, 4), bool), np.zeros((3, 4, 4), bool))
