@@ -81,7 +81,9 @@ def test_appears_after_target_appears_after_the_event(scenarios):
     sc = scenarios["appears_after"]
     t = _target(sc)
     ref = parse_query(sc.expressions[0].text).targets[0].after
-    subject = next(f for f in sc.facts.tracks if (f.colour, f.shape) == (ref.subject.colour, ref.subject.shape))
+    subject = next(
+        f for f in sc.facts.tracks if (f.colour, f.shape) == (ref.subject.colour, ref.subject.shape)
+    )
     first_visible = int(np.flatnonzero((sc.masks == t).any(axis=(1, 2)))[0])
     assert first_visible / sc.fps > subject.event_time(ref.event) + 1.0
 
@@ -154,7 +156,7 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_load_scenario_names_the_missing_file(tmp_path):
-    with pytest.raises(ValueError, match="video.mp4"):
+    with pytest.raises(ValueError, match=r"video\.mp4"):
         load_scenario(tmp_path)
 
 
@@ -199,7 +201,10 @@ def test_synth_cli_writes_the_scenario(tmp_path, capsys):
             "the shape that was hidden behind the green square",
         ),
         (Query((ObjectRef(count=2, event="stop"),)), "the two shapes that stop"),
-        (Query((ObjectRef("red", "star"), ObjectRef("green", "diamond"))), "the red star and the green diamond"),
+        (
+            Query((ObjectRef("red", "star"), ObjectRef("green", "diamond"))),
+            "the red star and the green diamond",
+        ),
         (Query((ObjectRef(fastest=True),)), "the shape that moves fastest"),
         (Query((ObjectRef(shape="triangle", event="leave"),)), "the triangle that leaves the scene"),
     ],

@@ -16,7 +16,13 @@ from videoseg.shapes.perception import classify_shape, detect
 from videoseg.stages import Clip, ReasonRequest
 
 # (seed, family): a few fixed scenarios covering events, occlusion, lookalikes and several targets
-CASES = [(21, "appears_after"), (22, "turn"), (23, "occlusion"), (24, "distractor_colour"), (25, "multi_target")]
+CASES = [
+    (21, "appears_after"),
+    (22, "turn"),
+    (23, "occlusion"),
+    (24, "distractor_colour"),
+    (25, "multi_target"),
+]
 
 
 @pytest.fixture(scope="module")

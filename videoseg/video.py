@@ -711,7 +711,10 @@ class _VideoBase:
         keyframe ``k`` is ``iter_frames(0, k, reverse=True)``: k-1, ..., 0). Memory is bounded:
         forward streams one frame at a time; backward decodes chunks of at most ``chunk_bytes``
         and reverses each. Each call decodes independently of :meth:`frames` and of other
-        iterators, so they may be interleaved.
+        iterators, so they may be interleaved. Cost: a seekable video decodes each chunk from
+        the keyframe before it; a video whose timestamps cannot identify frames (``seekable`` is
+        False) re-decodes from the first frame for every chunk, so raise ``chunk_bytes`` for
+        long ones.
         """
         n_frames = len(self)
         stop = n_frames if stop is None else stop

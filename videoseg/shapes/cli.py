@@ -22,7 +22,9 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--seed", type=int, required=True, help="non-negative integer; same seed, same scenario")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    p.add_argument("--family", choices=FAMILIES, default=None, help="scenario family (default: from the seed)")
+    p.add_argument(
+        "--family", choices=FAMILIES, default=None, help="scenario family (default: from the seed)"
+    )
     p.add_argument("--frames", type=int, default=None, help="number of frames (default: the family's range)")
     p.add_argument("--size", default=None, help="WIDTHxHEIGHT, e.g. 320x240")
     p.set_defaults(func=_main)
@@ -43,8 +45,10 @@ def _main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = scenario.save(args.out)
-    print(f"{scenario.family} scenario, seed {args.seed}: {scenario.num_frames} frames "
-          f"{scenario.size[0]}x{scenario.size[1]} at {scenario.fps:g} fps -> {out}")
+    print(
+        f"{scenario.family} scenario, seed {args.seed}: {scenario.num_frames} frames "
+        f"{scenario.size[0]}x{scenario.size[1]} at {scenario.fps:g} fps -> {out}"
+    )
     for e in scenario.expressions:
         print(f"  [{e.id}] ({e.type}) {e.text!r} -> objects {e.obj_ids}")
     return 0

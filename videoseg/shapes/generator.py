@@ -17,7 +17,6 @@ same frames, masks and expressions byte for byte. ``Scenario.save`` writes the D
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,8 +196,9 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
 
 
 def _write_mp4_pyav(path: Path, frames: np.ndarray, fps: float) -> None:
-    import av
     from fractions import Fraction
+
+    import av
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
@@ -297,7 +297,7 @@ def shape_polygon(shape: str, centre: tuple[float, float] | np.ndarray, size: fl
         pts = np.stack([np.cos(a) * rad, np.sin(a) * rad], 1)
     else:
         raise ValueError(f"unknown shape {shape!r}; known: {SHAPES}")
-    return pts + [cx, cy]
+    return pts + np.array([cx, cy])
 
 
 _SHIFT = 4  # sub-pixel bits for cv2.fillPoly
@@ -380,11 +380,15 @@ class _Builder:
         p = pos if present is None else pos[present]
         m = size * 1.3 + self.margin
         return bool(
-            (p[:, 0] >= m).all() and (p[:, 0] <= self.W - m).all() and (p[:, 1] >= m).all()
+            (p[:, 0] >= m).all()
+            and (p[:, 0] <= self.W - m).all()
+            and (p[:, 1] >= m).all()
             and (p[:, 1] <= self.H - m).all()
         )
 
-    def clear(self, pos: np.ndarray, present: np.ndarray, size: float, colour: str, skip: Iterable[int] = ()) -> bool:
+    def clear(
+        self, pos: np.ndarray, present: np.ndarray, size: float, colour: str, skip: Iterable[int] = ()
+    ) -> bool:
         """No contact with objects placed so far (same colour: a wide berth, so they never merge)."""
         for o in self.objs:
             if o.obj_id in set(skip):
@@ -398,10 +402,26 @@ class _Builder:
                 return False
         return True
 
-    def add(self, colour: str, shape: str, size: float, pos: np.ndarray, present: np.ndarray | None = None,
-            events: list[tuple[str, int]] | None = None, z: int = 0) -> _Obj:
-        obj = _Obj(len(self.objs) + 1, colour, shape, size, pos,
-                   np.ones(self.T, bool) if present is None else present, z, list(events or []))
+    def add(
+        self,
+        colour: str,
+        shape: str,
+        size: float,
+        pos: np.ndarray,
+        present: np.ndarray | None = None,
+        events: list[tuple[str, int]] | None = None,
+        z: int = 0,
+    ) -> _Obj:
+        obj = _Obj(
+            len(self.objs) + 1,
+            colour,
+            shape,
+            size,
+            pos,
+            np.ones(self.T, bool) if present is None else present,
+            z,
+            list(events or []),
+        )
         self.objs.append(obj)
         return obj
 
@@ -410,9 +430,17 @@ class _Builder:
         x0, y0, x1, y1 = box or (m, m, self.W - m, self.H - m)
         return np.array([self.rng.uniform(x0, x1), self.rng.uniform(y0, y1)])
 
-    def place(self, make: Callable[[], tuple[np.ndarray, np.ndarray, list[tuple[str, int]]]], colour: str,
-              shape: str, size: float, tries: int = 60, check_inside: bool = True, z: int = 0,
-              skip: Iterable[int] = ()) -> _Obj:
+    def place(
+        self,
+        make: Callable[[], tuple[np.ndarray, np.ndarray, list[tuple[str, int]]]],
+        colour: str,
+        shape: str,
+        size: float,
+        tries: int = 60,
+        check_inside: bool = True,
+        z: int = 0,
+        skip: Iterable[int] = (),
+    ) -> _Obj:
         """Try ``make()`` (-> pos, present, events) until the path is inside and collision-free."""
         for _ in range(tries):
             pos, present, events = make()
@@ -567,8 +595,12 @@ def _fam_appears_after(b: _Builder) -> list[_Spec]:
     size = b.size()
     t_d = t_e - int(1.6 * fps)
     if t_d > int(0.6 * fps) and rng.random() < 0.5:
-        d = b.place(b.appearer(size, int(rng.integers(int(0.4 * fps), t_d)), enter=bool(rng.random() < 0.5)),
-                    cd, sd, size)
+        d = b.place(
+            b.appearer(size, int(rng.integers(int(0.4 * fps), t_d)), enter=bool(rng.random() < 0.5)),
+            cd,
+            sd,
+            size,
+        )
     else:
         d = b.place(b.still_or_drift(size), cd, sd, size)
     if rng.random() < 0.5:
@@ -615,14 +647,15 @@ def _fam_occlusion(b: _Builder) -> list[_Spec]:
     ]
 
 
-def _loop_path(T: int, rect: tuple[float, float, float, float], speed: float, clockwise: bool,
-               phase: float) -> tuple[np.ndarray, list[tuple[str, int]]]:
+def _loop_path(
+    T: int, rect: tuple[float, float, float, float], speed: float, clockwise: bool, phase: float
+) -> tuple[np.ndarray, list[tuple[str, int]]]:
     """A rectangular loop (screen clockwise turns right, see grammar) and its corner turn events."""
     x0, y0, x1, y1 = rect
     corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
     if not clockwise:
         corners = corners[::-1]
-    corners_a = np.array(corners + [corners[0]], float)
+    corners_a = np.array([*corners, corners[0]], float)
     seg = np.linalg.norm(np.diff(corners_a, axis=0), axis=1)
     cum = np.concatenate([[0.0], np.cumsum(seg)])
     perim = cum[-1]
@@ -662,7 +695,9 @@ def _fam_distractor_colour(b: _Builder) -> list[_Spec]:
     colour = str(rng.choice(list(COLOURS)))
     shapes = list(rng.permutation(list(SHAPES))[:3])
     size = b.size()
-    stopper = b.place(b.stopper(size, int(rng.integers(int(0.4 * T), int(0.65 * T)))), colour, shapes[0], size)
+    stopper = b.place(
+        b.stopper(size, int(rng.integers(int(0.4 * T), int(0.65 * T)))), colour, shapes[0], size
+    )
     same = []
     for s in shapes[1:]:
         sz = b.size()
@@ -766,8 +801,13 @@ def _fam_long(b: _Builder) -> list[_Spec]:
     sz = b.size()
     t_e = int(rng.integers(int(0.3 * T), int(0.45 * T)))
     m = sz * 1.3 + b.margin
-    pos, events = _loop_path(t_e + 1, (m, m, W * 0.45, H - m), float(rng.uniform(0.5, 0.9)),
-                             bool(rng.random() < 0.5), float(rng.random()))
+    pos, events = _loop_path(
+        t_e + 1,
+        (m, m, W * 0.45, H - m),
+        float(rng.uniform(0.5, 0.9)),
+        bool(rng.random() < 0.5),
+        float(rng.random()),
+    )
     full = np.concatenate([pos, np.repeat(pos[-1:], T - t_e - 1, axis=0)])
     e = b.add(ce, se, sz, full, events=[*events, ("stop", t_e)])
     # the target appears well after the stop, in the right part
@@ -867,8 +907,18 @@ def _facts(objs: list[_Obj], masks: np.ndarray, fps: float) -> World:
         if last < T - 1:
             events.append(("leave", last / fps))
         steps = np.linalg.norm(np.diff(o.pos, axis=0), axis=1)[first:last] if last > first else np.zeros(1)
-        tracks.append(TrackFacts(o.obj_id, o.colour, o.shape, first / fps, last / fps,
-                                 sorted(events, key=lambda e: e[1]), [], float(steps.mean() * fps)))
+        tracks.append(
+            TrackFacts(
+                o.obj_id,
+                o.colour,
+                o.shape,
+                first / fps,
+                last / fps,
+                sorted(events, key=lambda e: e[1]),
+                [],
+                float(steps.mean() * fps),
+            )
+        )
     # occlusion: an object was "hidden behind" another when at some time at least half of its
     # in-frame area was covered by that object (drawn above it)
     full = _full_areas(objs, T, W, H)
@@ -889,8 +939,14 @@ def _facts(objs: list[_Obj], masks: np.ndarray, fps: float) -> World:
 # --------------------------------------------------------------------------- entry point
 
 
-def generate(seed: int, family: str | None = None, *, frames: int | None = None,
-             size: tuple[int, int] | None = None, fps: float = DEFAULT_FPS) -> Scenario:
+def generate(
+    seed: int,
+    family: str | None = None,
+    *,
+    frames: int | None = None,
+    size: tuple[int, int] | None = None,
+    fps: float = DEFAULT_FPS,
+) -> Scenario:
     """A deterministic scenario of ``family`` (random from the seed when None).
 
     frames: number of frames (default: drawn from the family's range; ``long`` has 2000+);
@@ -906,7 +962,9 @@ def generate(seed: int, family: str | None = None, *, frames: int | None = None,
     if family not in _FAMILY_FUNCS:
         raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
     if frames is not None and frames < _MIN_FRAMES.get(family, 40):
-        raise ValueError(f"family {family!r} needs at least {_MIN_FRAMES.get(family, 40)} frames, got {frames}")
+        raise ValueError(
+            f"family {family!r} needs at least {_MIN_FRAMES.get(family, 40)} frames, got {frames}"
+        )
     W, H = size or (LONG_SIZE if family == "long" else DEFAULT_SIZE)
     if W < 128 or H < 96:
         raise ValueError(f"frame size must be at least 128x96, got {W}x{H}")
@@ -936,8 +994,9 @@ def generate(seed: int, family: str | None = None, *, frames: int | None = None,
     raise RuntimeError(f"could not build a {family!r} scenario for seed {seed}: {last_error}")
 
 
-def _check_family(family: str, objs: list[_Obj], world: World, masks: np.ndarray, specs: list[_Spec],
-                  fps: float) -> None:
+def _check_family(
+    family: str, objs: list[_Obj], world: World, masks: np.ndarray, specs: list[_Spec], fps: float
+) -> None:
     """Every expression unambiguous on the ground truth, and the family's events clearly apart."""
     for q, ids in specs:
         if not is_unambiguous(q, world, ids):
@@ -949,7 +1008,9 @@ def _check_family(family: str, objs: list[_Obj], world: World, masks: np.ndarray
     if q0.after is not None:
         # keep the event and the appearances far enough apart that sparse frames still order them
         ev = q0.after
-        subject = next(t for t in world.tracks if t.colour == ev.subject.colour and t.shape == ev.subject.shape)
+        subject = next(
+            t for t in world.tracks if t.colour == ev.subject.colour and t.shape == ev.subject.shape
+        )
         t_ev = subject.event_time(ev.event)
         gap = 1.2 if family != "long" else 8.0
         for t in world.tracks:

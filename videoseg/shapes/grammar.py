@@ -37,7 +37,13 @@ EVENT_TEXT = {
     "leave": ("leaves the scene", "leave the scene"),
 }
 NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "both": 2, "2": 2, "3": 3, "4": 4}
-_COLOUR_SYNONYMS = {"violet": "purple", "magenta": "purple", "lime": "green", "navy": "blue", "gold": "yellow"}
+_COLOUR_SYNONYMS = {
+    "violet": "purple",
+    "magenta": "purple",
+    "lime": "green",
+    "navy": "blue",
+    "gold": "yellow",
+}
 _SHAPE_SYNONYMS = {
     "circle": "circle",
     "ball": "circle",
@@ -55,9 +61,41 @@ _SHAPE_SYNONYMS = {
 _GENERIC_NOUNS = {"shape", "object", "thing", "one", "item", "figure"}
 _DETERMINERS = {"the", "a", "an", "all", "every", "each", "any"}
 _RELATIVES = {"that", "which", "who", "whose"}
-_FILLER = {"is", "was", "gets", "got", "got", "has", "been", "being", "to", "of", "in", "on", "scene", "frame",
-           "video", "from", "then", "later", "first", "it", "goes", "went", "moves", "moving", "comes", "came",
-           "view", "out", "into", "up", "shows", "showed", "most", "quickly"}
+_FILLER = {
+    "is",
+    "was",
+    "gets",
+    "got",
+    "has",
+    "been",
+    "being",
+    "to",
+    "of",
+    "in",
+    "on",
+    "scene",
+    "frame",
+    "video",
+    "from",
+    "then",
+    "later",
+    "first",
+    "it",
+    "goes",
+    "went",
+    "moves",
+    "moving",
+    "comes",
+    "came",
+    "view",
+    "out",
+    "into",
+    "up",
+    "shows",
+    "showed",
+    "most",
+    "quickly",
+}
 
 
 @dataclass(frozen=True)
@@ -86,7 +124,7 @@ class ObjectRef:
 
 @dataclass(frozen=True)
 class EventRef:
-    """"the red square turns left": a subject and one of :data:`EVENTS`."""
+    """An event phrase ("the red square turns left"): a subject and one of :data:`EVENTS`."""
 
     subject: ObjectRef
     event: str
@@ -101,7 +139,7 @@ class Query:
 
     @property
     def type(self) -> str:
-        """"reasoning" when any phrase needs temporal / causal inference, else "referring"."""
+        """The expression type: reasoning when a phrase needs temporal / causal inference, else referring."""
         return "reasoning" if any(t.is_relational for t in self.targets) else "referring"
 
     @property
@@ -465,11 +503,16 @@ def resolve_object(ref: ObjectRef, world: World, strict: bool = True) -> Resolut
         top = max(scores.values(), default=0.0)
         ids = [i for i, s in scores.items() if s == top]
         if ids and checks:
-            notes.append("I could not confirm every condition in these frames; best guess among: "
-                         + ", ".join(t.name() for t in cands if t.obj_id in ids) + ".")
+            notes.append(
+                "I could not confirm every condition in these frames; best guess among: "
+                + ", ".join(t.name() for t in cands if t.obj_id in ids)
+                + "."
+            )
     ids = sorted(ids, key=lambda i: -scores[i])
     if ref.count >= 1 and len(ids) > ref.count and not strict:
-        notes.append(f"{len(ids)} objects fit but the query asks for {ref.count}; keeping the best supported.")
+        notes.append(
+            f"{len(ids)} objects fit but the query asks for {ref.count}; keeping the best supported."
+        )
     return Resolution(ids=ids, scores=scores, notes=notes, confirmed=confirmed and bool(ids))
 
 

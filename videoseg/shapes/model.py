@@ -113,7 +113,6 @@ class ShapesVideoQA:
         p = u.perception
         if not u.targets:
             return None
-        H, W = p.parses[0].labels.shape
         seen = sorted(set.intersection(*(set(t.obs) for t in u.targets)))
         if not seen:
             seen = sorted(set.union(*(set(t.obs) for t in u.targets)))
@@ -143,8 +142,11 @@ class ShapesVideoQA:
     def _prompt(self, template_name: str, clip: Clip, query: str) -> str:
         from videoseg.reasoning import prompts
 
-        return "[shapes-symbolic answers this from pixels; the VLM would be asked:]\n" + prompts.clip_question(
-            getattr(prompts, template_name), query=str(query), times=clip.times(), duration=clip.duration
+        return (
+            "[shapes-symbolic answers this from pixels; the VLM would be asked:]\n"
+            + prompts.clip_question(
+                getattr(prompts, template_name), query=str(query), times=clip.times(), duration=clip.duration
+            )
         )
 
     def answer_interval(self, clip: Clip, query: str, sample: int) -> str:
@@ -158,7 +160,8 @@ class ShapesVideoQA:
             # zoom towards a guess (HTFS then stops zooming here)
             why = u.error or (
                 "I cannot confirm which object the query means from these frames"
-                if u.targets else "no object in these frames fits the query"
+                if u.targets
+                else "no object in these frames fits the query"
             )
             return f"From 0.00 to {duration:.2f} seconds (the whole clip): {why}."
         p = u.perception
@@ -191,7 +194,8 @@ class ShapesVideoQA:
         if best is None:
             why = u.error or (
                 "I cannot confirm which object the query means from these frames"
-                if u.targets else "no object in these frames fits the query"
+                if u.targets
+                else "no object in these frames fits the query"
             )
             return f"50.00% (the middle of the segment, a guess): {why}."
         frame = min(max(u.perception.frame_indices[best], start), end)
@@ -215,19 +219,26 @@ class ShapesVideoQA:
         speeds = [t.speed for t in w.tracks]
         events = sum(1 for t in w.tracks for k, _ in t.events if k.startswith("turn") or k == "stop")
         q = u.query
-        relations = 0 if q is None else sum(
-            bool(r.event) + 2 * bool(r.after or r.before) + 2 * bool(r.hidden_behind) + bool(r.fastest)
-            for r in q.targets
+        relations = (
+            0
+            if q is None
+            else sum(
+                bool(r.event) + 2 * bool(r.after or r.before) + 2 * bool(r.hidden_behind) + bool(r.fastest)
+                for r in q.targets
+            )
         )
         late = any(min(t.obs) > 0 for t in u.targets)
         scores = {
             "scene": 1 + 1.2 * max(n - 1, 0) + 0.5 * lookalikes,
-            "segmentation": 2 + 2.5 * hidden + (1 if u.targets and min(t.full_area() for t in u.targets) < 400 else 0),
+            "segmentation": 2
+            + 2.5 * hidden
+            + (1 if u.targets and min(t.full_area() for t in u.targets) < 400 else 0),
             "temporal": 1 + 2 * relations + (2 if late else 0),
             "motion": 1 + (max(speeds) / 25.0 if speeds else 0) + 0.5 * events,
-            "linguistic": 1 + 1.5 * relations + (len(q.targets) - 1 if q else 0) + (
-                len(q.unknown_words) if q else 6
-            ),
+            "linguistic": 1
+            + 1.5 * relations
+            + (len(q.targets) - 1 if q else 0)
+            + (len(q.unknown_words) if q else 6),
         }
         return json.dumps({k: int(min(max(round(v), 1), 10)) for k, v in scores.items()})
 
@@ -259,22 +270,33 @@ class ShapesVideoQA:
         text = f"<think>{think}</think><answer>{json.dumps(answer)}</answer>"
         yield from _pieces(text)
 
-    def _explain_and_answer(self, u: _Understanding, request: ReasonRequest) -> tuple[list[tuple[int, str]], list]:
+    def _explain_and_answer(
+        self, u: _Understanding, request: ReasonRequest
+    ) -> tuple[list[tuple[int, str]], list]:
         """Reasoning lines as (priority, text) (1 = essential) and the answer list."""
         p = u.perception
         lines: list[tuple[int, str]] = []
         if u.error:
             lines.append((1, f"I cannot parse the query: {u.error}."))
-            lines.append((1, "I only understand colours, shapes and the events turn left / right, stop, "
-                             "enter, leave, hidden behind and fastest, so I give no target."))
+            lines.append(
+                (
+                    1,
+                    "I only understand colours, shapes and the events turn left / right, stop, "
+                    "enter, leave, hidden behind and fastest, so I give no target.",
+                )
+            )
             return lines, []
         assert u.query is not None
         lines.append((1, f"The query asks for: {describe(u.query)}."))
         span = f"{p.times[0]:.1f}-{p.times[-1]:.1f} s"
         seen = ", ".join(f"{t_name(t)} ({_span(t, p)})" for t in p.tracks) or "nothing"
         lines.append((2, f"In {len(p.times)} frames ({span}) I see {len(p.tracks)} shapes: {seen}."))
-        evs = [f"{t_name(p.track(f.obj_id))} {k.replace('_', ' ')}s at {tm:.1f} s"
-               for f in p.world.tracks for k, tm in f.events if k != "appear" or tm > p.times[0]]
+        evs = [
+            f"{t_name(p.track(f.obj_id))} {k.replace('_', ' ')}s at {tm:.1f} s"
+            for f in p.world.tracks
+            for k, tm in f.events
+            if k != "appear" or tm > p.times[0]
+        ]
         if evs:
             lines.append((2, "Events: " + "; ".join(evs) + "."))
         lines.extend((3, n) for n in u.notes)
@@ -286,13 +308,20 @@ class ShapesVideoQA:
         for t in u.targets:
             d = t.obs.get(pos) if pos is not None else None
             if d is None:
-                lines.append((1, f"Target {t_name(t)} is not visible in the target frame, so I cannot mark it."))
+                lines.append(
+                    (1, f"Target {t_name(t)} is not visible in the target frame, so I cannot mark it.")
+                )
                 continue
             item = self._cues(d, p.parses[pos], request)
             answer.append(item)
             neg_where = item.pop("_neg_where")
-            lines.append((1, f"Target: {t_name(t)}, box {item.get('bbox_2d')} in the target frame; the "
-                             f"positive point is deep inside it; the negative point is {neg_where}."))
+            lines.append(
+                (
+                    1,
+                    f"Target: {t_name(t)}, box {item.get('bbox_2d')} in the target frame; the "
+                    f"positive point is deep inside it; the negative point is {neg_where}.",
+                )
+            )
         kinds = set(request.cue_kinds)
         for item in answer:
             if "negative" not in kinds:
@@ -305,7 +334,6 @@ class ShapesVideoQA:
 
     def _cues(self, det: Detection, parse: FrameParse, request: ReasonRequest) -> dict:
         mask = parse.mask(det)
-        H, W = mask.shape
         x1, y1, x2, y2 = det.bbox
         # the extreme pixels of the visible component: a looser box lets GrabCut take the
         # anti-aliased rim and the codec's colour bleed (measured: IoU 0.88 with +1 px, 0.91 without)

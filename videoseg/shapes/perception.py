@@ -121,7 +121,12 @@ def detect(frame: np.ndarray, min_area: int = 30) -> FrameParse:
             if area < min_area:
                 continue
             ys, xs = np.nonzero(comp_mask)
-            x, y, w, h = int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+            x, y, w, h = (
+                int(xs.min()),
+                int(ys.min()),
+                int(xs.max() - xs.min() + 1),
+                int(ys.max() - ys.min() + 1),
+            )
             label = len(detections) + 1
             labels[comp_mask] = label
             border = x <= 0 or y <= 0 or x + w >= W or y + h >= H
@@ -265,9 +270,11 @@ def _heading_events(times: list[float], points: list[np.ndarray], fps: float) ->
         dist = float(np.linalg.norm(d))
         # "moving" for headings; "fast" / "still" with a dead zone between them, so that a slow
         # drift plus compression jitter never reads as a stop
-        moving = dist > max(3.0, 0.5 * fps * dt)
-        fast = dist > max(3.0, 1.0 * fps * dt)
-        still = dist <= max(2.0, 0.15 * fps * dt)
+        # speeds are per frame; over long gaps (sparse frames of a long video) a displacement of a
+        # few object widths is clearly motion whatever the speed, so the thresholds are capped
+        moving = dist > max(3.0, min(0.5 * fps * dt, 25.0))
+        fast = dist > max(3.0, min(1.0 * fps * dt, 40.0))
+        still = dist <= max(2.0, min(0.15 * fps * dt, 10.0))
         segs.append((times[i], times[i + 1], d, dist, moving, fast, still))
     speeds = [s[3] / (s[1] - s[0]) for s in segs if s[4]]
     speed = float(np.median(speeds)) if speeds else 0.0
@@ -323,8 +330,10 @@ def _thin(positions: list[int], times: list[float], min_gap: float) -> list[int]
 
 def _near(a: Detection, b: Detection, pad: int = 4) -> bool:
     return not (
-        a.bbox[2] + pad < b.bbox[0] or b.bbox[2] + pad < a.bbox[0]
-        or a.bbox[3] + pad < b.bbox[1] or b.bbox[3] + pad < a.bbox[1]
+        a.bbox[2] + pad < b.bbox[0]
+        or b.bbox[2] + pad < a.bbox[0]
+        or a.bbox[3] + pad < b.bbox[1]
+        or b.bbox[3] + pad < a.bbox[1]
     )
 
 
@@ -336,8 +345,9 @@ def build_world(tracks: list[Track], times: list[float], fps: float) -> World:
         positions = sorted(t.obs)
         full = t.full_area()
         reliable = _thin([p for p in positions if t.complete(p)], times, MIN_SEGMENT_S)
-        events, speed = _heading_events([times[p] for p in reliable],
-                                        [np.array(t.obs[p].centroid) for p in reliable], fps)
+        events, speed = _heading_events(
+            [times[p] for p in reliable], [np.array(t.obs[p].centroid) for p in reliable], fps
+        )
         first, last = positions[0], positions[-1]
         if first > 0:
             events.append(("appear", (times[first - 1] + times[first]) / 2))
@@ -355,8 +365,15 @@ def build_world(tracks: list[Track], times: list[float], fps: float) -> World:
                 w = (times[pos] - times[before]) / max(times[after] - times[before], 1e-6)
                 c = (1 - w) * np.array(t.obs[before].centroid) + w * np.array(t.obs[after].centroid)
                 r = np.sqrt(full) / 2
-                probe = Detection(t.colour, None, 0, tuple(c), (int(c[0] - r), int(c[1] - r),
-                                                                int(c[0] + r), int(c[1] + r)), False, 0)
+                probe = Detection(
+                    t.colour,
+                    None,
+                    0,
+                    tuple(c),
+                    (int(c[0] - r), int(c[1] - r), int(c[0] + r), int(c[1] + r)),
+                    False,
+                    0,
+                )
             else:
                 probe = d
             for other in tracks:
@@ -365,16 +382,18 @@ def build_world(tracks: list[Track], times: list[float], fps: float) -> World:
                     continue
                 if od.area >= 0.75 * other.full_area():
                     hidden.add(other.track_id)
-        facts.append(TrackFacts(
-            obj_id=t.track_id,
-            colour=t.colour,
-            shape=t.shape,
-            first=times[first],
-            last=times[last],
-            events=sorted(events, key=lambda e: e[1]),
-            hidden_behind=sorted(hidden),
-            speed=speed,
-        ))
+        facts.append(
+            TrackFacts(
+                obj_id=t.track_id,
+                colour=t.colour,
+                shape=t.shape,
+                first=times[first],
+                last=times[last],
+                events=sorted(events, key=lambda e: e[1]),
+                hidden_behind=sorted(hidden),
+                speed=speed,
+            )
+        )
     return World(tracks=facts, start=times[0] if times else 0.0, end=times[-1] if times else 0.0)
 
 
@@ -398,8 +417,9 @@ class Perception:
             return None
 
 
-def perceive(frames: np.ndarray, frame_indices: list[int], fps: float, cache: FrameCache | None = None
-             ) -> Perception:
+def perceive(
+    frames: np.ndarray, frame_indices: list[int], fps: float, cache: FrameCache | None = None
+) -> Perception:
     """Detect, track and extract events from frames (N, H, W, 3) at increasing ``frame_indices``."""
     if len(frames) != len(frame_indices):
         raise ValueError("frames and frame_indices differ in length")

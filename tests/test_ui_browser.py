@@ -1,0 +1,96 @@
+"""The explorer in a real browser (Playwright + Debian's chromium): load the page, run a shapes-world
+example from the Run tab, wait for every stage's output, and save screenshots.
+
+Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``; CI installs it). Without it this test
+FAILS with that instruction: it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+CHROMIUM = os.environ.get("VIDEOSEG_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--disable-quic"]
+
+pytestmark = pytest.mark.browser
+
+
+def _chromium() -> str:
+    path = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if not path:
+        pytest.fail(f"chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
+                    "(never `playwright install`), or set VIDEOSEG_CHROMIUM", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from videoseg.ui.app import build_demo
+    from videoseg.ui.session import SessionStore
+
+    demo = build_demo(store=SessionStore(tmp_path_factory.mktemp("browser-store")))
+    demo.queue().launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    yield demo
+    demo.close()
+
+
+def test_run_example_in_browser(server: Any) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = _chromium()
+    shots = Path(tempfile.mkdtemp(prefix="videoseg-ui-screens-"))
+    print(f"\nscreenshots: {shots}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(server.local_url, wait_until="domcontentloaded")
+            expect(page.get_by_text("VideoSeg-R1 Explorer").first).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(shots / "00-loaded.png"), full_page=True)
+
+            # pick the first shapes-world example: it fills the video, the query and the preset
+            examples = page.locator("#run-examples")
+            expect(examples).to_be_visible(timeout=15_000)
+            examples.locator("tbody tr, button.example, .gallery-item").first.click()
+            query = page.get_by_label("Query").first
+            expect(query).not_to_have_value("", timeout=15_000)
+            page.locator("#run-button").click()
+
+            # each stage's output appears: timeline (1), reasoning + cues (2), keyframe (3a), strip + video (3b)
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(shots / "01-sampler.png"), full_page=True)
+            expect(page.get_by_text("Thinking").first).to_be_visible(timeout=60_000)
+            expect(page.locator("img[src*='cues-']").first).to_be_visible(timeout=60_000)
+            expect(page.locator("img[src*='keyframe-']").first).to_be_visible(timeout=60_000)
+            expect(page.locator("img[src*='propagation-']").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Done:").first).to_be_visible(timeout=90_000)
+            expect(page.locator("video").first).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("masks.zip").first).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(shots / "02-done.png"), full_page=True)
+
+            # the think part is folded once done and unfolds on click
+            page.get_by_text("Thinking").first.click()
+            expect(page.locator("pre.vs-reason").first).to_be_visible(timeout=10_000)
+            page.screenshot(path=str(shots / "03-think-open.png"), full_page=True)
+
+            # the other tabs render
+            for tab in ("Compare", "Inspect", "Interactive", "About"):
+                page.get_by_role("tab", name=tab).click()
+                page.wait_for_timeout(400)
+                page.screenshot(path=str(shots / f"04-{tab.lower()}.png"), full_page=True)
+            expect(page.get_by_text("Table 5").first).to_be_visible()
+        except Exception:
+            page.screenshot(path=str(shots / "99-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    assert (shots / "02-done.png").stat().st_size > 10_000
