@@ -24,8 +24,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--pred", type=Path, help="folder of predicted %%05d.png masks")
     p.add_argument("--gt", type=Path, help="folder of ground-truth %%05d.png masks (DAVIS palette)")
     p.add_argument("--obj-ids", type=str, default="", help="comma-separated GT object ids of the expression")
-    p.add_argument("--shapes-seeds", type=str, default="", help="e.g. 100-119 or 3,5,8: shapes-world benchmark")
+    p.add_argument(
+        "--shapes-seeds", type=str, default="", help="e.g. 100-119 or 3,5,8: shapes-world benchmark"
+    )
     p.add_argument("--preset", default="shapes", help="preset for --shapes-seeds")
+    p.add_argument(
+        "--families", type=str, default="", help="comma-separated shapes families (default: by seed)"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the scores to this JSON file")
     p.set_defaults(func=_main)
 
@@ -77,12 +82,17 @@ def _main(args: argparse.Namespace) -> int:
         if args.shapes_seeds:
             from videoseg.shapes.evaluate import evaluate
 
-            result = evaluate(parse_seeds(args.shapes_seeds), preset=args.preset)
-            _print_shapes(result)
+            families = [f.strip() for f in args.families.split(",") if f.strip()] or None
+            result = evaluate(
+                parse_seeds(args.shapes_seeds), preset=args.preset, families=families, progress=_print_row
+            )
+            _print_summary(result)
         elif args.pred and args.gt:
             ids = [int(v) for v in args.obj_ids.split(",") if v.strip()] or None
             result = score_folders(args.pred, args.gt, ids)
-            print(f"frames {result['frames']}  J {result['J']:.4f}  F {result['F']:.4f}  J&F {result['J&F']:.4f}")
+            print(
+                f"frames {result['frames']}  J {result['J']:.4f}  F {result['F']:.4f}  J&F {result['J&F']:.4f}"
+            )
         else:
             print("error: give --pred and --gt, or --shapes-seeds", file=sys.stderr)
             return 2
@@ -94,8 +104,15 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_shapes(result: dict[str, Any]) -> None:
-    rows = result.get("expressions", [])
-    for r in rows:
-        print(f"seed {r['seed']:>5} {r['family']:<20} {r['type']:<9} J&F {r['J&F']:.3f}  {r['text']}")
-    print(f"mean J&F over {len(rows)} expressions: {result['J&F']:.4f} (J {result['J']:.4f}, F {result['F']:.4f})")
+def _print_row(r: dict[str, Any]) -> None:
+    print(f"seed {r['seed']:>6} {r['family']:<19} {r['type']:<9} J&F {r['J&F']:.3f}  {r['text']}", flush=True)
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    for name, fam in result["per_family"].items():
+        print(f"  {name:<19} J&F {fam['J&F']:.3f} over {fam['count']} expressions")
+    overall = result["overall"]
+    print(
+        f"{result['preset']}: mean J&F {overall['J&F']:.4f} (J {overall['J']:.4f}, F {overall['F']:.4f}) "
+        f"over {overall['count']} expressions"
+    )

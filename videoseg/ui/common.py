@@ -43,7 +43,8 @@ def build_run_view(label: str = "") -> dict[str, gr.components.Component]:
         with gr.Column(scale=2, min_width=320):
             c["stages"] = gr.Dataframe(
                 headers=STAGE_HEADERS, label="Per stage: backend, time (s), tokens, frames",
-                interactive=False, wrap=True, value=empty_outputs()["stages"],
+                interactive=False, wrap=False, value=empty_outputs()["stages"],
+                column_widths=["19%", "27%", "14%", "15%", "12%", "13%"],
             )
             c["downloads"] = gr.File(label="Downloads: masks (PNG zip), overlay mp4, cues JSON, trace",
                                      file_count="multiple", interactive=False)
@@ -63,7 +64,7 @@ def build_run_view(label: str = "") -> dict[str, gr.components.Component]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=380):
             c["strip"] = gr.Image(label="Stage 3b · propagation filling in from the keyframe (grey: not yet)",
-                                  type="filepath", interactive=False)
+                                  type="filepath", interactive=False, height=300)
         with gr.Column(scale=2, min_width=300):
             c["video"] = gr.Video(label="Result: overlay video", interactive=False, height=300)
     with gr.Accordion("Run details (machine-readable progress)", open=False):
