@@ -18,8 +18,15 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 CHROMIUM = os.environ.get("VIDEOSEG_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--disable-quic"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 pytestmark = pytest.mark.browser
 
@@ -27,8 +34,11 @@ pytestmark = pytest.mark.browser
 def _chromium() -> str:
     path = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     if not path:
-        pytest.fail(f"chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
-                    "(never `playwright install`), or set VIDEOSEG_CHROMIUM", pytrace=False)
+        pytest.fail(
+            f"chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
+            "(never `playwright install`), or set VIDEOSEG_CHROMIUM",
+            pytrace=False,
+        )
     return path
 
 
@@ -69,12 +79,14 @@ def test_run_example_in_browser(server: Any) -> None:
             expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
             page.screenshot(path=str(shots / "01-sampler.png"), full_page=True)
             expect(page.get_by_text("Thinking").first).to_be_visible(timeout=60_000)
-            expect(page.locator("img[src*='cues-']").first).to_be_visible(timeout=60_000)
-            expect(page.locator("img[src*='keyframe-']").first).to_be_visible(timeout=60_000)
-            expect(page.locator("img[src*='propagation-']").first).to_be_visible(timeout=60_000)
             expect(page.get_by_text("Done:").first).to_be_visible(timeout=90_000)
+            for name in ("cues-", "keyframe-", "propagation-"):
+                image = page.locator(f"img[src*='{name}']").first
+                image.scroll_into_view_if_needed(timeout=30_000)  # images load lazily, when scrolled to
+                expect(image).to_be_visible(timeout=30_000)
             expect(page.locator("video").first).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("masks.zip").first).to_be_visible(timeout=30_000)
+            for name in ("masks.zip", "overlay.mp4", "cues.json", "trace.jsonl"):
+                expect(page.locator(f"a[href$='{name}']").first).to_be_attached(timeout=30_000)
             page.screenshot(path=str(shots / "02-done.png"), full_page=True)
 
             # the think part is folded once done and unfolds on click
@@ -87,7 +99,7 @@ def test_run_example_in_browser(server: Any) -> None:
                 page.get_by_role("tab", name=tab).click()
                 page.wait_for_timeout(400)
                 page.screenshot(path=str(shots / f"04-{tab.lower()}.png"), full_page=True)
-            expect(page.get_by_text("Table 5").first).to_be_visible()
+            expect(page.get_by_text("Table 5 · where to look").first).to_be_visible()
         except Exception:
             page.screenshot(path=str(shots / "99-failure.png"), full_page=True)
             raise

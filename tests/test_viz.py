@@ -128,22 +128,55 @@ def test_presence_runs(present: list[bool], runs: list[tuple[int, int]]) -> None
 
 def _sampler_events() -> tuple[list[SamplerLevel], SamplerPercent, SamplerResult]:
     levels = [
-        SamplerLevel(level=0, window=[0, 99], frame_indices=[0, 50, 99], raw_answers=["a", "b", "zzz"],
-                     intervals=[[20, 60], [30, 70], None], mean_interval=[25, 65], zoom=True),
-        SamplerLevel(level=1, window=[25, 65], frame_indices=[25, 45, 65], raw_answers=["a", "b", "c"],
-                     intervals=[[30, 50], [32, 52], [34, 54]], mean_interval=[32, 52], zoom=False),
+        SamplerLevel(
+            level=0,
+            window=[0, 99],
+            frame_indices=[0, 50, 99],
+            raw_answers=["a", "b", "zzz"],
+            intervals=[[20, 60], [30, 70], None],
+            mean_interval=[25, 65],
+            zoom=True,
+        ),
+        SamplerLevel(
+            level=1,
+            window=[25, 65],
+            frame_indices=[25, 45, 65],
+            raw_answers=["a", "b", "c"],
+            intervals=[[30, 50], [32, 52], [34, 54]],
+            mean_interval=[32, 52],
+            zoom=False,
+        ),
     ]
-    percent = SamplerPercent(key_segment=[32, 52], frame_indices=[32, 42, 52], raw_answers=["40%", "60%"],
-                             percents=[0.4, 0.6], mean_percent=0.5, target_frame=42)
-    result = SamplerResult(strategy="htfs", key_segment=[32, 52], target_frame=42, key_frames=[32, 42, 52],
-                           reference_frames=[0, 33, 66, 99])
+    percent = SamplerPercent(
+        key_segment=[32, 52],
+        frame_indices=[32, 42, 52],
+        raw_answers=["40%", "60%"],
+        percents=[0.4, 0.6],
+        mean_percent=0.5,
+        target_frame=42,
+    )
+    result = SamplerResult(
+        strategy="htfs",
+        key_segment=[32, 52],
+        target_frame=42,
+        key_frames=[32, 42, 52],
+        reference_frames=[0, 33, 66, 99],
+    )
     return levels, percent, result
 
 
 def test_timeline_rows_and_traces_follow_the_events() -> None:
     levels, percent, result = _sampler_events()
-    fig = timeline_figure(levels, percent, result, num_frames=100, fps=10.0, gt_present=[i > 40 for i in range(100)])
-    assert list(fig.layout.yaxis.ticktext) == ["level 0", "level 1", "percentage", "decision (htfs)", "ground truth"]
+    fig = timeline_figure(
+        levels, percent, result, num_frames=100, fps=10.0, gt_present=[i > 40 for i in range(100)]
+    )
+    assert list(fig.layout.yaxis.ticktext) == [
+        "level 0",
+        "level 1",
+        "percentage",
+        "decision (htfs)",
+        "ground truth",
+    ]
     answers = [t for t in fig.data if t.name == "interval answer"]
     assert len(answers) == 5  # 2 parsed at level 0 + 3 at level 1; the unparsable one is not drawn
     means = [list(t.x) for t in fig.data if t.name == "mean interval"]

@@ -496,7 +496,9 @@ def small_config(**over: object) -> dict[str, object]:
     return cfg
 
 
-def run_core(net: XMem, frames: torch.Tensor, masks: torch.Tensor, cfg: dict, objects: int = 2) -> list[torch.Tensor]:
+def run_core(
+    net: XMem, frames: torch.Tensor, masks: torch.Tensor, cfg: dict, objects: int = 2
+) -> list[torch.Tensor]:
     core = InferenceCore(net, cfg)
     core.set_all_labels(range(1, objects + 1))
     out = []
@@ -717,7 +719,12 @@ def test_long_term_usage_is_counted_and_memory_is_capped():
 
 
 def test_long_term_usage_rule_of_eval_py():
-    cfg = {"max_mid_term_frames": 10, "min_mid_term_frames": 5, "num_prototypes": 128, "max_long_term_elements": 10000}
+    cfg = {
+        "max_mid_term_frames": 10,
+        "min_mid_term_frames": 5,
+        "num_prototypes": 128,
+        "max_long_term_elements": 10000,
+    }
     # 10000 / 128 * 5 = 390.6 frames
     assert long_term_count_usage({**cfg, "enable_long_term": True}, 391)
     assert not long_term_count_usage({**cfg, "enable_long_term": True}, 390)

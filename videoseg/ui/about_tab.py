@@ -56,8 +56,11 @@ def presets_table() -> str:
             weights = "none"
         else:
             weights = "; ".join(
-                f"`{r.model_id}`" + (f" ≈{r.approx_gb:g} GB" if r.approx_gb else "") + (" ✅ here" if r.present else "")
-                for r in reqs)
+                f"`{r.model_id}`"
+                + (f" ≈{r.approx_gb:g} GB" if r.approx_gb else "")
+                + (" ✅ here" if r.present else "")
+                for r in reqs
+            )
         rows.append(f"| `{name}` | {desc} | {weights} |")
     return "### Presets\n\n" + "\n".join(rows)
 
@@ -65,8 +68,10 @@ def presets_table() -> str:
 def build_about_tab(caps: UploadCaps) -> None:
     gr.Markdown(BACKENDS_MD)
     gr.Markdown(presets_table())
-    gr.Markdown(f"### Limits of this server\n\nUploads: {caps.describe()}. Real-model presets need a GPU; on a "
-                "Hugging Face ZeroGPU Space each run asks for GPU time in proportion to the video's length.")
+    gr.Markdown(
+        f"### Limits of this server\n\nUploads: {caps.describe()}. Real-model presets need a GPU; on a "
+        "Hugging Face ZeroGPU Space each run asks for GPU time in proportion to the video's length."
+    )
     gr.Markdown(PAPER_MD)
 
 

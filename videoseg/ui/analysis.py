@@ -92,20 +92,31 @@ def diagnose(
     mean = float(np.mean(jf)) if len(jf) else 0.0
     present = [i for i, p in enumerate(gt_present) if p]
     if target_frame is not None and present and not gt_present[target_frame]:
-        return Diagnosis("sampler", f"target frame {target_frame} is outside the frames where the target is "
-                                    f"present ({present[0]}–{present[-1]}, {len(present)} frames)")
+        return Diagnosis(
+            "sampler",
+            f"target frame {target_frame} is outside the frames where the target is "
+            f"present ({present[0]}–{present[-1]}, {len(present)} frames)",
+        )
     if target_frame is not None and not has_cues and present:
         return Diagnosis("reasoner", "the reasoner gave no usable cues (parse error or empty answer)")
     if cue_box_iou is not None and present and cue_box_iou < box_iou_min:
-        return Diagnosis("reasoner", f"cue box IoU with the ground truth on the target frame is "
-                                     f"{cue_box_iou:.2f} (< {box_iou_min})")
+        return Diagnosis(
+            "reasoner",
+            f"cue box IoU with the ground truth on the target frame is {cue_box_iou:.2f} (< {box_iou_min})",
+        )
     if keyframe_iou is not None and keyframe_iou < mask_iou_min:
-        return Diagnosis("segmenter", f"keyframe mask IoU with the ground truth is {keyframe_iou:.2f} "
-                                      f"(< {mask_iou_min}) although the cues were right")
+        return Diagnosis(
+            "segmenter",
+            f"keyframe mask IoU with the ground truth is {keyframe_iou:.2f} "
+            f"(< {mask_iou_min}) although the cues were right",
+        )
     if mean < jf_ok:
         if target_frame is not None and 0 <= target_frame < len(jf):
-            return Diagnosis("propagator", f"J&F falls from {jf[target_frame]:.2f} on the keyframe "
-                                           f"to a mean of {mean:.2f} over the video")
+            return Diagnosis(
+                "propagator",
+                f"J&F falls from {jf[target_frame]:.2f} on the keyframe "
+                f"to a mean of {mean:.2f} over the video",
+            )
         return Diagnosis("unknown", f"J&F is {mean:.2f}; without a trace the failing stage is unknown")
     return Diagnosis("ok", f"J&F {mean:.2f} ≥ {jf_ok}")
 
@@ -159,7 +170,9 @@ def collect_cases(root: Path, extra_traces: Sequence[Path] = ()) -> list[Case]:
     """Cases under ``root``: every folder with ``expressions.json`` + ``Annotations/``, matched with
     traces below it (or in ``extra_traces``, matched by the recorded video's folder name) whose query
     is one of its expressions, and with ``pred/<expression id>/`` PNG folders."""
-    gt_dirs = [p.parent for p in sorted(root.rglob("expressions.json")) if (p.parent / "Annotations").is_dir()]
+    gt_dirs = [
+        p.parent for p in sorted(root.rglob("expressions.json")) if (p.parent / "Annotations").is_dir()
+    ]
     cases: list[Case] = []
     expressions: dict[Path, list[dict[str, Any]]] = {}
     for d in gt_dirs:
@@ -173,13 +186,17 @@ def collect_cases(root: Path, extra_traces: Sequence[Path] = ()) -> list[Case]:
         head = _trace_header(trace)
         if head is None:
             continue
-        owner = next((d for d in sorted(expressions, key=lambda p: -len(p.parts)) if d in trace.parents), None)
+        owner = next(
+            (d for d in sorted(expressions, key=lambda p: -len(p.parts)) if d in trace.parents), None
+        )
         if owner is None:
             video_dir = Path(str((head.get("video") or {}).get("path") or "")).parent.name
             owner = next((d for d in expressions if d.name == video_dir), None)
         if owner is None:
             continue
-        match = next((e for e in expressions[owner] if _norm(e["text"]) == _norm(head.get("query", ""))), None)
+        match = next(
+            (e for e in expressions[owner] if _norm(e["text"]) == _norm(head.get("query", ""))), None
+        )
         if match is not None:
             cases.append(Case(owner, match, trace=trace))
     for d, items in expressions.items():
@@ -206,7 +223,9 @@ def load_prediction(case: Case, num_frames: int, size: tuple[int, int]) -> tuple
 
     pred_ids = read_mask_pngs(case.pred_dir)
     if pred_ids.shape != (num_frames, h, w):
-        raise ValueError(f"{case.label}: predictions {pred_ids.shape} do not match ground truth {(num_frames, h, w)}")
+        raise ValueError(
+            f"{case.label}: predictions {pred_ids.shape} do not match ground truth {(num_frames, h, w)}"
+        )
     return pred_ids > 0, None
 
 
@@ -243,8 +262,9 @@ def analyse(case: Case) -> CaseResult:
         else:
             target = None
     diagnosis = diagnose(scores["J&F"], present, target, cue_iou, key_iou, has_cues=has_cues)
-    return CaseResult(case, scores, summarise(scores), target, cue_iou, key_iou, diagnosis,
-                      worst_frames(scores["J&F"]))
+    return CaseResult(
+        case, scores, summarise(scores), target, cue_iou, key_iou, diagnosis, worst_frames(scores["J&F"])
+    )
 
 
 __all__ = [

@@ -42,29 +42,50 @@ def build_run_view(label: str = "") -> dict[str, gr.components.Component]:
             c["timeline"] = gr.Plot(label="Stage 1 · HTFS timeline (interval answers, zoom, target frame)")
         with gr.Column(scale=2, min_width=320):
             c["stages"] = gr.Dataframe(
-                headers=STAGE_HEADERS, label="Per stage: backend, time (s), tokens, frames",
-                interactive=False, wrap=False, value=empty_outputs()["stages"],
-                column_widths=["19%", "27%", "14%", "15%", "12%", "13%"],
+                headers=STAGE_HEADERS,
+                label="Per stage: backend, time (s), tokens, frames",
+                interactive=False,
+                wrap=False,
+                value=empty_outputs()["stages"],
+                column_widths=["20%", "30%", "13%", "13%", "12%", "12%"],
             )
-            c["downloads"] = gr.File(label="Downloads: masks (PNG zip), overlay mp4, cues JSON, trace",
-                                     file_count="multiple", interactive=False)
-    c["gallery"] = gr.Gallery(label="Sampled frames (★ target, ◆ reference, grey: key segment)",
-                              columns=8, height=190, object_fit="contain", allow_preview=True)
+            c["downloads"] = gr.File(
+                label="Downloads: masks (PNG zip), overlay mp4, cues JSON, trace",
+                file_count="multiple",
+                interactive=False,
+            )
+    c["gallery"] = gr.Gallery(
+        label="Sampled frames (★ target, ◆ reference, grey: key segment)",
+        columns=10,
+        height=170,
+        object_fit="contain",
+        allow_preview=True,
+    )
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
-            c["reasoning"] = gr.Markdown("", label="Stage 2 · reasoning", elem_classes=["vs-reasoning"],
-                                         container=True, min_height=120)
+            c["reasoning"] = gr.Markdown(
+                "", label="Stage 2 · reasoning", elem_classes=["vs-reasoning"], container=True, min_height=120
+            )
         with gr.Column(scale=1, min_width=260):
-            c["cues_image"] = gr.Image(label="Stage 2 · cues on the target frame (box, + centre, − negative)",
-                                       type="filepath", interactive=False, height=260)
+            c["cues_image"] = gr.Image(
+                label="Stage 2 · cues on the target frame (box, + centre, − negative)",
+                type="filepath",
+                interactive=False,
+                height=260,
+            )
             c["cues_legend"] = gr.HTML("")
         with gr.Column(scale=1, min_width=260):
-            c["keyframe_image"] = gr.Image(label="Stage 3a · keyframe mask", type="filepath",
-                                           interactive=False, height=260)
+            c["keyframe_image"] = gr.Image(
+                label="Stage 3a · keyframe mask", type="filepath", interactive=False, height=260
+            )
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=380):
-            c["strip"] = gr.Image(label="Stage 3b · propagation filling in from the keyframe (grey: not yet)",
-                                  type="filepath", interactive=False, height=300)
+            c["strip"] = gr.Image(
+                label="Stage 3b · propagation filling in from the keyframe (grey: not yet)",
+                type="filepath",
+                interactive=False,
+                height=300,
+            )
         with gr.Column(scale=2, min_width=300):
             c["video"] = gr.Video(label="Result: overlay video", interactive=False, height=300)
     with gr.Accordion("Run details (machine-readable progress)", open=False):

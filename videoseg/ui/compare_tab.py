@@ -26,8 +26,15 @@ SIDE_OUTPUTS = ("timeline", "keyframe_image", "video")
 SUMMARY_HEADERS = ["preset", "J", "F", "J&F", "target frame", "target frame in GT", "seconds"]
 
 
-def compare_stream(ctx: AppContext, video: Any, query: str | None, preset_a: str | None, preset_b: str | None,
-                   gt_zip: Any = None, request: gr.Request | None = None) -> Iterator[list[Any]]:
+def compare_stream(
+    ctx: AppContext,
+    video: Any,
+    query: str | None,
+    preset_a: str | None,
+    preset_b: str | None,
+    gt_zip: Any = None,
+    request: gr.Request | None = None,
+) -> Iterator[list[Any]]:
     """Yields [status, a_timeline, a_keyframe, a_video, b_timeline, b_keyframe, b_video, curves, summary]."""
     skip = gr.skip()
 
@@ -45,11 +52,17 @@ def compare_stream(ctx: AppContext, video: Any, query: str | None, preset_a: str
         return
     try:
         session = session_hash(request)
-        gt, gt_note = None, "no ground truth: pick a bundled example (its expression as the query) or add a GT zip"
+        gt, gt_note = (
+            None,
+            "no ground truth: pick a bundled example (its expression as the query) or add a GT zip",
+        )
         if gt_zip is not None:
             try:
-                gt = load_gt_zip(ctx.caps.extract_zip(file_path(gt_zip), ctx.store.new_run_dir(session, "gt"),
-                                                      "ground-truth zip"))
+                gt = load_gt_zip(
+                    ctx.caps.extract_zip(
+                        file_path(gt_zip), ctx.store.new_run_dir(session, "gt"), "ground-truth zip"
+                    )
+                )
                 gt_note = f"ground truth from the uploaded zip ({len(gt)} masks)"
             except (UploadError, ValueError, OSError) as exc:
                 gr.Warning(f"Ground truth not used: {exc}")
@@ -59,8 +72,10 @@ def compare_stream(ctx: AppContext, video: Any, query: str | None, preset_a: str
             if found is not None:
                 gt, gt_note = found[0], f"ground truth: {found[1]}"
         if gt is not None and (len(gt) != len(opened) or gt.shape[2:0:-1] != tuple(opened.size)):
-            gt_note = (f"ground truth not used: {gt.shape[0]} masks of {gt.shape[2]}×{gt.shape[1]} vs "
-                       f"{len(opened)} frames of {opened.size[0]}×{opened.size[1]}")
+            gt_note = (
+                f"ground truth not used: {gt.shape[0]} masks of {gt.shape[2]}×{gt.shape[1]} vs "
+                f"{len(opened)} frames of {opened.size[0]}×{opened.size[1]}"
+            )
             gr.Warning(gt_note)
             gt = None
         present = gt.reshape(len(gt), -1).any(axis=1).tolist() if gt is not None else None
@@ -90,8 +105,17 @@ def compare_stream(ctx: AppContext, video: Any, query: str | None, preset_a: str
                 mean = summarise(scores)
                 series[name], targets[name] = scores, target
                 in_gt = None if target is None else bool(present[target])
-                rows.append([name, round(mean["J"], 3), round(mean["F"], 3), round(mean["J&F"], 3), target, in_gt,
-                             round(s.finished.seconds, 2) if s.finished else None])
+                rows.append(
+                    [
+                        name,
+                        round(mean["J"], 3),
+                        round(mean["F"], 3),
+                        round(mean["J&F"], 3),
+                        target,
+                        in_gt,
+                        round(s.finished.seconds, 2) if s.finished else None,
+                    ]
+                )
             else:
                 seconds = round(s.finished.seconds, 2) if s.finished else None
                 rows.append([name, None, None, None, target, None, seconds])
@@ -102,24 +126,35 @@ def compare_stream(ctx: AppContext, video: Any, query: str | None, preset_a: str
             a, b = (summarise(series[n])["J&F"] for n in names)
             better = names[0] if a > b else names[1] if b > a else "neither"
             lines.append(f"J&F: `{names[0]}` {a:.3f} vs `{names[1]}` {b:.3f}: **{better}** is better here.")
-        curves = jf_curves_figure(series, targets, title="per-frame J&F against the ground truth") if series else None
+        curves = (
+            jf_curves_figure(series, targets, title="per-frame J&F against the ground truth")
+            if series
+            else None
+        )
         yield ["\n\n".join(lines), *[skip] * 6, curves, rows]
     finally:
         opened.close()
 
 
 def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
-    gr.Markdown("Run the same video and query under two presets, e.g. `shapes` (full HTFS) vs "
-                "`shapes-first-frame` (Table 5), or `shapes` (all cues) vs `shapes-box-only` (Table 6).")
+    gr.Markdown(
+        "Run the same video and query under two presets, e.g. `shapes` (full HTFS) vs "
+        "`shapes-first-frame` (Table 5), or `shapes` (all cues) vs `shapes-box-only` (Table 6)."
+    )
     with gr.Row(equal_height=False):
         video = gr.Video(label="Video", sources=["upload"], height=220)
         with gr.Column():
             query = gr.Textbox(label="Query", lines=2)
             with gr.Row():
-                preset_a = gr.Dropdown(choices=preset_choices(), value="shapes", label="Preset A",
-                                       allow_custom_value=True)
-                preset_b = gr.Dropdown(choices=preset_choices(), value="shapes-first-frame", label="Preset B",
-                                       allow_custom_value=True)
+                preset_a = gr.Dropdown(
+                    choices=preset_choices(), value="shapes", label="Preset A", allow_custom_value=True
+                )
+                preset_b = gr.Dropdown(
+                    choices=preset_choices(),
+                    value="shapes-first-frame",
+                    label="Preset B",
+                    allow_custom_value=True,
+                )
             gt_zip = gr.File(label="Ground truth (optional zip of per-frame PNG masks)", file_types=[".zip"])
             with gr.Row():
                 copy_btn = gr.Button("Use the Run tab's video and query", size="sm")
@@ -139,18 +174,35 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
     curves = gr.Plot(label="Per-frame J&F")
     summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="Summary", interactive=False)
 
-    def compare(video_value: Any, query_value: str, a: str, b: str, gt_value: Any,
-                request: gr.Request) -> Iterator[list[Any]]:
+    def compare(
+        video_value: Any, query_value: str, a: str, b: str, gt_value: Any, request: gr.Request
+    ) -> Iterator[list[Any]]:
         yield from compare_stream(ctx, video_value, query_value, a, b, gt_value, request)
 
     outputs = [status, a_timeline, a_key, a_video, b_timeline, b_key, b_video, curves, summary]
-    go.click(compare, inputs=[video, query, preset_a, preset_b, gt_zip], outputs=outputs, api_name="compare",
-             concurrency_limit=1, show_progress="minimal")
+    go.click(
+        compare,
+        inputs=[video, query, preset_a, preset_b, gt_zip],
+        outputs=outputs,
+        api_name="compare",
+        concurrency_limit=1,
+        show_progress="minimal",
+    )
     if run_inputs is not None:
-        copy_btn.click(lambda v, q: (v, q), inputs=[run_inputs["video"], run_inputs["query"]],
-                       outputs=[video, query], api_visibility="private")
-    return {"video": video, "query": query, "preset_a": preset_a, "preset_b": preset_b, "gt_zip": gt_zip,
-            "outputs": outputs}
+        copy_btn.click(
+            lambda v, q: (v, q),
+            inputs=[run_inputs["video"], run_inputs["query"]],
+            outputs=[video, query],
+            api_visibility="private",
+        )
+    return {
+        "video": video,
+        "query": query,
+        "preset_a": preset_a,
+        "preset_b": preset_b,
+        "gt_zip": gt_zip,
+        "outputs": outputs,
+    }
 
 
 __all__ = ["build_compare_tab", "compare_stream"]

@@ -148,7 +148,9 @@ def read_annotations(directory: Path) -> np.ndarray:
     return read_mask_pngs(directory)
 
 
-def ground_truth_for(video_path: str | Path, query: str, examples: list[Example]) -> tuple[np.ndarray, str] | None:
+def ground_truth_for(
+    video_path: str | Path, query: str, examples: list[Example]
+) -> tuple[np.ndarray, str] | None:
     """((T, H, W) bool union of the expression's objects, a description) or None when unknown."""
     ex = match_example(video_path, examples)
     if ex is None:

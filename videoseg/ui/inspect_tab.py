@@ -50,7 +50,9 @@ def _load_trace(ctx: AppContext, trace: Any) -> list[ev.Event]:
     if not events:
         raise UploadError("This trace is empty.")
     if not isinstance(events[0], ev.RunStarted):
-        raise UploadError(f"This trace does not start with a run_started event (it starts with {events[0].type!r}).")
+        raise UploadError(
+            f"This trace does not start with a run_started event (it starts with {events[0].type!r})."
+        )
     return events
 
 
@@ -69,8 +71,9 @@ def _recorded_video(ctx: AppContext, start: ev.RunStarted, session: str | None) 
     return None
 
 
-def replay_stream(ctx: AppContext, trace: Any, video: Any = None,
-                  request: gr.Request | None = None) -> Iterator[dict[str, Any]]:
+def replay_stream(
+    ctx: AppContext, trace: Any, video: Any = None, request: gr.Request | None = None
+) -> Iterator[dict[str, Any]]:
     """Run-view output values for a replayed trace (message-only values for bad input)."""
     session = session_hash(request)
     try:
@@ -87,14 +90,20 @@ def replay_stream(ctx: AppContext, trace: Any, video: Any = None,
         trace_copy.write_bytes(Path(file_path(trace)).read_bytes())
         view = LiveView(out_dir, opened, trace=False, trace_source=trace_copy)
         recorded = events[0].video or {}
-        if opened is not None and (len(opened) != recorded.get("num_frames")
-                                   or list(opened.size) != [recorded.get("width"), recorded.get("height")]):
+        if opened is not None and (
+            len(opened) != recorded.get("num_frames")
+            or list(opened.size) != [recorded.get("width"), recorded.get("height")]
+        ):
             opened.close()
             opened = view.video = None
-            view.messages.append("⚠️ The given video does not match the recorded one; masks are drawn on a blank canvas.")
+            view.messages.append(
+                "⚠️ The given video does not match the recorded one; masks are drawn on a blank canvas."
+            )
         if opened is None:
-            view.messages.append("ℹ️ Replay without the video: masks are drawn on a blank canvas "
-                                 "(give the video to see the frames).")
+            view.messages.append(
+                "ℹ️ Replay without the video: masks are drawn on a blank canvas "
+                "(give the video to see the frames)."
+            )
         first = empty_outputs()
         first["status"] = f"### ⏳ Replaying {len(events)} recorded events…"
         first["progress"] = {"stage": "run", "status": "replaying", "stages_seen": []}
@@ -113,7 +122,9 @@ def _overlay_pred_gt(frame: np.ndarray, pred: np.ndarray, gt: np.ndarray) -> np.
     return img
 
 
-def case_details(ctx: AppContext, result: CaseResult, out_dir: Path) -> tuple[str, Any, list[tuple[str, str]]]:
+def case_details(
+    ctx: AppContext, result: CaseResult, out_dir: Path
+) -> tuple[str, Any, list[tuple[str, str]]]:
     """(diagnosis Markdown, J&F curve figure, worst-frame gallery items) for one analysed case."""
     from videoseg.ui.analysis import load_prediction
     from videoseg.video import open_video, read_mask_pngs
@@ -135,8 +146,10 @@ def case_details(ctx: AppContext, result: CaseResult, out_dir: Path) -> tuple[st
         items.append((str(path), f"frame {idx}: J&F {result.scores['J&F'][idx]:.2f}"))
     d = result.diagnosis
     m = result.mean
-    lines = [f"### {case.label}",
-             f"J&F **{m['J&F']:.3f}** (J {m['J']:.3f}, F {m['F']:.3f}) · stage at fault: **{d.stage}**: {d.reason}"]
+    lines = [
+        f"### {case.label}",
+        f"J&F **{m['J&F']:.3f}** (J {m['J']:.3f}, F {m['F']:.3f}) · stage at fault: **{d.stage}**: {d.reason}",
+    ]
     facts = []
     if result.target_frame is not None:
         facts.append(f"target frame {result.target_frame}")
@@ -146,13 +159,21 @@ def case_details(ctx: AppContext, result: CaseResult, out_dir: Path) -> tuple[st
         facts.append(f"keyframe mask IoU {result.keyframe_iou:.2f}")
     if facts:
         lines.append(" · ".join(facts))
-    lines.append(f"Worst frames: {', '.join(map(str, result.worst))} (prediction filled, ground truth outlined green)")
-    fig = jf_curves_figure({case.label[:40]: result.scores}, {case.label[:40]: result.target_frame},
-                           title="per-frame J&F", worst=result.worst)
+    lines.append(
+        f"Worst frames: {', '.join(map(str, result.worst))} (prediction filled, ground truth outlined green)"
+    )
+    fig = jf_curves_figure(
+        {case.label[:40]: result.scores},
+        {case.label[:40]: result.target_frame},
+        title="per-frame J&F",
+        worst=result.worst,
+    )
     return "\n\n".join(lines), fig, items
 
 
-def inspect_run(ctx: AppContext, archive: Any, request: gr.Request | None = None) -> tuple[list[Any], list[dict]]:
+def inspect_run(
+    ctx: AppContext, archive: Any, request: gr.Request | None = None
+) -> tuple[list[Any], list[dict]]:
     """([status, ranking rows, selector update, diagnosis, curves, worst gallery], case records)."""
     skip = gr.skip()
     session = session_hash(request)
@@ -165,13 +186,16 @@ def inspect_run(ctx: AppContext, archive: Any, request: gr.Request | None = None
         else:
             cases = []
             for ex in ctx.examples:
-                cases += collect_cases(ex.directory, sorted(TRACES_DIR.glob("*.jsonl")) if TRACES_DIR.is_dir() else [])
+                cases += collect_cases(
+                    ex.directory, sorted(TRACES_DIR.glob("*.jsonl")) if TRACES_DIR.is_dir() else []
+                )
             source = "the bundled examples and their recorded traces"
         if not cases:
             raise UploadError(
                 f"No expression with both ground truth and a prediction was found in {source}. Expected: a folder "
                 "with expressions.json + Annotations/ and either traces (*.jsonl whose query is an expression) "
-                "or pred/<expression id>/*.png.")
+                "or pred/<expression id>/*.png."
+            )
     except UploadError as exc:
         gr.Warning(str(exc))
         return [f"### ❌ {exc}", skip, skip, skip, skip, skip], []
@@ -186,16 +210,35 @@ def inspect_run(ctx: AppContext, archive: Any, request: gr.Request | None = None
         gr.Warning(msg)
         return [f"### ❌ {msg}", skip, skip, skip, skip, skip], []
     results.sort(key=lambda r: r.mean["J&F"])
-    rows = [[i + 1, r.case.gt_dir.name, r.case.expression["text"], round(r.mean["J&F"], 3), round(r.mean["J"], 3),
-             round(r.mean["F"], 3), r.target_frame, r.diagnosis.stage, r.diagnosis.reason]
-            for i, r in enumerate(results)]
-    records = [{"label": r.case.label, "gt_dir": str(r.case.gt_dir), "expression": r.case.expression,
-                "trace": str(r.case.trace) if r.case.trace else None,
-                "pred_dir": str(r.case.pred_dir) if r.case.pred_dir else None, "out_dir": str(out_dir)}
-               for r in results]
+    rows = [
+        [
+            i + 1,
+            r.case.gt_dir.name,
+            r.case.expression["text"],
+            round(r.mean["J&F"], 3),
+            round(r.mean["J"], 3),
+            round(r.mean["F"], 3),
+            r.target_frame,
+            r.diagnosis.stage,
+            r.diagnosis.reason,
+        ]
+        for i, r in enumerate(results)
+    ]
+    records = [
+        {
+            "label": r.case.label,
+            "gt_dir": str(r.case.gt_dir),
+            "expression": r.case.expression,
+            "trace": str(r.case.trace) if r.case.trace else None,
+            "pred_dir": str(r.case.pred_dir) if r.case.pred_dir else None,
+            "out_dir": str(out_dir),
+        }
+        for r in results
+    ]
     details, fig, gallery = case_details(ctx, results[0], out_dir)
-    status = (f"### Ranked {len(results)} expression(s) from {source}, worst first"
-              + ("\n\n⚠️ " + "; ".join(problems) if problems else ""))
+    status = f"### Ranked {len(results)} expression(s) from {source}, worst first" + (
+        "\n\n⚠️ " + "; ".join(problems) if problems else ""
+    )
     labels = [r["label"] for r in records]
     return [status, rows, gr.update(choices=labels, value=labels[0]), details, fig, gallery], records
 
@@ -206,55 +249,82 @@ def select_case(ctx: AppContext, label: str | None, records: list[dict]) -> list
     record = next((r for r in records or [] if r["label"] == label), None)
     if record is None:
         return ["Pick an expression after running Inspect.", gr.skip(), gr.skip()]
-    case = Case(Path(record["gt_dir"]), record["expression"],
-                Path(record["trace"]) if record["trace"] else None,
-                Path(record["pred_dir"]) if record["pred_dir"] else None)
+    case = Case(
+        Path(record["gt_dir"]),
+        record["expression"],
+        Path(record["trace"]) if record["trace"] else None,
+        Path(record["pred_dir"]) if record["pred_dir"] else None,
+    )
     return list(case_details(ctx, analyse(case), Path(record["out_dir"])))
 
 
 def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict[str, Any]:
     with gr.Tab("Replay a trace"):
-        gr.Markdown("Open a recorded trace (`.jsonl`, one event per line, written by every run here and by "
-                    "`python -m videoseg run --trace`): it drives the same view as a live run.")
+        gr.Markdown(
+            "Open a recorded trace (`.jsonl`, one event per line, written by every run here and by "
+            "`python -m videoseg run --trace`): it drives the same view as a live run."
+        )
         with gr.Row(equal_height=False):
             trace = gr.File(label="Trace (.jsonl)", file_types=[".jsonl"])
-            video = gr.Video(label="Its video (optional; bundled examples are found by themselves)",
-                             sources=["upload"], height=200)
+            video = gr.Video(
+                label="Its video (optional; bundled examples are found by themselves)",
+                sources=["upload"],
+                height=200,
+            )
             with gr.Column():
                 replay_btn = gr.Button("Replay", variant="primary", elem_id="replay-button")
                 last_btn = gr.Button("Replay my last run")
         bundled = sorted(TRACES_DIR.glob("*.jsonl")) if TRACES_DIR.is_dir() else []
         if bundled:
-            gr.Examples(examples=[[str(p)] for p in bundled], inputs=[trace], label="Recorded traces",
-                        cache_examples=False)
+            gr.Examples(
+                examples=[[str(p)] for p in bundled],
+                inputs=[trace],
+                label="Recorded traces",
+                cache_examples=False,
+            )
         view = build_run_view()
 
     def replay(trace_value: Any, video_value: Any, request: gr.Request) -> Iterator[list[Any]]:
         for values in replay_stream(ctx, trace_value, video_value, request):
             yield to_updates(values)
 
-    replay_btn.click(replay, inputs=[trace, video], outputs=ordered(view), api_name="replay",
-                     concurrency_limit=2, show_progress="minimal")
+    replay_btn.click(
+        replay,
+        inputs=[trace, video],
+        outputs=ordered(view),
+        api_name="replay",
+        concurrency_limit=2,
+        show_progress="minimal",
+    )
     if last_run is not None:
+
         def replay_last(record: dict | None, request: gr.Request) -> Iterator[list[Any]]:
             if not record:
-                yield to_updates(message_outputs("No run yet in this session: run something in the Run tab first."))
+                yield to_updates(
+                    message_outputs("No run yet in this session: run something in the Run tab first.")
+                )
                 return
             yield from replay(record["trace"], record["video"], request)
 
         last_btn.click(replay_last, inputs=[last_run], outputs=ordered(view), api_visibility="private")
 
     with gr.Tab("Rank failures"):
-        gr.Markdown("Score recorded predictions against ground truth, worst expression first, and see which "
-                    "stage went wrong. Leave the zip empty to use the bundled examples and their traces. "
-                    "Zip layout: a folder with `expressions.json` + `Annotations/%05d.png`, and traces (`*.jsonl`) "
-                    "or `pred/<expression id>/%05d.png`.")
+        gr.Markdown(
+            "Score recorded predictions against ground truth, worst expression first, and see which "
+            "stage went wrong. Leave the zip empty to use the bundled examples and their traces. "
+            "Zip layout: a folder with `expressions.json` + `Annotations/%05d.png`, and traces (`*.jsonl`) "
+            "or `pred/<expression id>/%05d.png`."
+        )
         with gr.Row():
             archive = gr.File(label="Predictions + ground truth (zip, optional)", file_types=[".zip"])
             inspect_btn = gr.Button("Inspect", variant="primary", elem_id="inspect-button")
         status = gr.Markdown("")
-        ranking = gr.Dataframe(headers=RANK_HEADERS, label="Expressions ranked by J&F (worst first)",
-                               interactive=False, wrap=True)
+        ranking = gr.Dataframe(
+            headers=RANK_HEADERS,
+            label="Expressions ranked by J&F (worst first)",
+            interactive=False,
+            wrap=True,
+        )
         selector = gr.Dropdown(label="Expression", choices=[], interactive=True)
         details = gr.Markdown("")
         with gr.Row(equal_height=False):
@@ -266,10 +336,19 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
         values, recs = inspect_run(ctx, archive_value, request)
         return [*values, recs if recs else gr.skip()]
 
-    inspect_btn.click(do_inspect, inputs=[archive], outputs=[status, ranking, selector, details, curves, worst, records],
-                      api_name="inspect", concurrency_limit=1)
-    selector.input(lambda label, recs: select_case(ctx, label, recs), inputs=[selector, records],
-                   outputs=[details, curves, worst], api_visibility="private")
+    inspect_btn.click(
+        do_inspect,
+        inputs=[archive],
+        outputs=[status, ranking, selector, details, curves, worst, records],
+        api_name="inspect",
+        concurrency_limit=1,
+    )
+    selector.input(
+        lambda label, recs: select_case(ctx, label, recs),
+        inputs=[selector, records],
+        outputs=[details, curves, worst],
+        api_visibility="private",
+    )
     return {"trace": trace, "video": video, "view": view, "archive": archive, "ranking": ranking}
 
 

@@ -51,8 +51,15 @@ def parse_cues(text: str | None, frame_idx: int) -> list[TargetCues]:
     return out
 
 
-def add_click(cues: list[TargetCues], mode: str, target: int, x: float, y: float,
-              pending: list[float] | None, frame_idx: int) -> tuple[list[TargetCues], list[float] | None]:
+def add_click(
+    cues: list[TargetCues],
+    mode: str,
+    target: int,
+    x: float,
+    y: float,
+    pending: list[float] | None,
+    frame_idx: int,
+) -> tuple[list[TargetCues], list[float] | None]:
     """Apply one click: returns the new cues and the pending first box corner (or None)."""
     target = max(1, int(target))
     by_id = {c.obj_id: c for c in cues}
@@ -91,8 +98,14 @@ def _save(ctx: AppContext, request: gr.Request | None, name: str, rgb: np.ndarra
     return str(path)
 
 
-def resegment(ctx: AppContext, video: Any, frame_idx: float, cues_json: str, preset_name: str,
-              request: gr.Request | None = None) -> tuple[str | None, str]:
+def resegment(
+    ctx: AppContext,
+    video: Any,
+    frame_idx: float,
+    cues_json: str,
+    preset_name: str,
+    request: gr.Request | None = None,
+) -> tuple[str | None, str]:
     """(image of the new keyframe mask with its cues, status Markdown)."""
     try:
         preset_name = check_preset(preset_name)
@@ -116,12 +129,23 @@ def resegment(ctx: AppContext, video: Any, frame_idx: float, cues_json: str, pre
     for c, (mask, _) in zip(cues, results):
         masks[c.obj_id - 1] = mask
     img = draw_cues(overlay_masks(frame, masks), cues)
-    scores = ", ".join(f"target {c.obj_id}: score {s:.2f}, {int(m.sum())} px" for c, (m, s) in zip(cues, results))
-    return _save(ctx, request, f"reseg-{idx}", img), f"✅ Frame {idx} re-segmented with `{segmenter.info.name}`: {scores}"
+    scores = ", ".join(
+        f"target {c.obj_id}: score {s:.2f}, {int(m.sum())} px" for c, (m, s) in zip(cues, results)
+    )
+    return _save(
+        ctx, request, f"reseg-{idx}", img
+    ), f"✅ Frame {idx} re-segmented with `{segmenter.info.name}`: {scores}"
 
 
-def repropagate_stream(ctx: AppContext, video: Any, query: str | None, frame_idx: float, cues_json: str,
-                       preset_name: str, request: gr.Request | None = None) -> Iterator[list[Any]]:
+def repropagate_stream(
+    ctx: AppContext,
+    video: Any,
+    query: str | None,
+    frame_idx: float,
+    cues_json: str,
+    preset_name: str,
+    request: gr.Request | None = None,
+) -> Iterator[list[Any]]:
     """Streams [status, keyframe image, propagation strip, overlay video, downloads]."""
     skip = gr.skip()
     try:
@@ -147,9 +171,15 @@ def repropagate_stream(ctx: AppContext, video: Any, query: str | None, frame_idx
         text = (query or "").strip() or "(manual cues)"
         for values in drive(view, pipeline_events(str(path), text, preset_name, overrides, len(opened))):
             r = view.state.sampler_result
-            if r is not None and r.target_frame != idx and not any("clicked frame" in m for m in view.messages):
-                view.messages.append(f"⚠️ The pipeline placed the cues on frame {r.target_frame}, not on the "
-                                     f"clicked frame {idx}.")
+            if (
+                r is not None
+                and r.target_frame != idx
+                and not any("clicked frame" in m for m in view.messages)
+            ):
+                view.messages.append(
+                    f"⚠️ The pipeline placed the cues on frame {r.target_frame}, not on the "
+                    f"clicked frame {idx}."
+                )
                 values["status"] = view.render_status()
             yield [skip if values[n] is SKIP else values[n] for n in STREAM_OUTPUTS]
     finally:
@@ -157,16 +187,22 @@ def repropagate_stream(ctx: AppContext, video: Any, query: str | None, frame_idx
 
 
 def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
-    gr.Markdown("Correct a run by hand: pick a frame, click points or a box for each target, re-segment, "
-                "then re-propagate. Colours follow the target number.")
+    gr.Markdown(
+        "Correct a run by hand: pick a frame, click points or a box for each target, re-segment, "
+        "then re-propagate. Colours follow the target number."
+    )
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=280):
             video = gr.Video(label="Video", sources=["upload"], height=220)
             copy_btn = gr.Button("Use the Run tab's video", size="sm")
-            preset = gr.Dropdown(choices=preset_choices(), value="shapes", label="Preset (its segmenter + propagator)",
-                                 allow_custom_value=True)
+            preset = gr.Dropdown(
+                choices=preset_choices(),
+                value="shapes",
+                label="Preset (its segmenter + propagator)",
+                allow_custom_value=True,
+            )
             query = gr.Textbox(label="Query (only recorded in the trace)", value="")
-            frame = gr.Slider(0, 1, value=0, step=1, label="Frame")
+            frame = gr.Slider(0, max(1, ctx.caps.max_frames - 1), value=0, step=1, label="Frame")
             mode = gr.Radio(list(MODES), value=MODES[0], label="Click adds")
             target = gr.Number(value=1, precision=0, minimum=1, maximum=8, label="Target number")
             cues = gr.Textbox(label="Cues (JSON; edited by clicks, or by hand)", value="[]", lines=3)
@@ -176,7 +212,9 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
                 seg_btn = gr.Button("Re-segment", variant="primary", elem_id="resegment-button")
                 prop_btn = gr.Button("Re-propagate", variant="primary", elem_id="repropagate-button")
         with gr.Column(scale=3, min_width=360):
-            image = gr.Image(label="Click on the frame", type="filepath", interactive=False, elem_id="click-image")
+            image = gr.Image(
+                label="Click on the frame", type="filepath", interactive=False, elem_id="click-image"
+            )
             status = gr.Markdown("")
             key_image = gr.Image(label="Keyframe mask", type="filepath", interactive=False, height=260)
     with gr.Row(equal_height=False):
@@ -185,14 +223,17 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
     downloads = gr.File(label="Downloads", file_count="multiple", interactive=False)
     pending = gr.State(None)
 
-    def draw(video_value: Any, frame_value: float, cues_value: str, pending_value: Any,
-             request: gr.Request) -> tuple[Any, str]:
+    def draw(
+        video_value: Any, frame_value: float, cues_value: str, pending_value: Any, request: gr.Request
+    ) -> tuple[Any, str]:
         try:
             img, idx = _frame(ctx, video_value, int(frame_value or 0))
             parsed = parse_cues(cues_value, idx)
         except (UploadError, ValueError) as exc:
             return gr.skip(), f"<p>❌ {exc}</p>"
-        return _save(ctx, request, f"frame-{idx}", draw_cues(img, parsed, pending_value)), cues_legend_html(parsed, idx)
+        return _save(ctx, request, f"frame-{idx}", draw_cues(img, parsed, pending_value)), cues_legend_html(
+            parsed, idx
+        )
 
     def load(video_value: Any, request: gr.Request) -> tuple[Any, Any, Any, str, None]:
         try:
@@ -203,39 +244,73 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
         img, _ = draw(video_value, 0, "[]", None, request)
         return gr.update(maximum=n - 1, value=0), img, "[]", f"{n} frames loaded: click on the frame.", None
 
-    def click(video_value: Any, frame_value: float, cues_value: str, mode_value: str, target_value: float,
-              pending_value: Any, request: gr.Request, evt: gr.SelectData) -> tuple[Any, ...]:
+    def click(
+        video_value: Any,
+        frame_value: float,
+        cues_value: str,
+        mode_value: str,
+        target_value: float,
+        pending_value: Any,
+        request: gr.Request,
+        evt: gr.SelectData,
+    ) -> tuple[Any, ...]:
         try:
             x, y = (float(v) for v in evt.index)
             parsed = parse_cues(cues_value, int(frame_value or 0))
-            parsed, pending_value = add_click(parsed, mode_value, int(target_value or 1), x, y, pending_value,
-                                              int(frame_value or 0))
+            parsed, pending_value = add_click(
+                parsed, mode_value, int(target_value or 1), x, y, pending_value, int(frame_value or 0)
+            )
         except (ValueError, TypeError) as exc:
             return gr.skip(), gr.skip(), gr.skip(), f"<p>❌ {exc}</p>"
         text = _dump(parsed)
         img, legend_html = draw(video_value, frame_value, text, pending_value, request)
         return text, pending_value, img, legend_html
 
-    video.change(load, inputs=[video], outputs=[frame, image, cues, status, pending], api_visibility="private")
-    frame.release(draw, inputs=[video, frame, cues, pending], outputs=[image, legend], api_visibility="private")
-    image.select(click, inputs=[video, frame, cues, mode, target, pending], outputs=[cues, pending, image, legend],
-                 api_visibility="private")
+    video.change(
+        load, inputs=[video], outputs=[frame, image, cues, status, pending], api_visibility="private"
+    )
+    frame.release(
+        draw, inputs=[video, frame, cues, pending], outputs=[image, legend], api_visibility="private"
+    )
+    image.select(
+        click,
+        inputs=[video, frame, cues, mode, target, pending],
+        outputs=[cues, pending, image, legend],
+        api_visibility="private",
+    )
     undo_btn.click(lambda: ("[]", None), outputs=[cues, pending], api_visibility="private").then(
-        draw, inputs=[video, frame, cues, pending], outputs=[image, legend], api_visibility="private")
-    def do_resegment(video_value: Any, frame_value: float, cues_value: str, preset_value: str,
-                     request: gr.Request) -> tuple[Any, str]:
+        draw, inputs=[video, frame, cues, pending], outputs=[image, legend], api_visibility="private"
+    )
+
+    def do_resegment(
+        video_value: Any, frame_value: float, cues_value: str, preset_value: str, request: gr.Request
+    ) -> tuple[Any, str]:
         return resegment(ctx, video_value, frame_value, cues_value, preset_value, request)
 
-    seg_btn.click(do_resegment, inputs=[video, frame, cues, preset], outputs=[key_image, status],
-                  api_name="resegment")
+    seg_btn.click(
+        do_resegment, inputs=[video, frame, cues, preset], outputs=[key_image, status], api_name="resegment"
+    )
 
-    def repropagate(video_value: Any, query_value: str, frame_value: float, cues_value: str, preset_value: str,
-                    request: gr.Request) -> Iterator[list[Any]]:
-        yield from repropagate_stream(ctx, video_value, query_value, frame_value, cues_value, preset_value, request)
+    def repropagate(
+        video_value: Any,
+        query_value: str,
+        frame_value: float,
+        cues_value: str,
+        preset_value: str,
+        request: gr.Request,
+    ) -> Iterator[list[Any]]:
+        yield from repropagate_stream(
+            ctx, video_value, query_value, frame_value, cues_value, preset_value, request
+        )
 
-    prop_btn.click(repropagate, inputs=[video, query, frame, cues, preset],
-                   outputs=[status, key_image, strip, out_video, downloads], api_name="repropagate",
-                   concurrency_limit=2, show_progress="minimal")
+    prop_btn.click(
+        repropagate,
+        inputs=[video, query, frame, cues, preset],
+        outputs=[status, key_image, strip, out_video, downloads],
+        api_name="repropagate",
+        concurrency_limit=2,
+        show_progress="minimal",
+    )
     if run_inputs is not None:
         copy_btn.click(lambda v: v, inputs=[run_inputs["video"]], outputs=[video], api_visibility="private")
     return {"video": video, "frame": frame, "cues": cues, "image": image, "mode": mode}

@@ -57,7 +57,7 @@ OUTPUT_NAMES = (
     "stages",
     "downloads",
 )
-STAGE_HEADERS = ["stage", "backend", "status", "seconds", "tokens", "frames"]
+STAGE_HEADERS = ["stage", "backend", "status", "s", "tokens", "frames"]
 MAX_TILES = 96
 TILE_WIDTH = 96
 
@@ -153,10 +153,12 @@ class LiveView:
         if isinstance(event, ev.FramesDecoded):
             key = self.stage if self.stage in ("sampler", "reasoner") else "sampler"
             self._stage_frames[key] = self._stage_frames.get(key, 0) + max(
-                0, event.total_decoded - self._last_decoded)
+                0, event.total_decoded - self._last_decoded
+            )
             self._last_decoded = max(self._last_decoded, event.total_decoded)
-        important = not isinstance(event, (ev.ReasoningToken, ev.PropagatedMask, ev.FramesDecoded,
-                                           ev.PromptShown))
+        important = not isinstance(
+            event, (ev.ReasoningToken, ev.PropagatedMask, ev.FramesDecoded, ev.PromptShown)
+        )
         now = time.monotonic()
         due = new_stage or important or now - self._last_emit >= self.min_interval
         if due:
@@ -226,7 +228,9 @@ class LiveView:
         if n <= 0:
             return
         count = min(MAX_TILES, n)
-        self._tile_frames = sorted({round(i * (n - 1) / max(1, count - 1)) for i in range(count)} | {e.keyframe})
+        self._tile_frames = sorted(
+            {round(i * (n - 1) / max(1, count - 1)) for i in range(count)} | {e.keyframe}
+        )
         self._tile_of = {f: i for i, f in enumerate(self._tile_frames)}
         w, h = self._size()
         tile_h = max(8, round(TILE_WIDTH * h / max(1, w)))
@@ -241,8 +245,9 @@ class LiveView:
         masks = self.state.masks[frame_idx]
         th, tw = self._tiles[tile].shape[:2]
         if masks.shape[0]:
-            small = np.stack([cv2.resize(m.astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST) > 0
-                              for m in masks])
+            small = np.stack(
+                [cv2.resize(m.astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST) > 0 for m in masks]
+            )
             self._tiles[tile] = overlay_masks(self._tiles[tile], small, alpha=0.55, contour=False)
         self._tile_done[tile] = True
 
@@ -265,15 +270,21 @@ class LiveView:
         status = s.status
         if status == "finished":
             f = s.finished
-            lines.append(f"### ✅ Done: {f.num_targets} target(s) on {f.num_frames} frames in {f.seconds:.2f} s")
+            lines.append(
+                f"### ✅ Done: {f.num_targets} target(s) on {f.num_frames} frames in {f.seconds:.2f} s"
+            )
         elif status in ("error", "cancelled"):
             err = next(e for e in s.errors if e.fatal)
             head = "⏹ Cancelled" if status == "cancelled" else f"❌ The {err.for_stage} stage failed"
             lines.append(f"### {head}\n\n{html.escape(err.message)}")
         else:
-            label = {"run": "starting", "sampler": "stage 1: choosing where to look (HTFS)",
-                     "reasoner": "stage 2: reasoning about the query", "segmenter": "stage 3a: keyframe mask",
-                     "propagator": "stage 3b: propagating the mask"}.get(self.stage, self.stage)
+            label = {
+                "run": "starting",
+                "sampler": "stage 1: choosing where to look (HTFS)",
+                "reasoner": "stage 2: reasoning about the query",
+                "segmenter": "stage 3a: keyframe mask",
+                "propagator": "stage 3b: propagating the mask",
+            }.get(self.stage, self.stage)
             lines.append(f"### ⏳ Running: {label}")
             done, total = s.progress
             if total:
@@ -283,7 +294,8 @@ class LiveView:
             lines.append(
                 f"Video: {v.get('num_frames')} frames, {v.get('width')}×{v.get('height')}, "
                 f"{float(v.get('fps') or 0):.1f} fps · query: *{html.escape(s.query)}* · "
-                f"preset: `{s.preset or 'custom'}` · device: `{s.device}`")
+                f"preset: `{s.preset or 'custom'}` · device: `{s.device}`"
+            )
         for w in s.warnings[-4:]:
             lines.append(f"⚠️ {w.for_stage}: {html.escape(w.message)}")
         lines.extend(self.messages)
@@ -307,9 +319,14 @@ class LiveView:
         s = self.state
         if not (s.sampler_levels or s.sampler_percent or s.sampler_result):
             return None
-        return timeline_figure(s.sampler_levels, s.sampler_percent, s.sampler_result,
-                               num_frames=s.num_frames or None, fps=float(s.video.get("fps") or 1.0),
-                               gt_present=self.gt_present)
+        return timeline_figure(
+            s.sampler_levels,
+            s.sampler_percent,
+            s.sampler_result,
+            num_frames=s.num_frames or None,
+            fps=float(s.video.get("fps") or 1.0),
+            gt_present=self.gt_present,
+        )
 
     def render_gallery(self) -> list[tuple[str, str]]:
         r = self.state.sampler_result
@@ -341,17 +358,22 @@ class LiveView:
         if s.reasoning is None:
             if s.tokens:
                 text = html.escape(s.text)
-                parts.append(f"**Reasoning** (streaming, {len(s.tokens)} tokens)\n\n<pre class='vs-reason'>{text}▌</pre>")
+                parts.append(
+                    f"**Reasoning** (streaming, {len(s.tokens)} tokens)\n\n<pre class='vs-reason'>{text}▌</pre>"
+                )
         else:
             r = s.reasoning
             cut = " — stopped by the budget cap" if r.truncated else ""
             parts.append(
                 f"<details><summary><b>Thinking</b> ({r.think_tokens} of {r.num_tokens} tokens{cut}): "
-                f"click to unfold</summary>\n\n<pre class='vs-reason'>{html.escape(r.think)}</pre>\n\n</details>")
+                f"click to unfold</summary>\n\n<pre class='vs-reason'>{html.escape(r.think)}</pre>\n\n</details>"
+            )
             parts.append(f"**Answer**\n\n```json\n{r.answer.strip()}\n```")
         if s.parse_error is not None:
-            parts.append(f"⚠️ **The answer could not be read:** {html.escape(s.parse_error.message)} "
-                         "(no cues, so the masks are empty)")
+            parts.append(
+                f"⚠️ **The answer could not be read:** {html.escape(s.parse_error.message)} "
+                "(no cues, so the masks are empty)"
+            )
         return "\n\n".join(parts)
 
     def _cue_frame(self) -> int | None:
@@ -376,7 +398,9 @@ class LiveView:
         if s.cues is None:
             return ""
         used = ", ".join(s.cues_used) if s.cues_used else "all"
-        return cues_legend_html(s.cues, self._cue_frame()) + f"<p>Cue kinds given to the segmenter: {used}</p>"
+        return (
+            cues_legend_html(s.cues, self._cue_frame()) + f"<p>Cue kinds given to the segmenter: {used}</p>"
+        )
 
     def render_keyframe_image(self) -> str | None:
         s = self.state
@@ -399,7 +423,9 @@ class LiveView:
             return None
         key = self.state.keyframe
         labels = [str(f) for f in self._tile_frames]
-        sheet = contact_sheet(self._tiles, self._tile_done, labels, highlight=self._tile_of.get(key), columns=12)
+        sheet = contact_sheet(
+            self._tiles, self._tile_done, labels, highlight=self._tile_of.get(key), columns=12
+        )
         return _write_image(self._new_path("propagation", ".png"), sheet)
 
     def stage_rows(self) -> list[list[Any]]:
@@ -469,8 +495,11 @@ class LiveView:
         path = self.out_dir / "overlay.mp4"
 
         def frames() -> Any:
-            source = self.video.iter_frames(0, n) if self.video is not None else (
-                (i, np.full((h, w, 3), 40, dtype=np.uint8)) for i in range(n))
+            source = (
+                self.video.iter_frames(0, n)
+                if self.video is not None
+                else ((i, np.full((h, w, 3), 40, dtype=np.uint8)) for i in range(n))
+            )
             for idx, frame in source:
                 if idx in s.masks:
                     frame = overlay_masks(frame, s.masks[idx])
@@ -497,13 +526,24 @@ class LiveView:
             "query": s.query,
             "preset": s.preset,
             "video": s.video,
-            "sampler": None if r is None else {
-                "strategy": r.strategy, "key_segment": r.key_segment, "target_frame": r.target_frame,
-                "key_frames": r.key_frames, "reference_frames": r.reference_frames},
+            "sampler": None
+            if r is None
+            else {
+                "strategy": r.strategy,
+                "key_segment": r.key_segment,
+                "target_frame": r.target_frame,
+                "key_frames": r.key_frames,
+                "reference_frames": r.reference_frames,
+            },
             "cues": s.cues,
             "cues_used": s.cues_used,
-            "reasoning": None if s.reasoning is None else {
-                "think": s.reasoning.think, "answer": s.reasoning.answer, "num_tokens": s.reasoning.num_tokens},
+            "reasoning": None
+            if s.reasoning is None
+            else {
+                "think": s.reasoning.think,
+                "answer": s.reasoning.answer,
+                "num_tokens": s.reasoning.num_tokens,
+            },
             "parse_error": None if s.parse_error is None else s.parse_error.message,
             "keyframe_scores": {str(t): e.score for t, e in s.keyframe_masks.items()},
             "timings": s.timings,
@@ -515,9 +555,20 @@ class LiveView:
 
 def empty_outputs() -> dict[str, Any]:
     """Values that clear every output (the start of a new run)."""
-    return {"status": "", "progress": {}, "timeline": None, "gallery": [], "reasoning": "",
-            "cues_image": None, "cues_legend": "", "keyframe_image": None, "strip": None, "video": None,
-            "stages": [[s, "", "—", None, None, None] for s in STAGES], "downloads": None}
+    return {
+        "status": "",
+        "progress": {},
+        "timeline": None,
+        "gallery": [],
+        "reasoning": "",
+        "cues_image": None,
+        "cues_legend": "",
+        "keyframe_image": None,
+        "strip": None,
+        "video": None,
+        "stages": [[s, "", "—", None, None, None] for s in STAGES],
+        "downloads": None,
+    }
 
 
 __all__ = ["OUTPUT_NAMES", "SKIP", "STAGES", "STAGE_HEADERS", "LiveView", "empty_outputs"]

@@ -30,9 +30,15 @@ from videoseg.ui.runner import check_preset, check_query, describe_preset, pipel
 from videoseg.ui.session import UploadError
 
 
-def run_stream(ctx: AppContext, video: Any, query: str | None, preset_name: str | None,
-               request: gr.Request | None = None, overrides: dict[str, Any] | None = None,
-               kind: str = "run") -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+def run_stream(
+    ctx: AppContext,
+    video: Any,
+    query: str | None,
+    preset_name: str | None,
+    request: gr.Request | None = None,
+    overrides: dict[str, Any] | None = None,
+    kind: str = "run",
+) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
     """(output values, run record) pairs for one run; bad input gives one message update."""
     try:
         path = file_path(video)
@@ -55,8 +61,13 @@ def run_stream(ctx: AppContext, video: Any, query: str | None, preset_name: str 
         first = empty_outputs()
         first["status"] = f"### ⏳ Starting `{preset_name}` on {len(opened)} frames…"
         first["progress"] = {"stage": "run", "status": "starting", "stages_seen": []}
-        record = {"video": str(path), "query": query, "preset": preset_name, "dir": str(out_dir),
-                  "trace": str(out_dir / "trace.jsonl")}
+        record = {
+            "video": str(path),
+            "query": query,
+            "preset": preset_name,
+            "dir": str(out_dir),
+            "trace": str(out_dir / "trace.jsonl"),
+        }
         yield first, record
         cancel = threading.Event()
         events = pipeline_events(str(path), query, preset_name, overrides, len(opened), cancel)
@@ -81,34 +92,66 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
             video = gr.Video(label="Video (upload, or pick an example below)", sources=["upload"], height=260)
         with gr.Column(scale=3, min_width=320):
             query = gr.Textbox(label="Query", lines=2, placeholder="e.g. the triangle that turns left")
-            preset = gr.Dropdown(choices=preset_choices(), value=default_preset, label="Preset",
-                                 allow_custom_value=True, info="real-model presets say whether their weights are here")
+            preset = gr.Dropdown(
+                choices=preset_choices(),
+                value=default_preset,
+                label="Preset",
+                allow_custom_value=True,
+                info="real-model presets say whether their weights are here",
+            )
             preset_info = gr.Markdown(describe_preset(default_preset))
             with gr.Row():
                 run_btn = gr.Button("Run", variant="primary", elem_id="run-button")
                 stop_btn = gr.Button("Stop", variant="stop")
             gr.Markdown(f"<small>Limits here: {ctx.caps.describe()}.</small>")
     if rows:
-        gr.Examples(examples=rows, inputs=[video, query, preset], cache_examples=False,
-                    label="Shapes-world examples (weights-free; run on a CPU in seconds)",
-                    examples_per_page=8, elem_id="run-examples")
+        gr.Examples(
+            examples=rows,
+            inputs=[video, query, preset],
+            cache_examples=False,
+            label="Shapes-world examples (weights-free; run on a CPU in seconds)",
+            examples_per_page=8,
+            elem_id="run-examples",
+        )
     view = build_run_view()
     last_run = gr.State(None)
 
-    def run(video_value: Any, query_value: str, preset_value: str, request: gr.Request) -> Iterator[list[Any]]:
+    def run(
+        video_value: Any, query_value: str, preset_value: str, request: gr.Request
+    ) -> Iterator[list[Any]]:
         record = None
         for values, rec in run_stream(ctx, video_value, query_value, preset_value, request):
             record = rec or record
             yield [*to_updates(values), record if record is not None else gr.skip()]
 
-    event = run_btn.click(run, inputs=[video, query, preset], outputs=[*ordered(view), last_run],
-                          api_name="run", concurrency_limit=2, show_progress="minimal")
-    query.submit(run, inputs=[video, query, preset], outputs=[*ordered(view), last_run],
-                 api_visibility="private", concurrency_limit=2, show_progress="minimal")
+    event = run_btn.click(
+        run,
+        inputs=[video, query, preset],
+        outputs=[*ordered(view), last_run],
+        api_name="run",
+        concurrency_limit=2,
+        show_progress="minimal",
+    )
+    query.submit(
+        run,
+        inputs=[video, query, preset],
+        outputs=[*ordered(view), last_run],
+        api_visibility="private",
+        concurrency_limit=2,
+        show_progress="minimal",
+    )
     stop_btn.click(None, cancels=[event], api_visibility="private")
     preset.change(describe_preset, inputs=preset, outputs=preset_info, api_visibility="private")
-    return {"video": video, "query": query, "preset": preset, "run": run_btn, "stop": stop_btn,
-            "view": view, "last_run": last_run, "preset_info": preset_info}
+    return {
+        "video": video,
+        "query": query,
+        "preset": preset,
+        "run": run_btn,
+        "stop": stop_btn,
+        "view": view,
+        "last_run": last_run,
+        "preset_info": preset_info,
+    }
 
 
 __all__ = ["build_run_tab", "run_stream"]

@@ -134,8 +134,9 @@ def preset_choices() -> list[tuple[str, str]]:
 # ---------------------------------------------------------------------------------- GPU work
 
 
-def gpu_seconds(video_path: str, query: str, preset_name: str, overrides: dict[str, Any] | None,
-                num_frames: int) -> int:
+def gpu_seconds(
+    video_path: str, query: str, preset_name: str, overrides: dict[str, Any] | None, num_frames: int
+) -> int:
     """GPU time to ask a ZeroGPU Space for: model loading, HTFS + reasoning, and per-frame propagation."""
     config = preset(preset_name, **(overrides or {}))
     seconds = 20.0  # moving weights to the GPU
@@ -147,8 +148,9 @@ def gpu_seconds(video_path: str, query: str, preset_name: str, overrides: dict[s
     return int(min(300, max(30, seconds)))
 
 
-def _pipeline_events(video_path: str, query: str, preset_name: str, overrides: dict[str, Any] | None,
-                     num_frames: int) -> Iterator[Event]:
+def _pipeline_events(
+    video_path: str, query: str, preset_name: str, overrides: dict[str, Any] | None, num_frames: int
+) -> Iterator[Event]:
     from videoseg import pipeline
 
     config = preset(preset_name, **(overrides or {}))
@@ -182,7 +184,9 @@ def check_query(query: str | None) -> str:
 
     text = (query or "").strip()
     if not text:
-        raise UploadError("The query is empty: describe the object to segment, e.g. “the red square that turns left”.")
+        raise UploadError(
+            "The query is empty: describe the object to segment, e.g. “the red square that turns left”."
+        )
     if len(text) > 1000:
         raise UploadError(f"The query is {len(text)} characters long; keep it under 1000.")
     return text

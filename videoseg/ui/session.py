@@ -103,8 +103,13 @@ class UploadCaps:
         """Open the video once to check it; returns its metadata (see :meth:`open`)."""
         with self.open(path) as video:
             width, height = video.size
-            return {"num_frames": len(video), "fps": float(video.fps), "width": width,
-                    "height": height, "duration": float(video.duration)}
+            return {
+                "num_frames": len(video),
+                "fps": float(video.fps),
+                "width": width,
+                "height": height,
+                "duration": float(video.duration),
+            }
 
     def extract_zip(self, path: str | Path | None, dest: Path, what: str = "archive") -> Path:
         """Unpack a zip safely (no absolute paths or ``..``, bounded total size) into ``dest``."""

@@ -51,21 +51,40 @@ def jf_curves_figure(
         jf = list(scores.get("J&F", []))
         colour = _RUN_COLOURS[i % len(_RUN_COLOURS)]
         mean = float(np.mean(jf)) if jf else float("nan")
-        fig.add_trace(go.Scatter(
-            x=list(range(len(jf))), y=jf, mode="lines", name=f"{name} (mean {mean:.3f})",
-            line={"color": colour, "width": 2},
-            hovertemplate=f"{name}<br>frame %{{x}}: J&F %{{y:.3f}}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(jf))),
+                y=jf,
+                mode="lines",
+                name=f"{name} (mean {mean:.3f})",
+                line={"color": colour, "width": 2},
+                hovertemplate=f"{name}<br>frame %{{x}}: J&F %{{y:.3f}}<extra></extra>",
+            )
+        )
         tf = (target_frames or {}).get(name)
         if tf is not None and 0 <= tf < len(jf):
-            fig.add_trace(go.Scatter(
-                x=[tf], y=[jf[tf]], mode="markers", showlegend=False,
-                marker={"symbol": "star", "size": 14, "color": colour, "line": {"width": 1, "color": "black"}},
-                hovertemplate=f"{name}: target frame {tf}, J&F %{{y:.3f}}<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=[tf],
+                    y=[jf[tf]],
+                    mode="markers",
+                    showlegend=False,
+                    marker={
+                        "symbol": "star",
+                        "size": 14,
+                        "color": colour,
+                        "line": {"width": 1, "color": "black"},
+                    },
+                    hovertemplate=f"{name}: target frame {tf}, J&F %{{y:.3f}}<extra></extra>",
+                )
+            )
     for f in worst or []:
         fig.add_vline(x=f, line={"color": "rgba(255,59,48,0.5)", "dash": "dot", "width": 1})
     fig.update_layout(
-        title={"text": title, "font": {"size": 14}}, height=300,
-        margin={"l": 10, "r": 10, "t": 40, "b": 30}, plot_bgcolor="white",
+        title={"text": title, "font": {"size": 14}},
+        height=300,
+        margin={"l": 10, "r": 10, "t": 40, "b": 30},
+        plot_bgcolor="white",
         legend={"orientation": "h", "y": -0.25},
     )
     fig.update_yaxes(range=[-0.02, 1.02], title_text="J&F", gridcolor="#eee")

@@ -133,8 +133,16 @@ def draw_cues(
             cv2.rectangle(out, p1, p2, (0, 0, 0), line + 2, cv2.LINE_AA)
             cv2.rectangle(out, p1, p2, colour, line, cv2.LINE_AA)
             label = f"{c.obj_id}"
-            cv2.putText(out, label, (p1[0] + 2, p1[1] + round(14 * s) + 2), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.5 * max(s, 0.6), colour, max(1, line - 1), cv2.LINE_AA)
+            cv2.putText(
+                out,
+                label,
+                (p1[0] + 2, p1[1] + round(14 * s) + 2),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.5 * max(s, 0.6),
+                colour,
+                max(1, line - 1),
+                cv2.LINE_AA,
+            )
         if c.point is not None:
             _marker(out, c.point[0], c.point[1], colour, "+", s)
         for p in c.negatives:
@@ -187,8 +195,9 @@ def contact_sheet(
         if labels is not None:
             img = img.copy()
             cv2.putText(img, labels[i], (2, h - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 0, 0), 2, cv2.LINE_AA)
-            cv2.putText(img, labels[i], (2, h - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1,
-                        cv2.LINE_AA)
+            cv2.putText(
+                img, labels[i], (2, h - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1, cv2.LINE_AA
+            )
         r, c = divmod(i, cols)
         y, x = gap + r * (h + gap), gap + c * (w + gap)
         sheet[y : y + h, x : x + w] = img

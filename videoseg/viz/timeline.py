@@ -46,12 +46,27 @@ def presence_runs(present: Sequence[bool]) -> list[tuple[int, int]]:
     return runs
 
 
-def _bar(fig: go.Figure, x0: float, x1: float, y: float, colour: str, width: int, name: str, hover: str,
-         legend: bool) -> None:
+def _bar(
+    fig: go.Figure,
+    x0: float,
+    x1: float,
+    y: float,
+    colour: str,
+    width: int,
+    name: str,
+    hover: str,
+    legend: bool,
+) -> None:
     fig.add_trace(
         go.Scatter(
-            x=[x0, x1], y=[y, y], mode="lines", line={"color": colour, "width": width},
-            name=name, legendgroup=name, showlegend=legend, hovertemplate=hover + "<extra></extra>",
+            x=[x0, x1],
+            y=[y, y],
+            mode="lines",
+            line={"color": colour, "width": width},
+            name=name,
+            legendgroup=name,
+            showlegend=legend,
+            hovertemplate=hover + "<extra></extra>",
         )
     )
 
@@ -85,72 +100,165 @@ def timeline_figure(
         y = len(rows)
         rows.append(f"level {lv.level}")
         w0, w1 = lv.window
-        fig.add_shape(type="rect", x0=w0 - 0.5, x1=w1 + 0.5, y0=y - 0.4, y1=y + 0.4, fillcolor=_WINDOW,
-                      line={"width": 0}, layer="below")
+        fig.add_shape(
+            type="rect",
+            x0=w0 - 0.5,
+            x1=w1 + 0.5,
+            y0=y - 0.4,
+            y1=y + 0.4,
+            fillcolor=_WINDOW,
+            line={"width": 0},
+            layer="below",
+        )
         parsed = [iv for iv in lv.intervals if iv is not None]
         for k, iv in enumerate(parsed):
             # spread the K answers vertically inside the row so overlapping answers stay visible
             dy = -0.3 + 0.45 * (k + 0.5) / max(1, len(parsed))
-            _bar(fig, iv[0], iv[1], y + dy, _ANSWER, 3, "interval answer",
-                 f"level {lv.level} answer {k + 1}: frames {iv[0]}–{iv[1]} ({sec(iv[0])}–{sec(iv[1])})",
-                 first("interval answer"))
+            _bar(
+                fig,
+                iv[0],
+                iv[1],
+                y + dy,
+                _ANSWER,
+                3,
+                "interval answer",
+                f"level {lv.level} answer {k + 1}: frames {iv[0]}–{iv[1]} ({sec(iv[0])}–{sec(iv[1])})",
+                first("interval answer"),
+            )
         missing = sum(iv is None for iv in lv.intervals)
         m0, m1 = lv.mean_interval
         label = "key segment (mean)" + (" → zoom" if lv.zoom else "")
-        _bar(fig, m0, m1, y + 0.28, _MEAN, 8, "mean interval",
-             f"level {lv.level} mean: frames {m0}–{m1} ({sec(m0)}–{sec(m1)}); "
-             f"{len(parsed)} parsed, {missing} unparsable; {label}", first("mean interval"))
+        _bar(
+            fig,
+            m0,
+            m1,
+            y + 0.28,
+            _MEAN,
+            8,
+            "mean interval",
+            f"level {lv.level} mean: frames {m0}–{m1} ({sec(m0)}–{sec(m1)}); "
+            f"{len(parsed)} parsed, {missing} unparsable; {label}",
+            first("mean interval"),
+        )
     if percent is not None:
         y = len(rows)
         rows.append("percentage")
         k0, k1 = percent.key_segment
-        fig.add_shape(type="rect", x0=k0 - 0.5, x1=k1 + 0.5, y0=y - 0.4, y1=y + 0.4, fillcolor=_WINDOW,
-                      line={"width": 0}, layer="below")
+        fig.add_shape(
+            type="rect",
+            x0=k0 - 0.5,
+            x1=k1 + 0.5,
+            y0=y - 0.4,
+            y1=y + 0.4,
+            fillcolor=_WINDOW,
+            line={"width": 0},
+            layer="below",
+        )
         length = k1 - k0 + 1
         xs = [k0 + int(length * p) for p in percent.percents if p is not None]
         texts = [f"{p * 100:.0f}%" for p in percent.percents if p is not None]
         if xs:
-            fig.add_trace(go.Scatter(
-                x=xs, y=[y] * len(xs), mode="markers", marker={"color": _ANSWER, "size": 9, "symbol": "line-ns",
-                                                               "line": {"width": 3, "color": _ANSWER}},
-                text=texts, name="percentage answer",
-                hovertemplate="answer %{text} → frame %{x}<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=[y] * len(xs),
+                    mode="markers",
+                    marker={
+                        "color": _ANSWER,
+                        "size": 9,
+                        "symbol": "line-ns",
+                        "line": {"width": 3, "color": _ANSWER},
+                    },
+                    text=texts,
+                    name="percentage answer",
+                    hovertemplate="answer %{text} → frame %{x}<extra></extra>",
+                )
+            )
         note = " (fallback: nothing parsed)" if percent.fallback else ""
-        fig.add_trace(go.Scatter(
-            x=[percent.target_frame], y=[y], mode="markers",
-            marker={"color": _rgb(TARGET_FRAME_COLOUR), "size": 16, "symbol": "star",
-                    "line": {"width": 1, "color": "black"}},
-            name="target frame", legendgroup="target frame", showlegend=first("target frame"),
-            hovertemplate=f"mean {percent.mean_percent * 100:.1f}% → target frame %{{x}}{note}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[percent.target_frame],
+                y=[y],
+                mode="markers",
+                marker={
+                    "color": _rgb(TARGET_FRAME_COLOUR),
+                    "size": 16,
+                    "symbol": "star",
+                    "line": {"width": 1, "color": "black"},
+                },
+                name="target frame",
+                legendgroup="target frame",
+                showlegend=first("target frame"),
+                hovertemplate=f"mean {percent.mean_percent * 100:.1f}% → target frame %{{x}}{note}<extra></extra>",
+            )
+        )
     if result is not None:
         y = len(rows)
         rows.append(f"decision ({result.strategy})")
         if result.key_frames:
-            fig.add_trace(go.Scatter(
-                x=list(result.key_frames), y=[y] * len(result.key_frames), mode="markers",
-                marker={"color": _rgb(KEY_FRAME_COLOUR), "size": 8, "symbol": "square"},
-                name="key frames", hovertemplate="key frame %{x}<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=list(result.key_frames),
+                    y=[y] * len(result.key_frames),
+                    mode="markers",
+                    marker={"color": _rgb(KEY_FRAME_COLOUR), "size": 8, "symbol": "square"},
+                    name="key frames",
+                    hovertemplate="key frame %{x}<extra></extra>",
+                )
+            )
         if result.reference_frames:
-            fig.add_trace(go.Scatter(
-                x=list(result.reference_frames), y=[y] * len(result.reference_frames), mode="markers",
-                marker={"color": _rgb(REFERENCE_FRAME_COLOUR), "size": 10, "symbol": "diamond"},
-                name="reference frames", hovertemplate="reference frame %{x}<extra></extra>"))
-        fig.add_trace(go.Scatter(
-            x=[result.target_frame], y=[y], mode="markers",
-            marker={"color": _rgb(TARGET_FRAME_COLOUR), "size": 16, "symbol": "star",
-                    "line": {"width": 1, "color": "black"}},
-            name="target frame", legendgroup="target frame", showlegend=first("target frame"),
-            hovertemplate="target frame %{x}<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=list(result.reference_frames),
+                    y=[y] * len(result.reference_frames),
+                    mode="markers",
+                    marker={"color": _rgb(REFERENCE_FRAME_COLOUR), "size": 10, "symbol": "diamond"},
+                    name="reference frames",
+                    hovertemplate="reference frame %{x}<extra></extra>",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=[result.target_frame],
+                y=[y],
+                mode="markers",
+                marker={
+                    "color": _rgb(TARGET_FRAME_COLOUR),
+                    "size": 16,
+                    "symbol": "star",
+                    "line": {"width": 1, "color": "black"},
+                },
+                name="target frame",
+                legendgroup="target frame",
+                showlegend=first("target frame"),
+                hovertemplate="target frame %{x}<extra></extra>",
+            )
+        )
     if gt_present is not None:
         y = len(rows)
         rows.append("ground truth")
         for a, b in presence_runs(gt_present):
-            _bar(fig, a - 0.5, b + 0.5, y, _GT, 10, "target present (GT)",
-                 f"target present: frames {a}–{b}", first("target present (GT)"))
+            _bar(
+                fig,
+                a - 0.5,
+                b + 0.5,
+                y,
+                _GT,
+                10,
+                "target present (GT)",
+                f"target present: frames {a}–{b}",
+                first("target present (GT)"),
+            )
     target = result.target_frame if result is not None else (percent.target_frame if percent else None)
     if target is not None and rows:
-        fig.add_shape(type="line", x0=target, x1=target, y0=-0.5, y1=len(rows) - 0.5,
-                      line={"color": _rgb(TARGET_FRAME_COLOUR), "width": 2, "dash": "dash"})
+        fig.add_shape(
+            type="line",
+            x0=target,
+            x1=target,
+            y0=-0.5,
+            y1=len(rows) - 0.5,
+            line={"color": _rgb(TARGET_FRAME_COLOUR), "width": 2, "dash": "dash"},
+        )
     x_max = (num_frames - 1) if num_frames else None
     fig.update_layout(
         title={"text": title or "HTFS: where to look (coarse → fine, top → bottom)", "font": {"size": 14}},
@@ -160,10 +268,21 @@ def timeline_figure(
         plot_bgcolor="white",
         hovermode="closest",
     )
-    fig.update_yaxes(tickvals=list(range(len(rows))), ticktext=rows, autorange="reversed",
-                     range=None, showgrid=False, zeroline=False)
-    fig.update_xaxes(title_text="frame", showgrid=True, gridcolor="#eee", zeroline=False,
-                     range=[-1, x_max + 1] if x_max is not None else None)
+    fig.update_yaxes(
+        tickvals=list(range(len(rows))),
+        ticktext=rows,
+        autorange="reversed",
+        range=None,
+        showgrid=False,
+        zeroline=False,
+    )
+    fig.update_xaxes(
+        title_text="frame",
+        showgrid=True,
+        gridcolor="#eee",
+        zeroline=False,
+        range=[-1, x_max + 1] if x_max is not None else None,
+    )
     return fig
 
 

@@ -62,9 +62,7 @@ def resolve_config(config: Mapping[str, Any] | None, hidden_dim: int) -> dict[st
         if lo < 2 or hi <= lo:
             # With 1 the official slicing consolidates nothing and fails; with hi <= lo nothing is
             # left to consolidate.
-            raise ValueError(
-                f"need 2 <= min_mid_term_frames < max_mid_term_frames, got {lo} and {hi}"
-            )
+            raise ValueError(f"need 2 <= min_mid_term_frames < max_mid_term_frames, got {lo} and {hi}")
         if int(cfg["num_prototypes"]) < 1:
             raise ValueError(f"num_prototypes must be >= 1, got {cfg['num_prototypes']}")
         if int(cfg["max_long_term_elements"]) <= int(cfg["num_prototypes"]):
@@ -170,7 +168,11 @@ class InferenceCore:
         if mask is not None:
             if self.all_labels is None or not self.all_labels:
                 raise ValueError("call set_all_labels(...) with at least one label before giving a mask")
-            if mask.dim() != 3 or mask.shape[0] != len(self.all_labels) or mask.shape[-2:] != image.shape[-2:]:
+            if (
+                mask.dim() != 3
+                or mask.shape[0] != len(self.all_labels)
+                or mask.shape[-2:] != image.shape[-2:]
+            ):
                 raise ValueError(
                     f"mask must be ({len(self.all_labels)}, {image.shape[1]}, {image.shape[2]}) "
                     f"(one channel per label so far), got {tuple(mask.shape)}"
@@ -187,7 +189,10 @@ class InferenceCore:
         need_segment = self.curr_ti > 0 and (valid is None or len(self.all_labels) != len(valid))
         is_deep_update = (
             (self.deep_update_sync and is_mem_frame)
-            or (not self.deep_update_sync and self.curr_ti - self.last_deep_update_ti >= self.deep_update_every)
+            or (
+                not self.deep_update_sync
+                and self.curr_ti - self.last_deep_update_ti >= self.deep_update_every
+            )
         ) and not end
         is_normal_update = (not self.deep_update_sync or not is_deep_update) and not end
 
@@ -200,7 +205,11 @@ class InferenceCore:
         if need_segment:
             memory_readout = self.memory.match_memory(key, selection).unsqueeze(0)
             hidden, _, pred = self.network.segment(
-                (f16, f8, f4), memory_readout, self.memory.get_hidden(), h_out=is_normal_update, strip_bg=False
+                (f16, f8, f4),
+                memory_readout,
+                self.memory.get_hidden(),
+                h_out=is_normal_update,
+                strip_bg=False,
             )
             pred_prob_with_bg = pred[0]
             pred_prob_no_bg = pred_prob_with_bg[1:]
@@ -223,7 +232,11 @@ class InferenceCore:
 
         if is_mem_frame:
             value, hidden = self.network.encode_value(
-                image, f16, self.memory.get_hidden(), pred_prob_with_bg[1:].unsqueeze(0), is_deep_update=is_deep_update
+                image,
+                f16,
+                self.memory.get_hidden(),
+                pred_prob_with_bg[1:].unsqueeze(0),
+                is_deep_update=is_deep_update,
             )
             self.memory.add_memory(
                 key, shrinkage, value, self.all_labels, selection=selection if self.enable_long_term else None

@@ -342,7 +342,9 @@ class MemoryManager:
         self.hidden: Tensor | None = None
 
         self.work_mem = KeyValueStore(count_usage=self.enable_long_term)
-        self.long_mem = KeyValueStore(count_usage=self.enable_long_term_usage) if self.enable_long_term else None
+        self.long_mem = (
+            KeyValueStore(count_usage=self.enable_long_term_usage) if self.enable_long_term else None
+        )
         self.reset_config = True
         self.consolidations = 0  # how many times working memory was consolidated (for inspection)
 
@@ -443,7 +445,12 @@ class MemoryManager:
     # ------------------------------------------------------------------ writing
 
     def add_memory(
-        self, key: Tensor, shrinkage: Tensor, value: Tensor, objects: list[int], selection: Tensor | None = None
+        self,
+        key: Tensor,
+        shrinkage: Tensor,
+        value: Tensor,
+        objects: list[int],
+        selection: Tensor | None = None,
     ) -> None:
         """key (1, CK, h, w), shrinkage (1, 1, h, w), value (1, num_objects, CV, h, w),
         objects: the 1-based labels of all objects so far; selection only with long-term memory."""
@@ -478,7 +485,9 @@ class MemoryManager:
         if self.hidden is None:
             self.hidden = torch.zeros((1, n, self.hidden_dim, h, w), device=sample_key.device)
         elif self.hidden.shape[1] != n:
-            extra = torch.zeros((1, n - self.hidden.shape[1], self.hidden_dim, h, w), device=sample_key.device)
+            extra = torch.zeros(
+                (1, n - self.hidden.shape[1], self.hidden_dim, h, w), device=sample_key.device
+            )
             self.hidden = torch.cat([self.hidden, extra], 1)
         if self.hidden.shape[1] != n:
             raise ValueError(f"hidden state holds {self.hidden.shape[1]} objects, expected {n}")
@@ -530,7 +539,9 @@ class MemoryManager:
         prototype_indices = max_usage_indices.flatten()
 
         # A prototype is valid for a group only if the group has a value at that key.
-        validity = [prototype_indices >= (n - gv.shape[2]) if gv is not None else None for gv in candidate_values]
+        validity = [
+            prototype_indices >= (n - gv.shape[2]) if gv is not None else None for gv in candidate_values
+        ]
 
         prototype_key = candidate_key[:, :, prototype_indices]
         prototype_selection = (
@@ -547,6 +558,8 @@ class MemoryManager:
             aff = full_softmax(similarity[:, -gv.shape[2] :, validity[gi]])
             affinity.append(aff if aff.shape[-1] > 0 else None)
 
-        prototype_value = [gv @ aff if aff is not None else None for gv, aff in zip(candidate_values, affinity)]
+        prototype_value = [
+            gv @ aff if aff is not None else None for gv, aff in zip(candidate_values, affinity)
+        ]
         prototype_shrinkage = candidate_shrinkage @ affinity[0] if candidate_shrinkage is not None else None
         return prototype_key, prototype_value, prototype_shrinkage

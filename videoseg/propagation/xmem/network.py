@@ -139,7 +139,12 @@ class XMem(nn.Module):
         return key, shrinkage, selection, f16, f8, f4
 
     def encode_value(
-        self, frame: Tensor, image_feat_f16: Tensor, h16: Tensor | None, masks: Tensor, is_deep_update: bool = True
+        self,
+        frame: Tensor,
+        image_feat_f16: Tensor,
+        h16: Tensor | None,
+        masks: Tensor,
+        is_deep_update: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
         """frame (B, 3, H, W), masks (B, N, H, W) probabilities, h16 (B, N, hidden, H/16, W/16).
 
@@ -149,7 +154,10 @@ class XMem(nn.Module):
         if num_objects != 1:
             # For each object, the sum of all the *other* objects' masks (summed in index order).
             others = torch.cat(
-                [masks[:, [j for j in range(num_objects) if j != i]].sum(dim=1, keepdim=True) for i in range(num_objects)],
+                [
+                    masks[:, [j for j in range(num_objects) if j != i]].sum(dim=1, keepdim=True)
+                    for i in range(num_objects)
+                ],
                 1,
             )
         else:

@@ -180,13 +180,16 @@ class XMemPropagator:
         height, width = label_map.shape
 
         for t, (frame_idx, frame) in enumerate(frames):
-            with torch.inference_mode(), torch.autocast(
-                device.type, dtype=autocast or torch.float32, enabled=autocast is not None
+            with (
+                torch.inference_mode(),
+                torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None),
             ):
                 image = prepare_frame(frame, shorter, device)
                 if t == 0:
                     if frame_idx != keyframe:
-                        raise RuntimeError(f"{direction} pass started at frame {frame_idx}, not keyframe {keyframe}")
+                        raise RuntimeError(
+                            f"{direction} pass started at frame {frame_idx}, not keyframe {keyframe}"
+                        )
                     labels = torch.from_numpy(label_map).to(device)
                     one_hot = torch.stack([labels == j + 1 for j in range(len(present))]).float()
                     if one_hot.shape[-2:] != image.shape[-2:]:
@@ -195,9 +198,9 @@ class XMemPropagator:
                     continue
                 prob = core.step(image, end=(t == length - 1))
                 if prob.shape[-2:] != (height, width):
-                    prob = F.interpolate(prob[:, None], size=(height, width), mode="bilinear", align_corners=False)[
-                        :, 0
-                    ]
+                    prob = F.interpolate(
+                        prob[:, None], size=(height, width), mode="bilinear", align_corners=False
+                    )[:, 0]
                 labels = torch.argmax(prob, dim=0).cpu().numpy()
             out = np.zeros((num_objects, height, width), dtype=bool)
             for j, k in enumerate(present):

@@ -14,6 +14,7 @@ initialisation below only matters for tests that run on random weights.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -75,7 +76,10 @@ class ResNetTrunk(nn.Module):
     ``depth`` is 18 or 50. The stem convolution takes ``3 + extra_dim`` channels.
     """
 
-    _LAYOUT = {18: (BasicBlock, (2, 2, 2)), 50: (Bottleneck, (3, 4, 6))}
+    _LAYOUT: ClassVar[dict[int, tuple[type[nn.Module], tuple[int, int, int]]]] = {
+        18: (BasicBlock, (2, 2, 2)),
+        50: (Bottleneck, (3, 4, 6)),
+    }
 
     def __init__(self, depth: int, extra_dim: int = 0):
         super().__init__()
