@@ -54,6 +54,18 @@ class ObjectConv2d(nn.Conv2d):
         return out.view(batch, objects, *out.shape[1:])
 
 
+def _split_weight(conv: nn.Conv2d, cx: int) -> tuple[Tensor, Tensor]:
+    """Contiguous copies of a conv weight's first ``cx`` input channels and of the rest, cached
+    until the weight changes (a slice would be copied by every convolution call otherwise)."""
+    weight = conv.weight
+    stamp = (weight.data_ptr(), weight._version, weight.dtype, weight.device, cx)
+    cache = conv.__dict__.get("_split_cache")
+    if cache is None or cache[0] != stamp:
+        parts = (weight[:, :cx].contiguous(), weight[:, cx:].contiguous())
+        conv.__dict__["_split_cache"] = cache = (stamp, parts)
+    return cache[1]
+
+
 class ObjectResBlock(nn.Module):
     """Pre-activation residual block over objects; a 3x3 conv shortcut when the width changes."""
 
@@ -80,8 +92,9 @@ class ObjectResBlock(nn.Module):
         batch, objects = g.shape[:2]
 
         def split_conv(conv: nn.Conv2d, xin: Tensor, gin: Tensor) -> Tensor:
-            shared = F.conv2d(xin, conv.weight[:, :cx], conv.bias, conv.stride, conv.padding)
-            per_object = F.conv2d(gin.flatten(0, 1), conv.weight[:, cx:], None, conv.stride, conv.padding)
+            w_x, w_g = _split_weight(conv, cx)
+            shared = F.conv2d(xin, w_x, conv.bias, conv.stride, conv.padding)
+            per_object = F.conv2d(gin.flatten(0, 1), w_g, None, conv.stride, conv.padding)
             per_object = per_object.view(batch, objects, *per_object.shape[1:])
             return per_object + shared.unsqueeze(1)
 
