@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
@@ -220,3 +223,25 @@ def test_per_frame_scores_and_curves() -> None:
 def test_per_frame_scores_rejects_shape_mismatch() -> None:
     with pytest.raises(ValueError, match="differ"):
         per_frame_scores(np.zeros((2, 4, 4), bool), np.zeros((3, 4, 4), bool))
+
+
+def test_keyframe_panel_explains_a_run_without_target(tmp_path: Path) -> None:
+    """First-frame sampler on a target absent from frame 0: no cues, and the panel says so."""
+    from videoseg.config import preset
+    from videoseg.pipeline import run
+    from videoseg.ui.live import LiveView
+    from videoseg.video import open_video
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "shapes" / "absent_first_frame"
+    video_path = example / "video.mp4"
+    with open_video(video_path) as video:
+        view = LiveView(tmp_path / "view", video, trace=False)
+        for event in run(video_path, "the orange square", preset("shapes-first-frame")):
+            view.apply(event)
+        assert view.state.finished is not None
+        assert view.state.cues == [] and not view.state.keyframe_masks
+        path = view.render_keyframe_image()
+    assert path is not None and Path(path).exists()
+    image = cv2.imread(path)
+    assert image.shape[:2] == (240, 320)
+    assert (image[:8, :40] == 0).all()  # the black label box with the "no mask" text sits top-left

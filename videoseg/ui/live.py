@@ -175,7 +175,7 @@ class LiveView:
         if isinstance(e, (ev.ReasoningToken, ev.ReasoningDone, ev.DifficultyRated, ev.ParseError)):
             d.add("reasoning")
         if isinstance(e, (ev.CuesParsed, ev.ParseError)):
-            d.update(("cues_image", "cues_legend"))
+            d.update(("cues_image", "cues_legend", "keyframe_image"))
         if isinstance(e, ev.KeyframeMask):
             d.add("keyframe_image")
         if isinstance(e, ev.PropagationStarted):
@@ -405,7 +405,7 @@ class LiveView:
     def render_keyframe_image(self) -> str | None:
         s = self.state
         if not s.keyframe_masks:
-            return None
+            return self._render_no_keyframe_mask()
         first = next(iter(s.keyframe_masks.values()))
         idx = first.frame_idx
         frame = self.frames([idx])[0]
@@ -417,6 +417,23 @@ class LiveView:
         img = overlay_masks(frame, masks)
         img = draw_cues(img, [e.cues for e in s.keyframe_masks.values() if e.cues])
         return _write_image(self._new_path(f"keyframe-{idx}"), img)
+
+    def _render_no_keyframe_mask(self) -> str | None:
+        """The cue frame, labelled, when the reasoner gave no target (or no readable answer)."""
+        s = self.state
+        no_target = (s.cues is not None and not s.cues) or s.parse_error is not None
+        idx = self._cue_frame()
+        if not no_target or idx is None:
+            return None
+        frame = self.frames([idx])[0].copy()
+        reason = "answer not readable" if s.parse_error is not None else "no target found"
+        text = f"no mask: {reason}"
+        scale = max(0.4, frame.shape[1] / 640)
+        thickness = max(1, round(scale * 2))
+        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        cv2.rectangle(frame, (0, 0), (w + 12, h + base + 12), (0, 0, 0), -1)
+        cv2.putText(frame, text, (6, h + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness)
+        return _write_image(self._new_path(f"keyframe-none-{idx}"), frame)
 
     def render_strip(self) -> str | None:
         if not self._tiles:
