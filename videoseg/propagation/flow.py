@@ -31,21 +31,17 @@ from videoseg.stages import BackendDescription, VideoSource
 
 BINS_SHIFT = 4  # 256 >> 4 = 16 bins per channel
 BINS = 256 >> BINS_SHIFT
+COLOUR_EPS = 1e-4  # pseudo-density of every colour bin: a colour seen in neither histogram reads 0.5
 WARP_WEIGHT = 0.4  # share of the warped mask in the per-pixel decision (colour gets the rest)
 LOST_AREA = 0.15  # below this share of the keyframe area the target counts as occluded / lost
+MIN_PURITY = 0.6  # mean P(object | colour) a tracked mask needs; below it the mask holds other things
 SEARCH_PROB = 0.7  # colour probability a pixel needs to seed a re-detection
-SEARCH_AREA = (0.3, 3.0)  # plausible area of a re-detected target, relative to the keyframe area
-
-
-@dataclass
-class _Track:
-    """Per-target state of one propagation pass (all at work resolution)."""
-
-    lut: np.ndarray  # (BINS^3,) float32: P(object | colour bin)
-    ref_area: float  # keyframe area in work pixels
-    mask: np.ndarray  # (h, w) float32 in [0, 1]: the last mask (soft after warping)
-    lost: bool = False
-    last_center: tuple[float, float] = (0.0, 0.0)
+FULL_AREA = (0.6, 1.6)  # area of a re-detected *whole* target, relative to the keyframe area
+PARTIAL_AREA = 0.25  # a partly visible target (coming out from behind something) needs this much
+SHAPE_TOL = 0.35  # largest distance between log Hu moment signatures of a whole re-detected target
+GATE_BASE = 1.5  # re-detection radius when just lost, in target sizes (sqrt of keyframe area)
+GATE_GROWTH = 0.15  # ... growing by this many target sizes per frame the target stays lost
+PARTIAL_GATE = 1.5  # partial re-detections only within this many target sizes of where it was lost
 
 
 class FlowPropagator:

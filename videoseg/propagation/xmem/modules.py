@@ -58,7 +58,11 @@ def _split_weight(conv: nn.Conv2d, cx: int) -> tuple[Tensor, Tensor]:
     """Contiguous copies of a conv weight's first ``cx`` input channels and of the rest, cached
     until the weight changes (a slice would be copied by every convolution call otherwise)."""
     weight = conv.weight
-    stamp = (weight.data_ptr(), weight._version, weight.dtype, weight.device, cx)
+    try:
+        version = weight._version
+    except RuntimeError:  # weights created under inference_mode carry no version counter
+        version = None
+    stamp = (weight.data_ptr(), version, weight.dtype, weight.device, cx)
     cache = conv.__dict__.get("_split_cache")
     if cache is None or cache[0] != stamp:
         parts = (weight[:, :cx].contiguous(), weight[:, cx:].contiguous())
