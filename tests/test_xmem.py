@@ -807,6 +807,14 @@ def test_other_official_modes_run(over: dict):
     assert all(not torch.isnan(p).any() for p in probs)
 
 
+def test_network_without_sensory_memory_runs():
+    net = tiny_net(hidden_dim=0)
+    frames, masks = frames_and_masks(n=4)
+    probs = run_core(net, frames, masks, small_config(mem_every=1))
+    assert net.decoder.hidden_update is None and net.value_encoder.hidden_reinforce is None
+    assert all(p.shape == (3, H, W) and not torch.isnan(p).any() for p in probs)
+
+
 def test_same_inputs_same_outputs():
     net = tiny_net()
     frames, masks = frames_and_masks(n=8)

@@ -38,10 +38,28 @@ MIN_PURITY = 0.6  # mean P(object | colour) a tracked mask needs; below it the m
 SEARCH_PROB = 0.7  # colour probability a pixel needs to seed a re-detection
 FULL_AREA = (0.6, 1.6)  # area of a re-detected *whole* target, relative to the keyframe area
 PARTIAL_AREA = 0.25  # a partly visible target (coming out from behind something) needs this much
-SHAPE_TOL = 0.35  # largest distance between log Hu moment signatures of a whole re-detected target
+SHAPE_TOL = 0.15  # largest difference of shape descriptors (see _shape_signature) of a whole re-detection
 GATE_BASE = 1.5  # re-detection radius when just lost, in target sizes (sqrt of keyframe area)
 GATE_GROWTH = 0.15  # ... growing by this many target sizes per frame the target stays lost
 PARTIAL_GATE = 1.5  # partial re-detections only within this many target sizes of where it was lost
+
+
+@dataclass
+class _Track:
+    """Per-target state of one propagation pass (all at work resolution)."""
+
+    lut: np.ndarray  # (BINS^3,) float32: P(object | colour bin)
+    ref_area: float  # keyframe area in work pixels
+    ref_shape: np.ndarray  # log Hu moment signature of the keyframe mask
+    mask: np.ndarray  # (h, w) float32 in [0, 1]: the last mask (soft after warping)
+    lost: bool = False
+    lost_frames: int = 0  # frames since the target was last seen
+    last_center: tuple[float, float] = (0.0, 0.0)
+    speed: float = 0.0  # smoothed speed of the centre, work pixels per frame
+
+    @property
+    def size(self) -> float:
+        return float(np.sqrt(max(self.ref_area, 1.0)))
 
 
 class FlowPropagator:
@@ -115,7 +133,12 @@ class _Pass:
             if not (small > 0.5).any():  # a target thinner than a work pixel: keep what is left
                 small = (small > 0).astype(np.float32)
             fg = small > 0.5
-            track = _Track(lut=_colour_lut(bins, fg), ref_area=float(fg.sum()), mask=fg.astype(np.float32))
+            track = _Track(
+                lut=_colour_lut(bins, fg),
+                ref_area=float(fg.sum()),
+                ref_shape=_shape_signature(fg),
+                mask=fg.astype(np.float32),
+            )
             track.last_center = _center(fg)
             self.tracks.append(track)
 
@@ -137,16 +160,24 @@ class _Pass:
             if not track.lost:
                 warped = cv2.remap(track.mask, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
                 mask = _resegment(warped, prob, track.ref_area)
-                if mask.sum() < LOST_AREA * track.ref_area:
+                # Lost when too little is left (hidden, or gone through the border) or when what is
+                # left is mostly not of the object's colour (the band slid onto an occluder's edge).
+                if mask.sum() < LOST_AREA * track.ref_area or float(prob[mask].mean()) < MIN_PURITY:
                     mask = None
             if mask is None:
                 mask = _search(prob, track)
-            track.lost = mask is None
             if mask is None:
+                track.lost = True
+                track.lost_frames += 1
                 track.mask = np.zeros_like(track.mask)
                 continue
+            center = _center(mask)
+            if not track.lost:
+                moved = float(np.hypot(center[0] - track.last_center[0], center[1] - track.last_center[1]))
+                track.speed = 0.7 * track.speed + 0.3 * moved
+            track.lost, track.lost_frames = False, 0
             track.mask = mask.astype(np.float32)
-            track.last_center = _center(mask)
+            track.last_center = center
             if self.work_size == self.out_size:
                 out[k] = mask
             else:
@@ -168,27 +199,79 @@ def _resegment(warped: np.ndarray, prob: np.ndarray, ref_area: float) -> np.ndar
     score = WARP_WEIGHT * warped + (1.0 - WARP_WEIGHT) * prob
     mask = band & (score > 0.5)
     # Remove specks the colour test lets through and close pinholes.
-    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
-    return mask
+    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    # Keep only the pieces the warp supports: a same-coloured neighbour entering the band is another
+    # object, not part of this one.
+    count, labels = cv2.connectedComponents(mask, connectivity=8)
+    if count <= 2:
+        return mask > 0
+    support = np.bincount(labels[core], minlength=count)
+    support[0] = 0
+    return np.isin(labels, np.flatnonzero(support))
 
 
 def _search(prob: np.ndarray, track: _Track) -> np.ndarray | None:
-    """Re-detect a lost target: the object-coloured component of plausible size nearest its last place."""
+    """Re-detect a lost target, or None (it stays absent rather than jump to another object).
+
+    A candidate is a connected component of object colour. It is taken as the *whole* target when
+    its area and shape (log Hu moments: invariant to position, scale and rotation) match the keyframe
+    mask and it lies within a radius of the last sighting that grows with the frames spent lost; or
+    as a *partly visible* target (coming out from behind an occluder) when it is close to where the
+    target vanished. Among accepted candidates the nearest wins.
+    """
     seeds = (prob > SEARCH_PROB).astype(np.uint8)
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(seeds, connectivity=8)
+    if count <= 1:
+        return None
+    size = track.size
+    lost = track.lost_frames + 1
+    speed = max(GATE_GROWTH * size, 2.0 * track.speed)
+    gate = GATE_BASE * size + speed * lost
+    partial_gate = PARTIAL_GATE * size
     best, best_dist = None, None
-    lo, hi = SEARCH_AREA[0] * track.ref_area, SEARCH_AREA[1] * track.ref_area
     for label in range(1, count):
-        area = stats[label, cv2.CC_STAT_AREA]
-        if not lo <= area <= hi:
+        area = float(stats[label, cv2.CC_STAT_AREA])
+        if area < PARTIAL_AREA * track.ref_area or area > FULL_AREA[1] * track.ref_area:
             continue
         cx, cy = centroids[label]
-        dist = (cx - track.last_center[0]) ** 2 + (cy - track.last_center[1]) ** 2
-        if best_dist is None or dist < best_dist:
-            best, best_dist = label, dist
+        dist = float(np.hypot(cx - track.last_center[0], cy - track.last_center[1]))
+        if dist > gate or (best_dist is not None and dist >= best_dist):
+            continue
+        whole = area >= FULL_AREA[0] * track.ref_area
+        if whole:
+            x, y, w, h = stats[label, :4]
+            piece = labels[y : y + h, x : x + w] == label
+            whole = _shape_distance(_shape_signature(piece), track.ref_shape) <= SHAPE_TOL
+        if not whole and dist > partial_gate:
+            continue
+        best, best_dist = label, dist
     if best is None:
         return None
     return labels == best
+
+
+def _shape_signature(mask: np.ndarray) -> np.ndarray:
+    """Shape descriptors of a binary mask, invariant to position, scale and rotation.
+
+    Circularity (4 pi area / perimeter^2), solidity (area / convex hull area), rectangularity (area /
+    minimum-area rectangle) and the rectangle's log elongation, all of the largest outer contour.
+    Unlike high-order Hu moments they stay stable on small, pixelated, symmetric shapes.
+    """
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return np.zeros(4)
+    contour = max(contours, key=cv2.contourArea)
+    area = max(float(cv2.contourArea(contour)), 1.0)
+    perimeter = max(float(cv2.arcLength(contour, True)), 1.0)
+    hull = max(float(cv2.contourArea(cv2.convexHull(contour))), 1.0)
+    (_, _), (rw, rh), _ = cv2.minAreaRect(contour)
+    rect = max(rw * rh, 1.0)
+    elongation = np.log(max(rw, rh, 1.0) / max(min(rw, rh), 1.0))
+    return np.array([4 * np.pi * area / perimeter**2, area / hull, area / rect, elongation])
+
+
+def _shape_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b)))
 
 
 def _colour_bins(rgb: np.ndarray) -> np.ndarray:
@@ -198,13 +281,14 @@ def _colour_bins(rgb: np.ndarray) -> np.ndarray:
 
 
 def _colour_lut(bins: np.ndarray, fg: np.ndarray) -> np.ndarray:
-    """P(object | bin) from object vs rest-of-frame histograms, each normalised (equal priors)."""
+    """P(object | bin) from object vs rest-of-frame colour densities (equal priors).
+
+    Both densities get the same small pseudo-density, so a colour seen in neither reads 0.5 (no
+    evidence), and a colour the keyframe never showed on the object cannot pass for it.
+    """
     size = BINS**3
-    fg_hist = np.bincount(bins[fg], minlength=size).astype(np.float64)
-    bg_hist = np.bincount(bins[~fg], minlength=size).astype(np.float64)
-    # Smooth so that unseen colours read 0.5 (no evidence) instead of 0/0.
-    fg_p = (fg_hist + 0.5) / (fg_hist.sum() + 0.5 * size)
-    bg_p = (bg_hist + 0.5) / (bg_hist.sum() + 0.5 * size)
+    fg_p = np.bincount(bins[fg], minlength=size) / max(1, int(fg.sum())) + COLOUR_EPS
+    bg_p = np.bincount(bins[~fg], minlength=size) / max(1, int((~fg).sum())) + COLOUR_EPS
     return (fg_p / (fg_p + bg_p)).astype(np.float32)
 
 
