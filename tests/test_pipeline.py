@@ -527,3 +527,15 @@ def test_config_from_a_preset_name_or_a_dict(monkeypatch: pytest.MonkeyPatch) ->
     assert _types(unknown) == ["run_started", "error"] and unknown[1].for_stage == "config"
     bad = list(run(ArrayVideo(FRAMES, 10), "q", {"delta": 7}))
     assert _types(bad) == ["run_started", "error"] and "delta" in bad[1].message
+
+
+def test_the_real_xmem_backend_reports_a_missing_checkpoint_before_the_vlm_loads(tmp_path: Path) -> None:
+    """No monkeypatching: the real XMem propagator's readiness check runs before any model question."""
+    frames, _ = moving_square_frames(6)
+    config = PipelineConfig(propagator="xmem", xmem_checkpoint=str(tmp_path / "XMem.pth"))
+    events = list(run(ArrayVideo(frames, fps=6), "the square", config))
+    assert isinstance(events[0], ev.RunStarted)
+    error = events[-1]
+    assert isinstance(error, ev.RunError) and error.for_stage == "propagator" and error.fatal
+    assert "XMem.pth" in error.message and "releases/download" in error.message
+    assert not any(isinstance(e, (ev.SamplerLevel, ev.BackendInfo)) for e in events)

@@ -222,17 +222,21 @@ def _run(
     num_frames = len(source)
     width, height = source.size
 
-    # ---- backends (constructed up front so that a missing checkpoint fails before any work)
+    # ---- backends (constructed up front so that a missing checkpoint fails before any work; the
+    # cheap ones first, so a missing XMem.pth is reported before a large VLM is loaded)
+    ctx.stage = "propagator"
+    propagator = make_propagator(config)
+    check_ready = getattr(propagator, "check_ready", None)
+    if check_ready is not None:
+        check_ready()
+    ctx.stage = "segmenter"
+    segmenter = make_segmenter(config)
     ctx.stage = "reasoner" if config.sampler == "first_frame" else "sampler"
     vqa = make_vqa(config)
     if config.sampler != "first_frame":
         yield _backend_event("sampler", vqa.info)
     yield _backend_event("reasoner", vqa.info)
-    ctx.stage = "segmenter"
-    segmenter = make_segmenter(config)
     yield _backend_event("segmenter", segmenter.info)
-    ctx.stage = "propagator"
-    propagator = make_propagator(config)
     yield _backend_event("propagator", propagator.info)
 
     # ---- stage 1: where to look

@@ -107,18 +107,23 @@ class XMemPropagator:
             (self.config.dtype or "auto").lower(), torch.float16
         )
 
+    def check_ready(self) -> None:
+        """Fail fast (before a run does any work) when the checkpoint file is missing."""
+        path = Path(self.config.xmem_checkpoint).expanduser()
+        if not path.is_file():
+            raise XMemCheckpointError(
+                f"XMem checkpoint not found at {str(path)!r} (setting xmem_checkpoint / --xmem). Download "
+                f"the official weights from {XMEM_URL}"
+            )
+
     def load_network(self, device: torch.device | None = None) -> XMem:
         """The cached network for ``config.xmem_checkpoint`` on ``device``.
 
         Raises :class:`XMemCheckpointError` (a FileNotFoundError) when the checkpoint is missing.
         """
         device = device or resolve_device(self.config.device)
+        self.check_ready()
         path = Path(self.config.xmem_checkpoint).expanduser()
-        if not path.is_file():
-            raise XMemCheckpointError(
-                f"XMem checkpoint not found at {str(path)!r} (setting xmem_checkpoint). Download the "
-                f"official weights from {XMEM_URL}"
-            )
         return cached_model(
             "xmem", str(path.resolve()), device, torch.float32, lambda: load_xmem(path, map_location=device)
         )
