@@ -161,9 +161,11 @@ class _PlainSource:
 
 
 def test_works_on_a_plain_video_source() -> None:
-    frames, gt = moving_square_frames(num_frames=40)
+    # 38 frames: the fake square wraps around to the left border after frame 37 (a teleport the
+    # propagator rightly refuses to follow).
+    frames, gt = moving_square_frames(num_frames=38)
     got = list(FlowPropagator(PipelineConfig()).propagate(_PlainSource(frames), 20, gt[20][None]))  # type: ignore[arg-type]
-    assert [i for i, _, _ in got] == [*range(21, 40), *range(19, -1, -1)]
+    assert [i for i, _, _ in got] == [*range(21, 38), *range(19, -1, -1)]
     assert min(_iou(m[0], gt[i]) for i, _, m in got) > 0.85
 
 

@@ -219,7 +219,8 @@ def _search(prob: np.ndarray, track: _Track) -> np.ndarray | None:
     as a *partly visible* target (coming out from behind an occluder) when it is close to where the
     target vanished. Among accepted candidates the nearest wins.
     """
-    seeds = (prob > SEARCH_PROB).astype(np.uint8)
+    # Opening drops the ragged, 8-connected specks that compression noise glues to a component.
+    seeds = cv2.morphologyEx((prob > SEARCH_PROB).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(seeds, connectivity=8)
     if count <= 1:
         return None
@@ -253,21 +254,23 @@ def _search(prob: np.ndarray, track: _Track) -> np.ndarray | None:
 def _shape_signature(mask: np.ndarray) -> np.ndarray:
     """Shape descriptors of a binary mask, invariant to position, scale and rotation.
 
-    Circularity (4 pi area / perimeter^2), solidity (area / convex hull area), rectangularity (area /
-    minimum-area rectangle) and the rectangle's log elongation, all of the largest outer contour.
-    Unlike high-order Hu moments they stay stable on small, pixelated, symmetric shapes.
+    Circularity of the convex hull (4 pi area / perimeter^2), solidity (area / hull area),
+    rectangularity (area / minimum-area rectangle) and the rectangle's log elongation, of the largest
+    outer contour. Unlike high-order Hu moments or the raw perimeter, they stay stable on small,
+    pixelated, symmetric shapes with ragged edges.
     """
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return np.zeros(4)
     contour = max(contours, key=cv2.contourArea)
+    hull = cv2.convexHull(contour)
     area = max(float(cv2.contourArea(contour)), 1.0)
-    perimeter = max(float(cv2.arcLength(contour, True)), 1.0)
-    hull = max(float(cv2.contourArea(cv2.convexHull(contour))), 1.0)
+    hull_area = max(float(cv2.contourArea(hull)), 1.0)
+    hull_perimeter = max(float(cv2.arcLength(hull, True)), 1.0)
     (_, _), (rw, rh), _ = cv2.minAreaRect(contour)
     rect = max(rw * rh, 1.0)
     elongation = np.log(max(rw, rh, 1.0) / max(min(rw, rh), 1.0))
-    return np.array([4 * np.pi * area / perimeter**2, area / hull, area / rect, elongation])
+    return np.array([4 * np.pi * hull_area / hull_perimeter**2, area / hull_area, area / rect, elongation])
 
 
 def _shape_distance(a: np.ndarray, b: np.ndarray) -> float:
