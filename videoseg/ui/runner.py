@@ -71,6 +71,13 @@ def _locate(model_id: str) -> tuple[bool, str]:
     p = Path(model_id).expanduser()
     if p.exists():
         return True, f"local path {p}"
+    if model_id == "XMem.pth":
+        from videoseg.propagation.xmem.propagator import xmem_cache_path
+
+        cached_xmem = xmem_cache_path()
+        if cached_xmem.is_file():
+            return True, f"local path {cached_xmem}"
+        return False, "download of the official release on first use (github.com/hkchengrex/XMem)"
     cached = _hub_cached(model_id)
     if cached:
         return True, "Hugging Face cache"

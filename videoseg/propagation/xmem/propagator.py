@@ -15,6 +15,9 @@ XMem takes one label per pixel.
 
 from __future__ import annotations
 
+import os
+import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,59 @@ def exclusive_labels(masks: np.ndarray) -> tuple[np.ndarray, list[int]]:
     return compact, present
 
 
+DEFAULT_CHECKPOINT = "XMem.pth"
+
+
+def xmem_cache_path() -> Path:
+    """Where the official checkpoint is kept once downloaded (``$VIDEOSEG_CACHE`` or ~/.cache/videoseg)."""
+    root = os.environ.get("VIDEOSEG_CACHE") or "~/.cache/videoseg"
+    return Path(root).expanduser() / DEFAULT_CHECKPOINT
+
+
+def download_checkpoint(url: str, dest: Path, timeout_s: float = 60.0) -> Path:
+    """Download ``url`` to ``dest`` atomically (a partial download never looks like a checkpoint)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def resolve_checkpoint(setting: str) -> Path:
+    """The checkpoint file for the ``xmem_checkpoint`` setting.
+
+    An existing path wins. The default name (``XMem.pth``, not found in the working directory) is
+    looked up in :func:`xmem_cache_path` and, unless ``VIDEOSEG_XMEM_DOWNLOAD=0``, downloaded there
+    from the official release once, so ``--preset paper`` runs with one command. Anything else that
+    does not exist raises :class:`XMemCheckpointError` naming the download address.
+    """
+    path = Path(setting).expanduser()
+    if path.is_file():
+        return path
+    if setting == DEFAULT_CHECKPOINT:
+        cached = xmem_cache_path()
+        if cached.is_file():
+            return cached
+        if os.environ.get("VIDEOSEG_XMEM_DOWNLOAD", "1") != "0":
+            try:
+                return download_checkpoint(XMEM_URL, cached)
+            except OSError as exc:
+                raise XMemCheckpointError(
+                    f"XMem checkpoint not found at {str(path)!r} or {str(cached)!r}, and downloading it "
+                    f"from {XMEM_URL} failed ({exc}). Download it by hand and pass --xmem PATH."
+                ) from exc
+    raise XMemCheckpointError(
+        f"XMem checkpoint not found at {str(path)!r} (setting xmem_checkpoint / --xmem). Download the "
+        f"official weights from {XMEM_URL}"
+    )
+
+
 class XMemPropagator:
     """:class:`~videoseg.stages.Propagator` backed by our XMem and the official ``XMem.pth``."""
 
@@ -108,13 +164,8 @@ class XMemPropagator:
         )
 
     def check_ready(self) -> None:
-        """Fail fast (before a run does any work) when the checkpoint file is missing."""
-        path = Path(self.config.xmem_checkpoint).expanduser()
-        if not path.is_file():
-            raise XMemCheckpointError(
-                f"XMem checkpoint not found at {str(path)!r} (setting xmem_checkpoint / --xmem). Download "
-                f"the official weights from {XMEM_URL}"
-            )
+        """Fail fast (before a run does any work) when the checkpoint is missing and cannot be fetched."""
+        resolve_checkpoint(self.config.xmem_checkpoint)
 
     def load_network(self, device: torch.device | None = None) -> XMem:
         """The cached network for ``config.xmem_checkpoint`` on ``device``.
@@ -122,8 +173,7 @@ class XMemPropagator:
         Raises :class:`XMemCheckpointError` (a FileNotFoundError) when the checkpoint is missing.
         """
         device = device or resolve_device(self.config.device)
-        self.check_ready()
-        path = Path(self.config.xmem_checkpoint).expanduser()
+        path = resolve_checkpoint(self.config.xmem_checkpoint)
         return cached_model(
             "xmem", str(path.resolve()), device, torch.float32, lambda: load_xmem(path, map_location=device)
         )
