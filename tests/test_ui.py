@@ -18,6 +18,7 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from videoseg import events as ev
 from videoseg.events import RunStarted
 from videoseg.trace import read_trace
 from videoseg.ui.analysis import box_iou, cue_box_score, diagnose, mask_iou, worst_frames
@@ -494,3 +495,38 @@ def test_bundled_traces_replay_with_their_video_and_inspect(app: Any) -> None:
     assert [r[0] for r in ranking["data"]] == list(range(1, len(traces) + 1))
     jf = [r[3] for r in ranking["data"]]
     assert jf == sorted(jf)  # worst first
+
+
+@pytest.mark.parametrize(
+    ("event", "pace", "delay"),
+    [
+        (ev.ReasoningToken(index=0, text="a"), 20.0, 0.05),  # one token every 1/20 s
+        (ev.ReasoningToken(index=0, text="a"), 0.0, 0.0),  # pacing off
+        (ev.PropagatedMask(frame_idx=1, direction="forward", rles=[], done=2, total=40), 20.0, 1 / 30),
+        (ev.PropagatedMask(frame_idx=1, direction="forward", rles=[], done=2, total=400), 20.0, 0.01),
+        (ev.RunFinished(num_frames=1, num_targets=1, seconds=1.0), 20.0, 0.0),  # other events: no wait
+    ],
+)
+def test_pace_delay_table(event: ev.Event, pace: float, delay: float) -> None:
+    from videoseg.ui.common import pace_delay
+
+    assert pace_delay(event, pace) == pytest.approx(delay)
+
+
+def test_paced_replay_waits_per_token_and_frame(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A paced drive sleeps once per reasoning token and per propagated frame, and shows the same result."""
+    from videoseg.ui import common
+    from videoseg.ui.live import LiveView
+
+    trace = sorted((Path(__file__).resolve().parents[1] / "examples" / "traces").glob("*.jsonl"))[0]
+    events = list(read_trace(trace))
+    waits: list[float] = []
+    monkeypatch.setattr(common.time, "sleep", waits.append)
+    fast = list(common.drive(LiveView(tmp_path / "fast", None, trace=False), events))
+    assert waits == []
+    paced = list(common.drive(LiveView(tmp_path / "paced", None, trace=False), events, pace=30.0))
+    tokens = sum(isinstance(e, ev.ReasoningToken) for e in events)
+    frames = sum(isinstance(e, ev.PropagatedMask) for e in events)
+    assert len(waits) == tokens + frames and tokens > 0 and frames > 0
+    assert len(paced) >= len(fast)  # the slower display sends at least as many updates
+    assert paced[-1]["status"] == fast[-1]["status"]

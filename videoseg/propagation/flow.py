@@ -37,6 +37,7 @@ LOST_AREA = 0.15  # below this share of the keyframe area the target counts as o
 MIN_PURITY = 0.6  # mean P(object | colour) a tracked mask needs; below it the mask holds other things
 SEARCH_PROB = 0.7  # colour probability a pixel needs to seed a re-detection
 FULL_AREA = (0.6, 1.6)  # area of a re-detected *whole* target, relative to the keyframe area
+WHOLE_AREA = 0.7  # a mask this share of the keyframe area is a whole view (to learn the motion from)
 PARTIAL_AREA = 0.25  # a partly visible target (coming out from behind something) needs this much
 SHAPE_TOL = 0.15  # largest difference of shape descriptors (see _shape_signature) of a whole re-detection
 GATE_BASE = 1.5  # re-detection radius when just lost, in target sizes (sqrt of keyframe area)
@@ -55,7 +56,8 @@ class _Track:
     lost: bool = False
     lost_frames: int = 0  # frames since the target was last seen
     last_center: tuple[float, float] = (0.0, 0.0)
-    speed: float = 0.0  # smoothed speed of the centre, work pixels per frame
+    last_area: float = 0.0  # area of the last mask
+    velocity: tuple[float, float] = (0.0, 0.0)  # smoothed motion of the centre, work pixels per frame
 
     @property
     def size(self) -> float:
@@ -140,6 +142,7 @@ class _Pass:
                 mask=fg.astype(np.float32),
             )
             track.last_center = _center(fg)
+            track.last_area = track.ref_area
             self.tracks.append(track)
 
     def step(self, rgb: np.ndarray) -> np.ndarray:
@@ -171,13 +174,17 @@ class _Pass:
                 track.lost_frames += 1
                 track.mask = np.zeros_like(track.mask)
                 continue
-            center = _center(mask)
-            if not track.lost:
-                moved = float(np.hypot(center[0] - track.last_center[0], center[1] - track.last_center[1]))
-                track.speed = 0.7 * track.speed + 0.3 * moved
+            center, area = _center(mask), float(mask.sum())
+            # Learn the motion only from whole views: while the target slides behind something the
+            # centre of its visible part moves backwards.
+            whole = min(area, track.last_area) >= WHOLE_AREA * track.ref_area
+            if not track.lost and whole:
+                vx, vy = track.velocity
+                dx, dy = center[0] - track.last_center[0], center[1] - track.last_center[1]
+                track.velocity = (0.7 * vx + 0.3 * dx, 0.7 * vy + 0.3 * dy)
             track.lost, track.lost_frames = False, 0
             track.mask = mask.astype(np.float32)
-            track.last_center = center
+            track.last_center, track.last_area = center, area
             if self.work_size == self.out_size:
                 out[k] = mask
             else:
@@ -226,8 +233,11 @@ def _search(prob: np.ndarray, track: _Track) -> np.ndarray | None:
         return None
     size = track.size
     lost = track.lost_frames + 1
-    speed = max(GATE_GROWTH * size, 2.0 * track.speed)
-    gate = GATE_BASE * size + speed * lost
+    # Where the target may be now: anywhere between where it was last seen (it stopped behind
+    # something) and where its last motion would have carried it (it kept moving).
+    x0, y0 = track.last_center
+    x1, y1 = x0 + track.velocity[0] * lost, y0 + track.velocity[1] * lost
+    gate = (GATE_BASE + GATE_GROWTH * lost) * size
     partial_gate = PARTIAL_GATE * size
     best, best_dist = None, None
     for label in range(1, count):
@@ -235,7 +245,7 @@ def _search(prob: np.ndarray, track: _Track) -> np.ndarray | None:
         if area < PARTIAL_AREA * track.ref_area or area > FULL_AREA[1] * track.ref_area:
             continue
         cx, cy = centroids[label]
-        dist = float(np.hypot(cx - track.last_center[0], cy - track.last_center[1]))
+        dist = _segment_distance(cx, cy, x0, y0, x1, y1)
         if dist > gate or (best_dist is not None and dist >= best_dist):
             continue
         whole = area >= FULL_AREA[0] * track.ref_area
@@ -249,6 +259,14 @@ def _search(prob: np.ndarray, track: _Track) -> np.ndarray | None:
     if best is None:
         return None
     return labels == best
+
+
+def _segment_distance(px: float, py: float, x0: float, y0: float, x1: float, y1: float) -> float:
+    """Distance of point p from the segment (x0, y0)-(x1, y1)."""
+    dx, dy = x1 - x0, y1 - y0
+    length2 = dx * dx + dy * dy
+    t = 0.0 if length2 == 0 else min(1.0, max(0.0, ((px - x0) * dx + (py - y0) * dy) / length2))
+    return float(np.hypot(px - (x0 + t * dx), py - (y0 + t * dy)))
 
 
 def _shape_signature(mask: np.ndarray) -> np.ndarray:

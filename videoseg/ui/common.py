@@ -7,6 +7,7 @@ look exactly like the live run that recorded it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,11 +112,28 @@ def message_outputs(message: str, stage: str = "error") -> dict[str, Any]:
     return values
 
 
-def drive(view: LiveView, events: Iterable[ev.Event]) -> Iterator[dict[str, Any]]:
+def pace_delay(event: ev.Event, tokens_per_s: float, propagation_s: float = 4.0) -> float:
+    """Seconds to wait after ``event`` so that a presenter can follow a run that is too fast to watch.
+
+    Only the display is slowed (replays, weights-free runs): reasoning tokens come at ``tokens_per_s``,
+    and the propagation fills in over about ``propagation_s`` seconds (at most 30 frames a second).
+    ``tokens_per_s <= 0`` means no pacing.
+    """
+    if tokens_per_s <= 0:
+        return 0.0
+    if isinstance(event, ev.ReasoningToken):
+        return 1.0 / tokens_per_s
+    if isinstance(event, ev.PropagatedMask) and event.total > 0:
+        return min(1.0 / 30.0, propagation_s / event.total)
+    return 0.0
+
+
+def drive(view: LiveView, events: Iterable[ev.Event], pace: float = 0.0) -> Iterator[dict[str, Any]]:
     """Feed events to ``view``; yield its outputs whenever an update is due, and always at the end.
 
-    An exception from the event source (which the pipeline promises not to raise) still ends as a
-    visible error message instead of a traceback.
+    ``pace``: reasoning tokens per second to show (0: as fast as the events come; see
+    :func:`pace_delay`). An exception from the event source (which the pipeline promises not to
+    raise) still ends as a visible error message instead of a traceback.
     """
     iterator = iter(events)
     try:
@@ -129,6 +147,9 @@ def drive(view: LiveView, events: Iterable[ev.Event]) -> Iterator[dict[str, Any]
                 break
             if view.apply(event):
                 yield view.outputs()
+            delay = pace_delay(event, pace)
+            if delay > 0:
+                time.sleep(delay)
         if not view.finished:
             # a source that stopped without RunFinished / RunError (e.g. a truncated trace)
             view.ended = True

@@ -72,9 +72,12 @@ def _recorded_video(ctx: AppContext, start: ev.RunStarted, session: str | None) 
 
 
 def replay_stream(
-    ctx: AppContext, trace: Any, video: Any = None, request: gr.Request | None = None
+    ctx: AppContext, trace: Any, video: Any = None, request: gr.Request | None = None, pace: float = 0.0
 ) -> Iterator[dict[str, Any]]:
-    """Run-view output values for a replayed trace (message-only values for bad input)."""
+    """Run-view output values for a replayed trace (message-only values for bad input).
+
+    ``pace``: reasoning tokens per second to show (0: as fast as possible), so a recorded run can be
+    presented step by step."""
     session = session_hash(request)
     try:
         events = _load_trace(ctx, trace)
@@ -108,7 +111,7 @@ def replay_stream(
         first["status"] = f"### ⏳ Replaying {len(events)} recorded events…"
         first["progress"] = {"stage": "run", "status": "replaying", "stages_seen": []}
         yield first
-        yield from drive(view, events)
+        yield from drive(view, events, pace=float(pace or 0.0))
     finally:
         if opened is not None:
             opened.close()
@@ -272,6 +275,14 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
                 height=200,
             )
             with gr.Column():
+                pace = gr.Slider(
+                    0,
+                    60,
+                    value=0,
+                    step=5,
+                    label="Presentation pace (reasoning tokens/s; 0 = as recorded data arrives)",
+                    info="Slows the display only, so a class can follow each stage.",
+                )
                 replay_btn = gr.Button("Replay", variant="primary", elem_id="replay-button")
                 last_btn = gr.Button("Replay my last run")
         bundled = sorted(TRACES_DIR.glob("*.jsonl")) if TRACES_DIR.is_dir() else []
@@ -284,13 +295,15 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
             )
         view = build_run_view()
 
-    def replay(trace_value: Any, video_value: Any, request: gr.Request) -> Iterator[list[Any]]:
-        for values in replay_stream(ctx, trace_value, video_value, request):
+    def replay(
+        trace_value: Any, video_value: Any, pace_value: float, request: gr.Request
+    ) -> Iterator[list[Any]]:
+        for values in replay_stream(ctx, trace_value, video_value, request, pace=pace_value):
             yield to_updates(values)
 
     replay_btn.click(
         replay,
-        inputs=[trace, video],
+        inputs=[trace, video, pace],
         outputs=ordered(view),
         api_name="replay",
         concurrency_limit=2,
@@ -298,15 +311,15 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
     )
     if last_run is not None:
 
-        def replay_last(record: dict | None, request: gr.Request) -> Iterator[list[Any]]:
+        def replay_last(record: dict | None, pace_value: float, request: gr.Request) -> Iterator[list[Any]]:
             if not record:
                 yield to_updates(
                     message_outputs("No run yet in this session: run something in the Run tab first.")
                 )
                 return
-            yield from replay(record["trace"], record["video"], request)
+            yield from replay(record["trace"], record["video"], pace_value, request)
 
-        last_btn.click(replay_last, inputs=[last_run], outputs=ordered(view), api_visibility="private")
+        last_btn.click(replay_last, inputs=[last_run, pace], outputs=ordered(view), api_visibility="private")
 
     with gr.Tab("Rank failures"):
         gr.Markdown(

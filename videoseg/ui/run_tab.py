@@ -26,7 +26,14 @@ from videoseg.ui.common import (
 )
 from videoseg.ui.examples import example_rows, ground_truth_for
 from videoseg.ui.live import LiveView, empty_outputs
-from videoseg.ui.runner import check_preset, check_query, describe_preset, pipeline_events, preset_choices
+from videoseg.ui.runner import (
+    check_preset,
+    check_query,
+    describe_preset,
+    pipeline_events,
+    preset_choices,
+    preset_requirements,
+)
 from videoseg.ui.session import UploadError
 
 
@@ -38,8 +45,12 @@ def run_stream(
     request: gr.Request | None = None,
     overrides: dict[str, Any] | None = None,
     kind: str = "run",
+    pace: float = 0.0,
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """(output values, run record) pairs for one run; bad input gives one message update."""
+    """(output values, run record) pairs for one run; bad input gives one message update.
+
+    ``pace`` (reasoning tokens/s, 0 = off) slows the display of weights-free runs, which finish too
+    fast to follow; real-model runs are shown at the model's own speed."""
     try:
         path = file_path(video)
         query = check_query(query)
@@ -72,7 +83,8 @@ def run_stream(
         cancel = threading.Event()
         events = pipeline_events(str(path), query, preset_name, overrides, len(opened), cancel)
         try:
-            for values in drive(view, events):
+            shown_pace = float(pace or 0.0) if not preset_requirements(preset_name) else 0.0
+            for values in drive(view, events, pace=shown_pace):
                 progress = values.get("progress")
                 if isinstance(progress, dict) and progress.get("error"):
                     gr.Warning(values["progress"]["error"])
@@ -100,6 +112,14 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
                 info="real-model presets say whether their weights are here",
             )
             preset_info = gr.Markdown(describe_preset(default_preset))
+            pace = gr.Slider(
+                0,
+                60,
+                value=0,
+                step=5,
+                label="Presentation pace (reasoning tokens/s; 0 = full speed)",
+                info="Weights-free runs finish in about a second: slow their display down to follow each stage.",
+            )
             with gr.Row():
                 run_btn = gr.Button("Run", variant="primary", elem_id="run-button")
                 stop_btn = gr.Button("Stop", variant="stop")
@@ -116,31 +136,34 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
     view = build_run_view()
     last_run = gr.State(None)
 
-    def run(
-        video_value: Any, query_value: str, preset_value: str, request: gr.Request
+    def run_paced(
+        video_value: Any, query_value: str, preset_value: str, pace_value: float, request: gr.Request
     ) -> Iterator[list[Any]]:
         record = None
-        for values, rec in run_stream(ctx, video_value, query_value, preset_value, request):
+        for values, rec in run_stream(ctx, video_value, query_value, preset_value, request, pace=pace_value):
             record = rec or record
             yield [*to_updates(values), record if record is not None else gr.skip()]
 
+    def run(
+        video_value: Any, query_value: str, preset_value: str, request: gr.Request
+    ) -> Iterator[list[Any]]:
+        yield from run_paced(video_value, query_value, preset_value, 0.0, request)
+
+    # The page's Run button also sends the presentation pace; the public API endpoint ``run`` keeps
+    # exactly (video file, query text, preset name), served by a hidden trigger.
+    api_trigger = gr.Button(visible=False)
+    outputs = [*ordered(view), last_run]
+    options = {"concurrency_limit": 2, "show_progress": "minimal"}
+    api_event = api_trigger.click(
+        run, inputs=[video, query, preset], outputs=outputs, api_name="run", **options
+    )
     event = run_btn.click(
-        run,
-        inputs=[video, query, preset],
-        outputs=[*ordered(view), last_run],
-        api_name="run",
-        concurrency_limit=2,
-        show_progress="minimal",
+        run_paced, inputs=[video, query, preset, pace], outputs=outputs, api_visibility="private", **options
     )
-    query.submit(
-        run,
-        inputs=[video, query, preset],
-        outputs=[*ordered(view), last_run],
-        api_visibility="private",
-        concurrency_limit=2,
-        show_progress="minimal",
+    submit_event = query.submit(
+        run_paced, inputs=[video, query, preset, pace], outputs=outputs, api_visibility="private", **options
     )
-    stop_btn.click(None, cancels=[event], api_visibility="private")
+    stop_btn.click(None, cancels=[event, submit_event, api_event], api_visibility="private")
     preset.change(describe_preset, inputs=preset, outputs=preset_info, api_visibility="private")
     return {
         "video": video,
