@@ -183,3 +183,121 @@ def test_bad_input_is_rejected(keyframe: int, shape: tuple[int, ...], message: s
         list(
             FlowPropagator(PipelineConfig()).propagate(ArrayVideo(frames, 10), keyframe, np.ones(shape, bool))
         )
+
+
+# --------------------------------------------------------------------------- robustness: leave, hide, distractors
+
+
+def _scene(num_frames: int, width: int = 160, height: int = 80) -> np.ndarray:
+    """A flat blue-grey background with a little texture (as compressed real frames have)."""
+    rng = np.random.default_rng(0)
+    frames = np.full((num_frames, height, width, 3), (60, 110, 150), dtype=np.int16)
+    frames += rng.integers(-6, 7, size=(1, height, width, 1), dtype=np.int16)
+    return frames.clip(0, 255).astype(np.uint8)
+
+
+def _disc(height: int, width: int, cx: float, cy: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:height, 0:width]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+
+
+def _triangle(height: int, width: int, cx: float, cy: float, r: float) -> np.ndarray:
+    import cv2
+
+    pts = np.array([[cx, cy - r], [cx - r, cy + r], [cx + r, cy + r]], dtype=np.int32)
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [pts], 1)
+    return mask > 0
+
+
+def test_mask_vanishes_once_the_object_has_left_the_frame() -> None:
+    # A red disc runs out through the right border at 6 px / frame; once gone, nothing must linger,
+    # not even on a yellow square (a colour the keyframe never showed) that comes in afterwards.
+    frames = _scene(26)
+    gt = np.zeros(frames.shape[:3], dtype=bool)
+    for t in range(26):
+        gt[t] = _disc(80, 160, 60 + 6 * t, 40, 9)
+        frames[t][gt[t]] = (220, 40, 40)
+        if t >= 18:
+            frames[t, 10:30, 140:160] = (230, 210, 40)
+    gone = [t for t in range(26) if not gt[t].any()]
+    assert len(gone) >= 5
+    out = _run(ArrayVideo(frames, 10), 0, gt[0][None])
+    for t in gone:
+        assert not out[t][1][0].any(), f"frame {t}: mask left behind after the object went out"
+    inside = [t for t in range(1, 26) if gt[t].sum() > 0.8 * gt[0].sum()]
+    assert np.mean([_iou(out[t][1][0], gt[t]) for t in inside]) > 0.85
+
+
+def test_occluded_object_is_reacquired_and_not_replaced_by_a_same_colour_distractor() -> None:
+    # A red disc passes behind a grey wall (hidden for several frames) and comes out on the other
+    # side; a red triangle (same colour, other shape, similar size) sits still near the wall. While
+    # the disc is hidden its mask must stay empty (not jump to the triangle); once out it is found.
+    n, height, width = 30, 80, 200
+    frames = _scene(n, width, height)
+    wall = np.zeros((height, width), dtype=bool)
+    wall[:, 80:112] = True
+    triangle = _triangle(height, width, 134, 64, 10)
+    gt = np.zeros((n, height, width), dtype=bool)
+    for t in range(n):
+        gt[t] = _disc(height, width, 40 + 4 * t, 30, 9) & ~wall
+        frames[t][gt[t]] = (220, 40, 40)
+        frames[t][wall] = (128, 128, 128)
+        frames[t][triangle & ~wall] = (220, 40, 40)
+    hidden = [t for t in range(n) if not gt[t].any()]
+    assert len(hidden) >= 3
+    out = _run(ArrayVideo(frames, 10), 0, gt[0][None])
+    for t in hidden:
+        assert not (out[t][1][0] & triangle).any(), f"frame {t}: jumped to the same-colour triangle"
+        assert out[t][1][0].sum() < 0.3 * gt[0].sum()
+    back = [t for t in range(max(hidden) + 1, n) if gt[t].sum() > 0.9 * gt[0].sum()]
+    assert len(back) >= 5
+    assert np.mean([_iou(out[t][1][0], gt[t]) for t in back]) > 0.8
+    assert not any((out[t][1][0] & triangle).any() for t in out)
+
+
+def test_absent_target_is_not_replaced_by_a_same_colour_different_shape_object() -> None:
+    # Backward from the keyframe the target disc pops out of existence (it "appears" at frame 12);
+    # a red triangle of similar size moves nearby the whole time. Before frame 12 the mask is empty.
+    n, height, width = 24, 80, 160
+    frames = _scene(n, width, height)
+    gt = np.zeros((n, height, width), dtype=bool)
+    tri = np.zeros((n, height, width), dtype=bool)
+    for t in range(n):
+        tri[t] = _triangle(height, width, 40 + 2 * t, 40, 11)
+        frames[t][tri[t]] = (220, 40, 40)
+        if t >= 12:
+            gt[t] = _disc(height, width, 110, 40, 10)
+            frames[t][gt[t]] = (220, 40, 40)
+    key = 18
+    out = _run(ArrayVideo(frames, 10), key, gt[key][None])
+    for t in range(12):
+        assert not out[t][1][0].any(), f"frame {t}: picked up the triangle while the disc is absent"
+    assert min(_iou(out[t][1][0], gt[t]) for t in range(12, n) if t != key) > 0.85
+
+
+@pytest.mark.parametrize(
+    ("shape_a", "shape_b", "same"),
+    [
+        ("disc", "disc", True),
+        ("disc", "triangle", False),
+        ("disc", "square", False),
+        ("square", "triangle", False),
+        ("square", "square", True),
+    ],
+)
+def test_shape_signature_tells_shapes_apart(shape_a: str, shape_b: str, same: bool) -> None:
+    from videoseg.propagation.flow import SHAPE_TOL, _shape_distance, _shape_signature
+
+    def draw(kind: str, r: float, cx: float) -> np.ndarray:
+        if kind == "disc":
+            return _disc(100, 200, cx, 50, r)
+        if kind == "triangle":
+            return _triangle(100, 200, cx, 50, r)
+        m = np.zeros((100, 200), dtype=bool)
+        m[int(50 - r) : int(50 + r), int(cx - r) : int(cx + r)] = True
+        return m
+
+    # Different sizes and places: the signature must not care about either.
+    a, b = _shape_signature(draw(shape_a, 12, 50)), _shape_signature(draw(shape_b, 18, 140))
+    assert (_shape_distance(a, b) <= SHAPE_TOL) == same

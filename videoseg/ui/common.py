@@ -48,7 +48,7 @@ def build_run_view(label: str = "") -> dict[str, gr.components.Component]:
                 interactive=False,
                 wrap=False,
                 value=empty_outputs()["stages"],
-                column_widths=["20%", "30%", "13%", "13%", "12%", "12%"],
+                column_widths=["21%", "22%", "15%", "14%", "14%", "14%"],
             )
             c["downloads"] = gr.File(
                 label="Downloads: masks (PNG zip), overlay mp4, cues JSON, trace",

@@ -459,7 +459,7 @@ class LiveView:
                 status = "running"
             else:
                 status = "—"
-            seconds = round(s.timings[stage], 3) if stage in s.timings else None
+            seconds = round(s.timings[stage], 2) if stage in s.timings else None
             tokens: Any = None
             frames: Any = self._stage_frames.get(stage)
             if stage == "reasoner":
