@@ -530,3 +530,44 @@ def test_paced_replay_waits_per_token_and_frame(monkeypatch: pytest.MonkeyPatch,
     assert len(waits) == tokens + frames and tokens > 0 and frames > 0
     assert len(paced) >= len(fast)  # the slower display sends at least as many updates
     assert paced[-1]["status"] == fast[-1]["status"]
+
+
+@pytest.mark.parametrize(
+    ("space_id", "setting", "lazy"),
+    [
+        (None, None, False),  # local default: examples run live, not cached
+        ("user/space", None, True),  # on a Space: lazy caching
+        ("user/space", "off", False),  # switched off on a Space
+        (None, "lazy", True),  # switched on locally
+    ],
+)
+def test_example_caching_setting(
+    monkeypatch: pytest.MonkeyPatch, space_id: str | None, setting: str | None, lazy: bool
+) -> None:
+    from videoseg.ui.run_tab import cache_examples_lazily
+
+    for name, value in (("SPACE_ID", space_id), ("VIDEOSEG_CACHE_EXAMPLES", setting)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert cache_examples_lazily() is lazy
+
+
+def test_lazily_cached_examples_are_wired_to_a_full_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from videoseg.ui.app import build_demo
+
+    monkeypatch.setenv("VIDEOSEG_CACHE_EXAMPLES", "lazy")
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "gradio-cache"))
+    demo = build_demo(store=SessionStore(tmp_path / "store"))
+    examples = demo.run_tab["examples"]
+    assert examples.cache_examples == "lazy"
+    assert examples.fn.__name__ == "run_example"
+    assert len(examples.outputs) == len(RUN_OUTPUTS)
+    video, query, preset = examples.examples[0]
+    updates = list(examples.fn(video, query, preset, None))  # what the cache stores: a whole run
+    status = updates[-1][RUN_OUTPUTS.index("status")]
+    status = status.get("value", status) if isinstance(status, dict) else getattr(status, "value", status)
+    assert "Done" in str(status), status

@@ -5,14 +5,24 @@ backward over the frames before it. This stand-in does the same two passes witho
 
 1. **warp**: DIS optical flow from the current frame to the previous one (OpenCV, at
    ``config.flow_max_side`` on the longer side) pulls the previous mask onto the current frame;
-2. **re-segment**: a colour model of the object learnt on the keyframe (a 16^3-bin RGB histogram of
-   the object against the rest of the frame) decides every pixel within a dilated band around the
-   warped mask: ``0.4 * warped + 0.6 * P(object | colour) > 0.5``. The warp keeps the shape where
-   colour is ambiguous; colour keeps edges sharp and follows fast motion the flow misses;
-3. **occlusion**: when the mask shrinks below ``LOST_AREA`` of its keyframe area the target is
-   *lost* and its mask is empty; every following frame (and that one) searches the whole frame for
-   a component of object colour of plausible size, nearest the last place it was seen, and tracking
-   resumes from there.
+2. **re-segment**: a colour model of the object learnt on the keyframe (16^3-bin RGB densities of
+   the object and of the rest of the frame, P(object | colour) with equal priors; a colour seen in
+   neither reads 0.5) decides every pixel within a dilated band around the warped mask:
+   ``0.4 * warped + 0.6 * P(object | colour) > 0.5``. The warp keeps the shape where colour is
+   ambiguous; colour keeps edges sharp and follows fast motion the flow misses. Only the pieces the
+   warp supports are kept, so a same-coloured neighbour brushing the band is not annexed;
+3. **lost**: when the mask shrinks below ``LOST_AREA`` of its keyframe area (hidden, or gone out
+   through the border) or what is left is mostly not of the object's colour, the target is *lost*
+   and its mask is EMPTY: it vanishes rather than lingers or jumps to another object;
+4. **re-acquire**: while lost, each frame looks for a connected component of object colour that is
+   either the *whole* target (area within ``FULL_AREA`` of the keyframe's and the same shape:
+   rotation/scale-invariant descriptors within ``SHAPE_TOL``) no farther from where it should be
+   than a radius growing with the frames spent lost, or a *partly visible* target close to where it
+   should be (coming out from behind an occluder). "Where it should be" spans from the last sighting
+   to where its last motion (learnt from whole views only) would have carried it.
+
+Everything the propagator knows about the target comes from the keyframe mask (colour, area,
+shape) and the track itself; nothing is specific to a data set.
 
 Frames are streamed with ``video.iter_frames`` (bounded memory); an empty keyframe mask stays empty
 everywhere without decoding anything for it.
@@ -51,7 +61,7 @@ class _Track:
 
     lut: np.ndarray  # (BINS^3,) float32: P(object | colour bin)
     ref_area: float  # keyframe area in work pixels
-    ref_shape: np.ndarray  # log Hu moment signature of the keyframe mask
+    ref_shape: np.ndarray  # shape descriptors of the keyframe mask (_shape_signature)
     mask: np.ndarray  # (h, w) float32 in [0, 1]: the last mask (soft after warping)
     lost: bool = False
     lost_frames: int = 0  # frames since the target was last seen
@@ -221,10 +231,10 @@ def _search(prob: np.ndarray, track: _Track) -> np.ndarray | None:
     """Re-detect a lost target, or None (it stays absent rather than jump to another object).
 
     A candidate is a connected component of object colour. It is taken as the *whole* target when
-    its area and shape (log Hu moments: invariant to position, scale and rotation) match the keyframe
-    mask and it lies within a radius of the last sighting that grows with the frames spent lost; or
-    as a *partly visible* target (coming out from behind an occluder) when it is close to where the
-    target vanished. Among accepted candidates the nearest wins.
+    its area and shape (:func:`_shape_signature`) match the keyframe mask and it lies within a radius,
+    growing with the frames spent lost, of the path from the last sighting along the last motion; or
+    as a *partly visible* target (coming out from behind an occluder) when it is close to that path.
+    Among accepted candidates the nearest wins.
     """
     # Opening drops the ragged, 8-connected specks that compression noise glues to a component.
     seeds = cv2.morphologyEx((prob > SEARCH_PROB).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))

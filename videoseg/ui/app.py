@@ -54,6 +54,7 @@ def build_demo(store: SessionStore | None = None, caps: UploadCaps | None = None
         demo.unload(forget)
     demo.css = (demo.css or "") + CSS
     demo.ctx = ctx  # type: ignore[attr-defined]  # for tests and benchmarks
+    demo.run_tab = run  # type: ignore[attr-defined]
     return demo
 
 

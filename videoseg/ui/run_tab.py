@@ -8,6 +8,7 @@ in both directions (step 3), then offers the downloads. Its click handler is the
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -95,6 +96,14 @@ def run_stream(
         opened.close()
 
 
+def cache_examples_lazily() -> bool:
+    """Whether examples are cached lazily: on a Hugging Face Space (``SPACE_ID`` set) unless
+    ``VIDEOSEG_CACHE_EXAMPLES=off``; elsewhere only with ``VIDEOSEG_CACHE_EXAMPLES=lazy``, because a
+    cached example shows the final state at once instead of the stages happening."""
+    setting = os.environ.get("VIDEOSEG_CACHE_EXAMPLES", "lazy" if os.environ.get("SPACE_ID") else "off")
+    return setting.strip().lower() == "lazy"
+
+
 def build_run_tab(ctx: AppContext) -> dict[str, Any]:
     """Build the tab inside the current Blocks; returns its components by name (for tests / wiring)."""
     rows = example_rows(ctx.examples)
@@ -124,15 +133,7 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
                 run_btn = gr.Button("Run", variant="primary", elem_id="run-button")
                 stop_btn = gr.Button("Stop", variant="stop")
             gr.Markdown(f"<small>Limits here: {ctx.caps.describe()}.</small>")
-    if rows:
-        gr.Examples(
-            examples=rows,
-            inputs=[video, query, preset],
-            cache_examples=False,
-            label="Shapes-world examples (weights-free; run on a CPU in seconds)",
-            examples_per_page=8,
-            elem_id="run-examples",
-        )
+    examples_box = gr.Column()  # filled below, once the outputs a cached example needs exist
     view = build_run_view()
     last_run = gr.State(None)
 
@@ -164,6 +165,31 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
         run_paced, inputs=[video, query, preset, pace], outputs=outputs, api_visibility="private", **options
     )
     stop_btn.click(None, cancels=[event, submit_event, api_event], api_visibility="private")
+
+    def run_example(
+        video_value: Any, query_value: str, preset_value: str, request: gr.Request
+    ) -> Iterator[list[Any]]:
+        for values, _ in run_stream(ctx, video_value, query_value, preset_value, request):
+            yield to_updates(values)
+
+    examples = None
+    if rows:
+        lazy = cache_examples_lazily()
+        caching: dict[str, Any] = (
+            {"fn": run_example, "outputs": ordered(view), "cache_examples": True, "cache_mode": "lazy"}
+            if lazy
+            else {"cache_examples": False}
+        )
+        with examples_box:
+            examples = gr.Examples(
+                examples=rows,
+                inputs=[video, query, preset],
+                label="Shapes-world examples (weights-free; run on a CPU in seconds)"
+                + (": the first click computes and caches, press Run to watch it live" if lazy else ""),
+                examples_per_page=8,
+                elem_id="run-examples",
+                **caching,
+            )
     preset.change(describe_preset, inputs=preset, outputs=preset_info, api_visibility="private")
     return {
         "video": video,
@@ -173,6 +199,7 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
         "stop": stop_btn,
         "view": view,
         "last_run": last_run,
+        "examples": examples,
         "preset_info": preset_info,
     }
 
