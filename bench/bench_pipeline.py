@@ -13,9 +13,12 @@ Run: ``python bench/bench_pipeline.py [--threads 2]``.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: python bench/...
 
 import cv2
 
