@@ -40,6 +40,7 @@ def test_presets_cover_the_paper_ablations() -> None:
         ("box", "point", "negative"),
     } <= cue_sets
     assert preset("shapes").weights_free
+    assert preset("shapes").rate_difficulty and not preset("shapes-no-budget").rate_difficulty  # Table 7
     paper = preset("paper")
     assert (paper.vlm, paper.segmenter, paper.propagator) == ("Qwen/Qwen2.5-VL-7B-Instruct", "sam2", "xmem")
     assert paper.sam2_model == "facebook/sam2.1-hiera-large"

@@ -539,3 +539,19 @@ def test_the_real_xmem_backend_reports_a_missing_checkpoint_before_the_vlm_loads
     assert isinstance(error, ev.RunError) and error.for_stage == "propagator" and error.fatal
     assert "XMem.pth" in error.message and "releases/download" in error.message
     assert not any(isinstance(e, (ev.SamplerLevel, ev.BackendInfo)) for e in events)
+
+
+def test_table7_budget_shortens_the_reasoning() -> None:
+    """The difficulty budget (shapes) trims the reasoning chain; shapes-no-budget rates nothing."""
+    from videoseg.config import preset
+
+    video = Path(__file__).resolve().parents[1] / "examples" / "shapes" / "appears_after" / "video.mp4"
+    query = "the triangle that appears after the orange circle turns left"
+    with_budget = RunState.from_events(run(video, query, preset("shapes")))
+    without = RunState.from_events(run(video, query, preset("shapes-no-budget")))
+    assert with_budget.difficulty is not None and with_budget.difficulty.budget is not None
+    assert without.difficulty is None
+    assert (
+        with_budget.reasoning.think_tokens <= with_budget.difficulty.budget < without.reasoning.think_tokens
+    )
+    assert with_budget.cues and without.cues  # both still answer

@@ -152,12 +152,20 @@ PRESETS: dict[str, tuple[dict[str, Any], str]] = {
     "shapes-box-only": ({"cues": ("box",)}, "Table 6 row: box only"),
     "shapes-box-point": ({"cues": ("box", "point")}, "Table 6 row: box + centre"),
     "shapes-box-negative": ({"cues": ("box", "negative")}, "Table 6 row: box + negative point"),
+    "shapes-no-budget": (
+        {"rate_difficulty": False},
+        "Table 7 row: no difficulty rating, so no reasoning-token budget",
+    ),
     "shapes-xmem": ({"propagator": "xmem"}, "shapes model + GrabCut, XMem propagation (needs XMem.pth)"),
     "paper": (dict(_PAPER), "the paper: Qwen2.5-VL-7B + SAM2-large + XMem (needs GPU + weights)"),
     "paper-3b": ({**_PAPER, "vlm": VLM_PRESETS["qwen-3b"]}, "the paper's 3B variant"),
     "paper-first-frame": ({**_PAPER, "sampler": "first_frame"}, "paper models, Table 5 first-frame row"),
     "paper-box-only": ({**_PAPER, "cues": ("box",)}, "paper models, Table 6 box-only row"),
     "paper-sam2-video": ({**_PAPER, "propagator": "sam2"}, "paper models, SAM2 video propagation"),
+    "paper-no-budget": (
+        {**_PAPER, "rate_difficulty": False},
+        "paper models, Table 7 row: no reasoning budget",
+    ),
     "visionreasoner": (
         {**_PAPER, "vlm": VLM_PRESETS["visionreasoner-7b"]},
         "VisionReasoner-7B as reasoner (closest released GRPO checkpoint)",
