@@ -26,6 +26,8 @@ from videoseg.propagation.xmem import (
     unpad,
 )
 from videoseg.propagation.xmem.inference import long_term_count_usage, resolve_config
+from videoseg.propagation.xmem.memory import MemoryManager, topk_softmax
+from videoseg.propagation.xmem.modules import FeatureFusionBlock
 from videoseg.propagation.xmem.propagator import exclusive_labels, prepare_frame, resized_shape
 from videoseg.video import ArrayVideo
 
@@ -729,6 +731,11 @@ def test_long_term_usage_rule_of_eval_py():
     assert long_term_count_usage({**cfg, "enable_long_term": True}, 391)
     assert not long_term_count_usage({**cfg, "enable_long_term": True}, 390)
     assert not long_term_count_usage({**cfg, "enable_long_term": False}, 10**6)
+    # equal mid-term sizes: no ZeroDivisionError here, the core config check reports it instead
+    equal = {**cfg, "enable_long_term": True, "max_mid_term_frames": 5}
+    assert not long_term_count_usage(equal, 1000)
+    with pytest.raises(ValueError, match="min_mid_term_frames"):
+        resolve_config(equal, hidden_dim=8)
 
 
 def test_object_added_on_a_later_frame_gets_its_own_channel_and_group():
@@ -787,6 +794,26 @@ def test_sparse_readout_matches_the_dense_official_readout():
     assert max((a - b).abs().max().item() for a, b in zip(fast, dense)) < 1e-5
 
 
+def test_usage_is_summed_from_the_dense_affinity_in_its_own_dtype():
+    # official inference/memory_manager.py match_memory + model/memory_util.py do_softmax: usage is
+    # affinity.sum(dim=2) of the dense top-k affinity, in the similarity's dtype (fp16 under CUDA
+    # autocast), so a half-precision usage is rounded to half before it is added to use_count.
+    g = torch.Generator().manual_seed(0)
+    similarity = torch.randn(1, 60, 40, generator=g)
+    manager = MemoryManager({**small_config(), "hidden_dim": 8, "fast_readout": True})
+    for dtype in (torch.float16, torch.float32):
+        sim = similarity.to(dtype)
+        values, indices = torch.topk(sim, k=7, dim=1)
+        weights = values.exp()
+        weights = weights / weights.sum(dim=1, keepdim=True)
+        official = torch.zeros_like(sim).scatter_(1, indices, weights).sum(dim=2).flatten()
+        usage = manager._usage_of(topk_softmax(sim, 7))
+        if dtype == torch.float16:
+            assert usage.dtype == torch.float16 and torch.equal(usage, official)
+        else:  # the sparse float32 sum: the same up to float32 rounding
+            assert torch.allclose(usage, official, rtol=1e-5, atol=1e-6)
+
+
 def test_shared_image_convolution_matches_per_object_convolution():
     net = tiny_net()
     frames, masks = frames_and_masks(n=5)
@@ -797,6 +824,19 @@ def test_shared_image_convolution_matches_per_object_convolution():
     plain = run_core(net, frames, masks, cfg)
     net.set_shared_image_conv(True)
     assert max((a - b).abs().max().item() for a, b in zip(shared, plain)) < 1e-5
+
+
+def test_shared_image_convolution_sees_weights_reloaded_under_inference_mode():
+    # Inference tensors have no version counter: a cached weight split must not outlive a reload.
+    with torch.inference_mode():
+        torch.manual_seed(0)
+        block = FeatureFusionBlock(8, 4, 16, 16).eval()
+        x, g = torch.randn(1, 8, 5, 5), torch.randn(1, 2, 4, 5, 5)
+        block(x, g)
+        block.load_state_dict({k: torch.randn_like(v) for k, v in block.state_dict().items()})
+        shared = block(x, g)
+        block.share_image_conv = False
+        assert torch.allclose(shared, block(x, g), rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("over", [{"top_k": None}, {"deep_update_every": 2}, {"enable_long_term": False}])

@@ -77,6 +77,8 @@ def long_term_count_usage(config: Mapping[str, Any], num_frames: int) -> bool:
     if not cfg["enable_long_term"]:
         return False
     per_consolidation = int(cfg["max_mid_term_frames"]) - int(cfg["min_mid_term_frames"])
+    if per_consolidation <= 0:
+        return False  # an invalid config: resolve_config rejects it with a clear message
     return num_frames / per_consolidation * int(cfg["num_prototypes"]) >= int(cfg["max_long_term_elements"])
 
 

@@ -386,8 +386,14 @@ class MemoryManager:
         return affinity.usage()
 
     def _usage_of(self, affinity: TopKAffinity | Tensor) -> Tensor:
-        # The official code sums the dense affinity; the sparse sum differs only in float rounding.
-        if isinstance(affinity, TopKAffinity) and not self.fast_readout:
+        # The official code sums the dense affinity in its own dtype (fp16 under CUDA autocast, which
+        # rounds the usage and so can change which prototypes are picked). The float32 sparse sum
+        # is only used where it is the same up to float32 rounding: fast_readout on fp32 CPU tensors.
+        if isinstance(affinity, TopKAffinity) and not (
+            self.fast_readout
+            and affinity.weights.device.type == "cpu"
+            and affinity.weights.dtype == torch.float32
+        ):
             return affinity.dense().sum(dim=2).flatten()
         return self._usage(affinity)
 

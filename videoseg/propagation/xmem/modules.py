@@ -60,8 +60,10 @@ def _split_weight(conv: nn.Conv2d, cx: int) -> tuple[Tensor, Tensor]:
     weight = conv.weight
     try:
         version = weight._version
-    except RuntimeError:  # weights created under inference_mode carry no version counter
-        version = None
+    except RuntimeError:
+        # Weights created under inference_mode carry no version counter, so an in-place reload
+        # (load_state_dict) would go unnoticed: split afresh (a copy, small next to the conv).
+        return weight[:, :cx].contiguous(), weight[:, cx:].contiguous()
     stamp = (weight.data_ptr(), version, weight.dtype, weight.device, cx)
     cache = conv.__dict__.get("_split_cache")
     if cache is None or cache[0] != stamp:
