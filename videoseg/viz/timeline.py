@@ -176,20 +176,11 @@ def timeline_figure(
             )
         note = " (fallback: nothing parsed)" if percent.fallback else ""
         fig.add_trace(
-            go.Scatter(
-                x=[percent.target_frame],
-                y=[y],
-                mode="markers",
-                marker={
-                    "color": _rgb(TARGET_FRAME_COLOUR),
-                    "size": 16,
-                    "symbol": "star",
-                    "line": {"width": 1, "color": "black"},
-                },
-                name="target frame",
-                legendgroup="target frame",
-                showlegend=first("target frame"),
-                hovertemplate=f"mean {percent.mean_percent * 100:.1f}% → target frame %{{x}}{note}<extra></extra>",
+            _target_star(
+                percent.target_frame,
+                y,
+                f"mean {percent.mean_percent * 100:.1f}% → target frame %{{x}}{note}<extra></extra>",
+                first("target frame"),
             )
         )
     if result is not None:
@@ -218,21 +209,7 @@ def timeline_figure(
                 )
             )
         fig.add_trace(
-            go.Scatter(
-                x=[result.target_frame],
-                y=[y],
-                mode="markers",
-                marker={
-                    "color": _rgb(TARGET_FRAME_COLOUR),
-                    "size": 16,
-                    "symbol": "star",
-                    "line": {"width": 1, "color": "black"},
-                },
-                name="target frame",
-                legendgroup="target frame",
-                showlegend=first("target frame"),
-                hovertemplate="target frame %{x}<extra></extra>",
-            )
+            _target_star(result.target_frame, y, "target frame %{x}<extra></extra>", first("target frame"))
         )
     if gt_present is not None:
         y = len(rows)
@@ -287,3 +264,22 @@ def timeline_figure(
 
 
 __all__ = ["presence_runs", "timeline_figure"]
+
+
+def _target_star(frame: int, y: float, hovertemplate: str, showlegend: bool) -> go.Scatter:
+    """The target frame's star marker (the same legend entry wherever it is drawn)."""
+    return go.Scatter(
+        x=[frame],
+        y=[y],
+        mode="markers",
+        marker={
+            "color": _rgb(TARGET_FRAME_COLOUR),
+            "size": 16,
+            "symbol": "star",
+            "line": {"width": 1, "color": "black"},
+        },
+        name="target frame",
+        legendgroup="target frame",
+        showlegend=showlegend,
+        hovertemplate=hovertemplate,
+    )
