@@ -85,7 +85,9 @@ def compare_stream(
         for k, name in enumerate(names):
             view = LiveView(ctx.store.new_run_dir(session, f"compare{k}"), opened, gt_present=present)
             views.append(view)
-            for values in drive(view, pipeline_events(str(path), query, name, None, len(opened))):
+            for values in drive(
+                view, pipeline_events(str(path), query, name, None, len(opened), opened=opened)
+            ):
                 sides[k] = [values[n] if values[n] is not SKIP else skip for n in SIDE_OUTPUTS]
                 status[k] = view.render_progress()["stage"]
                 head = f"### ⏳ A `{names[0]}`: {status[0]} · B `{names[1]}`: {status[1]}"

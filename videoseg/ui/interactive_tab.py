@@ -169,7 +169,9 @@ def repropagate_stream(
         view = LiveView(ctx.store.new_run_dir(session_hash(request), "interactive"), opened)
         overrides = {"vlm": "manual", "manual_cues": [c.to_dict() for c in cues], "rate_difficulty": False}
         text = (query or "").strip() or "(manual cues)"
-        for values in drive(view, pipeline_events(str(path), text, preset_name, overrides, len(opened))):
+        for values in drive(
+            view, pipeline_events(str(path), text, preset_name, overrides, len(opened), opened=opened)
+        ):
             r = view.state.sampler_result
             if (
                 r is not None

@@ -82,7 +82,7 @@ def run_stream(
         }
         yield first, record
         cancel = threading.Event()
-        events = pipeline_events(str(path), query, preset_name, overrides, len(opened), cancel)
+        events = pipeline_events(str(path), query, preset_name, overrides, len(opened), cancel, opened=opened)
         try:
             shown_pace = float(pace or 0.0) if not preset_requirements(preset_name) else 0.0
             for values in drive(view, events, pace=shown_pace):

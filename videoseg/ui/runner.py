@@ -21,6 +21,7 @@ import spaces
 
 from videoseg.config import PRESETS, PipelineConfig, preset
 from videoseg.events import Event
+from videoseg.stages import VideoSource
 
 # Approximate download sizes (GB) of the checkpoints the presets name, for the "what would it
 # download" hint only (bf16 / fp32 safetensors as published on the hub).
@@ -176,13 +177,19 @@ def pipeline_events(
     overrides: dict[str, Any] | None = None,
     num_frames: int = 0,
     cancel: threading.Event | None = None,
+    opened: VideoSource | None = None,
 ) -> Iterator[Event]:
-    """The run's events; weights-free configs stay off the GPU queue (and can be cancelled)."""
+    """The run's events; weights-free configs stay off the GPU queue (and can be cancelled).
+
+    ``opened``: the caller's already-opened video. Weights-free runs read it instead of opening the
+    file again (opening costs a decode pass); GPU runs get the path, which crosses to a ZeroGPU worker.
+    """
     config: PipelineConfig = preset(preset_name, **(overrides or {}))
     if config.weights_free:
         from videoseg import pipeline
 
-        return pipeline.run(video_path, query, config, preset=preset_name, cancel=cancel)
+        source = opened if opened is not None else video_path
+        return pipeline.run(source, query, config, preset=preset_name, cancel=cancel)
     return _gpu_pipeline_events(video_path, query, preset_name, overrides, num_frames)
 
 
