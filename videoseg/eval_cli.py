@@ -56,24 +56,24 @@ def parse_seeds(text: str) -> list[int]:
 
 def score_folders(pred_dir: Path, gt_dir: Path, obj_ids: list[int] | None = None) -> dict[str, Any]:
     """Per-frame J and F of a predicted mask folder against a ground-truth folder."""
-    from videoseg.metrics import boundary_f, jaccard
+    from videoseg.metrics import expression_scores
     from videoseg.video import read_mask_pngs
 
     pred = read_mask_pngs(pred_dir)
     gt = read_mask_pngs(gt_dir)
     if pred.shape != gt.shape:
         raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in frames or size")
-    gt_fg = np.isin(gt, obj_ids) if obj_ids else gt > 0
-    pred_fg = pred > 0
-    j = jaccard(pred_fg, gt_fg)
-    f = boundary_f(pred_fg, gt_fg)
+    # Default: every object is the ground truth. With no object at all, any non-zero id (1) is absent,
+    # so the ground truth is empty everywhere, as it should be.
+    ids = obj_ids or [int(i) for i in np.unique(gt) if i != 0] or [1]
+    score = expression_scores(pred, gt, ids)
     return {
-        "frames": len(j),
-        "J": float(np.mean(j)),
-        "F": float(np.mean(f)),
-        "J&F": float((np.mean(j) + np.mean(f)) / 2),
-        "per_frame_J": [float(v) for v in j],
-        "per_frame_F": [float(v) for v in f],
+        "frames": len(score.j),
+        "J": score.j_mean,
+        "F": score.f_mean,
+        "J&F": score.jf_mean,
+        "per_frame_J": [float(v) for v in score.j],
+        "per_frame_F": [float(v) for v in score.f],
     }
 
 
