@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,6 +135,26 @@ def _mean_interval(intervals: list[tuple[int, int] | None]) -> tuple[int, int] |
     return (start, end) if start <= end else (end, start)
 
 
+def _ask(
+    answer: Callable[[int], str], count: int, purpose: str, vqa: VideoQA, shown: Sequence[int]
+) -> Generator[Event, None, list[str]]:
+    """Ask one sampler question ``count`` times (K or M); returns the raw answers.
+
+    The exact prompt is shown once, after the first answer, when the backend has filled it in.
+    """
+    raw: list[str] = []
+    for sample in range(count):
+        raw.append(answer(sample))
+        if sample == 0:
+            yield PromptShown(
+                for_stage="sampler",
+                purpose=purpose,
+                text=getattr(vqa.last_prompts, purpose),
+                frame_indices=list(shown),
+            )
+    return raw
+
+
 def htfs(
     reader: FrameReader, query: str, vqa: VideoQA, config: PipelineConfig
 ) -> Generator[Event, None, SamplerDecision]:
@@ -153,16 +173,13 @@ def htfs(
         shown = uniform_indices(window[0], window[1], config.frames_per_question)
         clip, decoded = reader.clip(shown, window, purpose=f"interval level {level}")
         yield decoded
-        raw: list[str] = []
-        for k in range(config.num_interval_answers):
-            raw.append(vqa.answer_interval(clip, query, k))
-            if k == 0:
-                yield PromptShown(
-                    for_stage="sampler",
-                    purpose="interval",
-                    text=vqa.last_prompts.interval,
-                    frame_indices=list(shown),
-                )
+        raw = yield from _ask(
+            lambda k, clip=clip: vqa.answer_interval(clip, query, k),
+            config.num_interval_answers,
+            "interval",
+            vqa,
+            shown,
+        )
         intervals = [parse_interval(text, window, fps) for text in raw]
         mean = _mean_interval(intervals)
         if mean is None:
@@ -197,16 +214,9 @@ def htfs(
     shown = uniform_indices(key_segment[0], key_segment[1], config.frames_per_question)
     clip, decoded = reader.clip(shown, key_segment, purpose="percentage")
     yield decoded
-    raw = []
-    for m in range(config.num_percent_answers):
-        raw.append(vqa.answer_percentage(clip, query, m))
-        if m == 0:
-            yield PromptShown(
-                for_stage="sampler",
-                purpose="percentage",
-                text=vqa.last_prompts.percentage,
-                frame_indices=list(shown),
-            )
+    raw = yield from _ask(
+        lambda m: vqa.answer_percentage(clip, query, m), config.num_percent_answers, "percentage", vqa, shown
+    )
     percents = [parse_percentage(text) for text in raw]
     parsed = [p for p in percents if p is not None]
     percent_fallback = not parsed
