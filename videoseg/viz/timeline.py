@@ -99,17 +99,7 @@ def timeline_figure(
     for lv in levels:
         y = len(rows)
         rows.append(f"level {lv.level}")
-        w0, w1 = lv.window
-        fig.add_shape(
-            type="rect",
-            x0=w0 - 0.5,
-            x1=w1 + 0.5,
-            y0=y - 0.4,
-            y1=y + 0.4,
-            fillcolor=_WINDOW,
-            line={"width": 0},
-            layer="below",
-        )
+        _window_band(fig, *lv.window, y)
         parsed = [iv for iv in lv.intervals if iv is not None]
         for k, iv in enumerate(parsed):
             # spread the K answers vertically inside the row so overlapping answers stay visible
@@ -144,16 +134,7 @@ def timeline_figure(
         y = len(rows)
         rows.append("percentage")
         k0, k1 = percent.key_segment
-        fig.add_shape(
-            type="rect",
-            x0=k0 - 0.5,
-            x1=k1 + 0.5,
-            y0=y - 0.4,
-            y1=y + 0.4,
-            fillcolor=_WINDOW,
-            line={"width": 0},
-            layer="below",
-        )
+        _window_band(fig, k0, k1, y)
         length = k1 - k0 + 1
         xs = [k0 + int(length * p) for p in percent.percents if p is not None]
         texts = [f"{p * 100:.0f}%" for p in percent.percents if p is not None]
@@ -282,4 +263,18 @@ def _target_star(frame: int, y: float, hovertemplate: str, showlegend: bool) -> 
         legendgroup="target frame",
         showlegend=showlegend,
         hovertemplate=hovertemplate,
+    )
+
+
+def _window_band(fig: go.Figure, start: int, end: int, y: float) -> None:
+    """The grey band of the frames a row's question looked at."""
+    fig.add_shape(
+        type="rect",
+        x0=start - 0.5,
+        x1=end + 0.5,
+        y0=y - 0.4,
+        y1=y + 0.4,
+        fillcolor=_WINDOW,
+        line={"width": 0},
+        layer="below",
     )
