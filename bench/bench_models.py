@@ -1,22 +1,28 @@
-"""Per-stage time and peak memory of the real-model backends (Qwen2.5-VL, SAM2, SAM2 video).
+"""Per-stage time and peak memory of the real-model backends (Qwen2.5-VL, SAM2, SAM2 video, XMem).
 
 Runs each stage of the paper's pipeline once through the same backend classes the app uses
 (:class:`~videoseg.reasoning.qwen.QwenVideoQA`, :class:`~videoseg.segmentation.sam2.Sam2Segmenter`,
-:class:`~videoseg.propagation.sam2_video.Sam2VideoPropagator`) on a synthetic clip, and prints one row
-per stage: seconds, peak GPU memory (CUDA) or the process's peak RSS (CPU), and a rate where it means
-something (generated tokens / s, frames / s).
+:class:`~videoseg.propagation.sam2_video.Sam2VideoPropagator`,
+:class:`~videoseg.propagation.xmem.propagator.XMemPropagator`) on a synthetic clip (10 s at 24 fps,
+854x480 by default), and prints one row per stage: seconds, peak GPU memory (CUDA) or the process's
+peak RSS (CPU), and a rate where it means something (generated tokens / s, frames / s). The last line
+sums one query of the paper's configuration: K interval answers per HTFS level, M percentage answers,
+the difficulty rating, the reasoning, the keyframe mask and XMem propagation.
 
     # GPU, full-size models (downloads the weights):
     python bench/bench_models.py --vlm Qwen/Qwen2.5-VL-7B-Instruct --sam2 facebook/sam2.1-hiera-large
-    # GPU, full-size architectures with random weights (downloads only configs and processor files):
+    # GPU, full-size architectures with random weights, no network (bench/device_models.sh runs both sizes):
     python bench/bench_models.py --vlm Qwen/Qwen2.5-VL-7B-Instruct --sam2 facebook/sam2.1-hiera-large \
         --random-weights
     # anywhere, tiny random models built on the spot (CPU, seconds; proves the script runs):
     python bench/bench_models.py --tiny
 
 Random weights are built with ``from_config`` and placed in the per-process model cache
-(:mod:`videoseg.models`) under the real id, so the backends then run exactly as with downloaded weights;
-a random VLM rarely stops early, so its generation runs to ``--max-new-tokens`` (the worst case).
+(:mod:`videoseg.models`) under the real id, so the backends then run exactly as with downloaded weights.
+The paper's ids (Qwen2.5-VL 3B / 7B, VisionReasoner-7B, Seg-Zero-7B, the SAM2 / SAM2.1 sizes) are
+described in :mod:`bench.architectures` and need no network; other ids fetch their config from the hub.
+A random VLM rarely stops early, so its generation runs to the token cap (the worst case); its text is
+tokenized byte by byte (see :mod:`bench.architectures`), which lengthens the text part of each prompt.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import architectures  # noqa: E402
 from videoseg import models  # noqa: E402
 from videoseg.config import PipelineConfig  # noqa: E402
 from videoseg.cues import TargetCues  # noqa: E402
@@ -53,9 +60,14 @@ class Recorder:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.rows: list[dict[str, Any]] = []
+        self.seconds: dict[str, float] = {}  # by stage key, for the per-query estimate
 
     def measure(
-        self, stage: str, fn: Callable[[], Any], rate: Callable[[Any, float], str] | None = None
+        self,
+        stage: str,
+        fn: Callable[[], Any],
+        rate: Callable[[Any, float], str] | None = None,
+        key: str | None = None,
     ) -> Any:
         cuda = self.device.type == "cuda"
         if cuda:
@@ -73,6 +85,7 @@ class Recorder:
         if rate is not None:
             row["rate"] = rate(result, seconds)
         self.rows.append(row)
+        self.seconds[key or stage] = seconds
         print(_format_row(row), flush=True)
         return result
 
@@ -85,8 +98,17 @@ def _format_row(row: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- random weights
 
 
-def _inject_random(kind: str, model_id: str, device: torch.device, dtype: torch.dtype) -> None:
-    """Build ``model_id``'s architecture with random weights and cache it under the real id."""
+def _inject_random(kind: str, model_id: str, device: torch.device, dtype: torch.dtype) -> str:
+    """Build ``model_id``'s architecture with random weights and cache it under the real id.
+
+    The paper's ids are described in :mod:`architectures` (no network needed, as on a lent GPU machine);
+    any other id has its config and processor files fetched from the hub. Returns where they came from.
+    """
+    if architectures.known(model_id):
+        models.cached_model(
+            kind, model_id, device, dtype, lambda: architectures.build(model_id, kind, dtype, device)
+        )
+        return "bench/architectures.py"
     from transformers import (
         AutoConfig,
         AutoProcessor,
@@ -110,6 +132,7 @@ def _inject_random(kind: str, model_id: str, device: torch.device, dtype: torch.
         return model.eval(), processor_cls.from_pretrained(model_id)
 
     models.cached_model(kind, model_id, device, dtype, build)
+    return "hub config"
 
 
 # --------------------------------------------------------------------------- stages
@@ -128,8 +151,15 @@ def bench_vlm(rec: Recorder, config: PipelineConfig, frames: np.ndarray, fps: fl
     def tokens_per_s(_: Any, seconds: float) -> str:
         return f"{qa.last_generation.num_tokens} tokens, {qa.last_generation.num_tokens / seconds:.1f} tok/s"
 
-    rec.measure(f"interval ({len(idx)} fr)", lambda: qa.answer_interval(clip, query, 0), tokens_per_s)
-    rec.measure(f"percentage ({len(idx)} fr)", lambda: qa.answer_percentage(clip, query, 0), tokens_per_s)
+    rec.measure(
+        f"interval ({len(idx)} fr)", lambda: qa.answer_interval(clip, query, 0), tokens_per_s, "interval"
+    )
+    rec.measure(
+        f"percentage ({len(idx)} fr)",
+        lambda: qa.answer_percentage(clip, query, 0),
+        tokens_per_s,
+        "percentage",
+    )
     rec.measure("difficulty", lambda: qa.rate_difficulty(clip, query), tokens_per_s)
     key_idx = idx[: config.num_key_frames]
     ref_idx = idx[:: max(1, len(idx) // max(1, config.num_reference_frames))][: config.num_reference_frames]
@@ -144,39 +174,90 @@ def bench_vlm(rec: Recorder, config: PipelineConfig, frames: np.ndarray, fps: fl
         if ref_idx
         else None,
         max_new_tokens=max_new,
-        budget=256,
+        budget=config.hard_budget,
         cue_kinds=tuple(config.cues),
     )
-    rec.measure("reason (streamed)", lambda: "".join(qa.reason(request)), tokens_per_s)
+    rec.measure("reason (streamed)", lambda: "".join(qa.reason(request)), tokens_per_s, "reason")
 
 
 def bench_sam2(
     rec: Recorder, config: PipelineConfig, frames: np.ndarray, fps: float, official: str | None
-) -> None:
-    from videoseg.propagation.sam2_video import Sam2VideoPropagator
+) -> np.ndarray:
+    """Keyframe mask with SAM2 (and the official package); returns a mask to propagate."""
     from videoseg.segmentation.sam2 import OfficialSam2Segmenter, Sam2Segmenter
-    from videoseg.video import ArrayVideo
 
     h, w = frames.shape[1:3]
     cues = TargetCues(
         box=[w * 0.3, h * 0.3, w * 0.6, h * 0.7], point=[w * 0.45, h * 0.5], negatives=[[w * 0.1, h * 0.1]]
     )
     segmenter = rec.measure("sam2 load", lambda: Sam2Segmenter(config))
-    mask, _ = rec.measure("sam2 segment", lambda: segmenter.segment(frames[len(frames) // 2], cues))
+    mask, _ = rec.measure(
+        "sam2 segment", lambda: segmenter.segment(frames[len(frames) // 2], cues), key="segment"
+    )
     if official:
         off_config = config.replace(sam2_model=official, segmenter="sam2-official")
         off = rec.measure("sam2-official load", lambda: OfficialSam2Segmenter(off_config))
         rec.measure("sam2-official segment", lambda: off.segment(frames[len(frames) // 2], cues))
-    propagator = rec.measure("sam2-video load", lambda: Sam2VideoPropagator(config))
     if not mask.any():  # random weights may give an empty mask; track the box region instead
         mask = np.zeros((h, w), dtype=bool)
         mask[int(h * 0.3) : int(h * 0.7), int(w * 0.3) : int(w * 0.6)] = True
+    return mask
+
+
+def bench_propagation(
+    rec: Recorder, name: str, propagator: Any, frames: np.ndarray, fps: float, mask: np.ndarray
+) -> None:
+    """Propagate ``mask`` from the middle frame both ways through the whole clip."""
+    from videoseg.video import ArrayVideo
+
     video = ArrayVideo(frames, fps=fps)
     n = len(frames)
     rec.measure(
-        f"sam2-video ({n - 1} fr)",
+        f"{name} ({n - 1} fr)",
         lambda: sum(1 for _ in propagator.propagate(video, n // 2, mask[None])),
         lambda count, s: f"{count / s:.2f} frames/s",
+        key=f"propagate-{name}",
+    )
+
+
+def bench_propagators(
+    rec: Recorder, config: PipelineConfig, frames: np.ndarray, fps: float, mask: np.ndarray, which: list[str]
+) -> None:
+    """SAM2 video propagation and / or XMem (the paper's propagator, random weights in a temp file)."""
+    if "sam2" in which:
+        from videoseg.propagation.sam2_video import Sam2VideoPropagator
+
+        propagator = rec.measure("sam2-video load", lambda: Sam2VideoPropagator(config))
+        bench_propagation(rec, "sam2-video", propagator, frames, fps, mask)
+    if "xmem" in which:
+        from videoseg.propagation.xmem import XMem
+        from videoseg.propagation.xmem.propagator import XMemPropagator
+
+        with tempfile.TemporaryDirectory(prefix="bench-xmem-") as tmp:
+            checkpoint = Path(tmp) / "XMem-random.pth"
+            torch.manual_seed(0)
+            torch.save(XMem().state_dict(), checkpoint)  # the released widths, random weights
+            propagator = XMemPropagator(config.replace(xmem_checkpoint=str(checkpoint)))
+            rec.measure("xmem load", lambda: propagator.load_network())
+            bench_propagation(rec, "xmem", propagator, frames, fps, mask)
+
+
+def per_query_seconds(seconds: dict[str, float], config: PipelineConfig, levels: int) -> float | None:
+    """Model time of one query under ``config``: ``levels`` HTFS levels of K interval answers, then M
+    percentage answers, the difficulty rating, the reasoning, one keyframe mask and the propagation.
+
+    None when a stage was not measured (skipped)."""
+    propagate = seconds.get(f"propagate-{config.propagator}")
+    needed = ("interval", "percentage", "difficulty", "reason", "segment")
+    if propagate is None or any(k not in seconds for k in needed):
+        return None
+    return (
+        levels * config.num_interval_answers * seconds["interval"]
+        + config.num_percent_answers * seconds["percentage"]
+        + (seconds["difficulty"] if config.rate_difficulty else 0.0)
+        + seconds["reason"]
+        + seconds["segment"]
+        + propagate
     )
 
 
@@ -190,9 +271,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="build tiny random models here (CPU smoke run)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--frames", type=int, default=32, help="frames of the synthetic clip")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the synthetic clip")
+    parser.add_argument("--fps", type=float, default=24.0, help="frame rate of the synthetic clip")
+    parser.add_argument("--frames", type=int, help="frames of the synthetic clip (default: seconds x fps)")
     parser.add_argument("--size", default="854x480", help="WxH of the synthetic clip")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="reasoning tokens (default: the paper preset's worst case, hard budget + answer allowance)",
+    )
+    parser.add_argument("--levels", type=int, default=1, help="HTFS coarse levels in the per-query sum")
+    parser.add_argument(
+        "--propagators", default="xmem,sam2", help="comma list of propagators to time: xmem, sam2"
+    )
     parser.add_argument("--skip-vlm", action="store_true")
     parser.add_argument("--skip-sam2", action="store_true")
     parser.add_argument("--official", action="store_true", help="also time the official sam2 package")
@@ -201,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     width, height = (int(v) for v in args.size.lower().split("x"))
+    num_frames = args.frames or max(2, round(args.seconds * args.fps))
     tmp = None
     if args.tiny:
         sys.path.insert(0, str(ROOT / "tests"))
@@ -215,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         vlm=args.vlm,
         sam2_model=args.sam2,
         segmenter="sam2",
-        propagator="sam2",
+        propagator="xmem",  # the paper's; the per-query estimate uses it
         device=args.device,
         dtype=args.dtype,
     )
@@ -224,26 +316,35 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
         f"dtype {models.dtype_name(dtype)}, vlm {config.vlm}, sam2 {config.sam2_model}, "
-        f"clip {args.frames} x {width}x{height}, random weights: {args.random_weights or args.tiny}"
+        f"clip {num_frames} frames x {width}x{height} at {args.fps:g} fps, "
+        f"random weights: {args.random_weights or args.tiny}"
     )
     if args.random_weights and not args.tiny:
         if not args.skip_vlm:
-            _inject_random("qwen2.5-vl", config.vlm, device, dtype)
+            print("vlm architecture from", _inject_random("qwen2.5-vl", config.vlm, device, dtype))
         if not args.skip_sam2:
-            _inject_random("sam2-image", config.sam2_model, device, dtype)
+            print("sam2 architecture from", _inject_random("sam2-image", config.sam2_model, device, dtype))
             _inject_random("sam2-video", config.sam2_model, device, dtype)
 
-    frames = np.random.default_rng(0).integers(0, 256, (args.frames, height, width, 3), dtype=np.uint8)
-    fps = 10.0
+    frames = np.random.default_rng(0).integers(0, 256, (num_frames, height, width, 3), dtype=np.uint8)
+    fps = args.fps
+    max_new = args.max_new_tokens or (config.hard_budget + config.answer_allowance)
     rec = Recorder(device)
     print(f"{'stage':<22}{'seconds':>10}{'peak GPU MB':>12}{'peak RSS MB':>12}  rate")
     with torch.inference_mode():
         if not args.skip_vlm:
-            bench_vlm(rec, config, frames, fps, args.max_new_tokens)
+            bench_vlm(rec, config, frames, fps, max_new)
         if not args.skip_sam2:
-            bench_sam2(
+            mask = bench_sam2(
                 rec, config, frames, fps, (args.official_sam2 or config.sam2_model) if args.official else None
             )
+            bench_propagators(rec, config, frames, fps, mask, args.propagators.split(","))
+    total = per_query_seconds(rec.seconds, config, args.levels)
+    if total is not None:
+        print(
+            f"one query (K={config.num_interval_answers} x {args.levels} level(s), "
+            f"M={config.num_percent_answers}, difficulty, reasoning, mask, XMem propagation): {total:.1f} s"
+        )
     if args.json:
         args.json.write_text(
             json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rec.rows}, indent=1)
