@@ -8,6 +8,7 @@ FAILS with that instruction: it is never skipped.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -106,3 +107,57 @@ def test_run_example_in_browser(server: Any) -> None:
         finally:
             browser.close()
     assert (shots / "02-done.png").stat().st_size > 10_000
+
+
+def test_stop_mid_run_and_typed_frame_in_browser(server: Any) -> None:
+    """Stop during a (paced) run leaves a "Cancelled" status, not "Running" nor Gradio's "Error"
+    badges, and Run works again; in the Interactive tab, a frame number typed into the slider's box
+    redraws that frame, so clicks land on the frame on screen."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = _chromium()
+    shots = Path(tempfile.mkdtemp(prefix="videoseg-ui-review-"))
+    example = server.ctx.examples[0]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(server.local_url, wait_until="domcontentloaded")
+            page.locator("#run-examples").locator("tbody tr, button.example, .gallery-item").first.click()
+            expect(page.get_by_label("Query").first).not_to_have_value("", timeout=15_000)
+            pace = page.locator("#run-pace input[type=number]")
+            pace.fill("5")
+            pace.press("Enter")
+            page.locator("#run-button").click()
+            status = page.locator(".vs-status").first
+            expect(status).to_contain_text("Running", timeout=30_000)
+            page.get_by_role("button", name="Stop").click()
+            expect(status).to_contain_text("Cancelled", timeout=10_000)
+            page.wait_for_timeout(1500)  # a stream that still pushed "Running" would overwrite it
+            expect(status).to_contain_text("Cancelled")
+            expect(status).not_to_contain_text("Running")
+            assert page.get_by_text("Error", exact=True).count() == 0
+            page.screenshot(path=str(shots / "stopped.png"), full_page=True)
+            pace.fill("0")
+            pace.press("Enter")
+            page.locator("#run-button").click()
+            expect(status).to_contain_text("Done:", timeout=60_000)
+
+            page.get_by_role("tab", name="Interactive").click()
+            page.locator("#interactive-video input[type=file]").set_input_files(str(example.video))
+            image = page.locator("#click-image img").first
+            expect(image).to_have_attribute("src", re.compile(r"frame-0-"), timeout=30_000)
+            frame_box = page.locator("#interactive-frame input[type=number]")
+            frame_box.fill("7")
+            frame_box.press("Enter")
+            expect(image).to_have_attribute("src", re.compile(r"frame-7-"), timeout=15_000)
+            box = image.bounding_box()
+            image.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
+            cues = page.get_by_label("Cues (JSON; edited by clicks, or by hand)")
+            expect(cues).to_have_value(re.compile(r'"frame_idx": 7'), timeout=15_000)
+            expect(image).to_have_attribute("src", re.compile(r"frame-7-"))
+        except Exception:
+            page.screenshot(path=str(shots / "99-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()

@@ -50,6 +50,7 @@ def build_demo(store: SessionStore | None = None, caps: UploadCaps | None = None
 
         def forget(request: gr.Request) -> None:
             store.drop(session_hash(request))
+            ctx.stops.pop(session_hash(request) or "", None)
 
         demo.unload(forget)
     demo.css = (demo.css or "") + CSS

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +18,25 @@ import gradio as gr
 from videoseg import events as ev
 from videoseg.ui.examples import Example
 from videoseg.ui.live import OUTPUT_NAMES, SKIP, STAGE_HEADERS, LiveView, empty_outputs
-from videoseg.ui.session import SessionStore, UploadCaps
+from videoseg.ui.session import SessionStore, UploadCaps, hide_paths
 
 
 @dataclass
 class AppContext:
-    """What every tab needs: the session store, the upload caps and the bundled examples."""
+    """What every tab needs: the session store, the upload caps and the bundled examples; and the
+    sessions' Stop requests (session -> monotonic time of the last click)."""
 
     store: SessionStore
     caps: UploadCaps
     examples: list[Example]
+    stops: dict[str, float] = field(default_factory=dict)
+
+    def request_stop(self, session: str | None) -> None:
+        self.stops[session or ""] = time.monotonic()
+
+    def stop_requested(self, session: str | None, since: float) -> bool:
+        """Whether Stop was pressed in ``session`` after ``since`` (a run's monotonic start time)."""
+        return self.stops.get(session or "", float("-inf")) >= since
 
 
 def session_hash(request: gr.Request | None) -> str | None:
@@ -145,8 +154,16 @@ def drive(view: LiveView, events: Iterable[ev.Event], pace: float = 0.0) -> Iter
             except Exception as exc:
                 view.apply(ev.RunError(for_stage=view.stage, message=f"{type(exc).__name__}: {exc}"))
                 break
-            if view.apply(event):
-                yield view.outputs()
+            try:
+                values = view.outputs() if view.apply(event) else None
+            except Exception as exc:
+                # Events that do not fit together (a hand-edited trace, one from another version:
+                # masks of another size than the recorded video...) cannot be drawn; say so instead
+                # of letting Gradio show a bare "Error". What was already shown stays.
+                yield _unshowable(view, event, exc)
+                return
+            if values is not None:
+                yield values
             delay = pace_delay(event, pace)
             if delay > 0:
                 time.sleep(delay)
@@ -156,12 +173,25 @@ def drive(view: LiveView, events: Iterable[ev.Event], pace: float = 0.0) -> Iter
             view.messages.append("⚠️ The event stream ended before the run finished (truncated trace?).")
             view.dirty.update(("status", "video", "downloads", "strip"))
         if view.dirty:
-            yield view.outputs()
+            try:
+                values = view.outputs()
+            except Exception as exc:
+                values = _unshowable(view, None, exc)
+            yield values
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
         view.close()
+
+
+def _unshowable(view: LiveView, event: ev.Event | None, exc: Exception) -> dict[str, Any]:
+    view.dirty.clear()
+    where = f" at its {event.type} event" if event is not None else ""
+    return message_outputs(
+        f"This run cannot be shown{where}: {type(exc).__name__}: {hide_paths(str(exc), view.out_dir)}. "
+        "Its events do not fit together (a trace edited by hand, or recorded for another video?)."
+    )
 
 
 def clear_values() -> dict[str, Any]:

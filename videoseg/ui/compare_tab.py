@@ -19,7 +19,7 @@ from videoseg.ui.common import AppContext, drive, file_path, session_hash
 from videoseg.ui.examples import ground_truth_for, load_gt_zip
 from videoseg.ui.live import SKIP, LiveView
 from videoseg.ui.runner import check_preset, check_query, pipeline_events, preset_choices
-from videoseg.ui.session import UploadError
+from videoseg.ui.session import UploadError, hide_paths
 from videoseg.viz.curves import jf_curves_figure, per_frame_scores, summarise
 
 SIDE_OUTPUTS = ("timeline", "keyframe_image", "video")
@@ -57,16 +57,14 @@ def compare_stream(
             "no ground truth: pick a bundled example (its expression as the query) or add a GT zip",
         )
         if gt_zip is not None:
+            gt_dir = ctx.store.new_run_dir(session, "gt")
             try:
-                gt = load_gt_zip(
-                    ctx.caps.extract_zip(
-                        file_path(gt_zip), ctx.store.new_run_dir(session, "gt"), "ground-truth zip"
-                    )
-                )
+                gt = load_gt_zip(ctx.caps.extract_zip(file_path(gt_zip), gt_dir, "ground-truth zip"))
                 gt_note = f"ground truth from the uploaded zip ({len(gt)} masks)"
             except (UploadError, ValueError, OSError) as exc:
-                gr.Warning(f"Ground truth not used: {exc}")
-                gt_note = f"ground truth zip not used: {exc}"
+                reason = hide_paths(str(exc), gt_dir)
+                gr.Warning(f"Ground truth not used: {reason}")
+                gt_note = f"ground truth zip not used: {reason}"
         else:
             found = ground_truth_for(path, query, ctx.examples)
             if found is not None:

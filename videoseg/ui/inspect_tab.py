@@ -32,7 +32,7 @@ from videoseg.ui.common import (
 )
 from videoseg.ui.examples import EXAMPLES_DIR, TRACES_DIR
 from videoseg.ui.live import LiveView, empty_outputs
-from videoseg.ui.session import UploadError
+from videoseg.ui.session import UploadError, hide_paths
 from videoseg.viz.curves import jf_curves_figure
 from videoseg.viz.overlay import overlay_masks
 
@@ -65,7 +65,14 @@ def _recorded_video(ctx: AppContext, start: ev.RunStarted, session: str | None) 
     if not p.is_absolute():
         p = EXAMPLES_DIR.parent / p
     p = p.resolve()
-    allowed = [EXAMPLES_DIR.resolve(), ctx.store.root.resolve()]
+    # bundled examples (or the ones generated into the store), and this session's own files only:
+    # a crafted trace must not show another visitor's video or overlay
+    store = ctx.store
+    allowed = [
+        EXAMPLES_DIR.resolve(),
+        (store.root / "examples").resolve(),
+        store.session_dir(session).resolve(),
+    ]
     if p.is_file() and any(p.is_relative_to(a) for a in allowed):
         return p
     return None
@@ -138,10 +145,18 @@ def case_details(
     pred, _ = load_prediction(case, len(gt), gt.shape[1:])
     frames_src = case.gt_dir / "video.mp4"
     items = []
+    frames, video_note = None, ""
     if frames_src.is_file():
-        with open_video(frames_src) as video:
-            frames = list(video.frames(result.worst))
-    else:
+        # the video only shows the frames behind the masks: an unreadable one, or one of another
+        # size than the ground truth, is replaced by a blank canvas instead of failing the ranking
+        try:
+            with open_video(frames_src) as video:
+                frames = list(video.frames(result.worst))
+        except ValueError as exc:
+            video_note = f"its video.mp4 cannot be read ({hide_paths(str(exc), case.gt_dir)})"
+        if frames and frames[0].shape[:2] != gt.shape[1:]:
+            frames, video_note = None, "its video.mp4 has another size than the ground truth"
+    if frames is None:
         frames = [np.full((*gt.shape[1:], 3), 40, dtype=np.uint8) for _ in result.worst]
     for idx, frame in zip(result.worst, frames):
         path = out_dir / f"worst-{case.expression.get('id')}-{idx}.png"
@@ -165,6 +180,8 @@ def case_details(
     lines.append(
         f"Worst frames: {', '.join(map(str, result.worst))} (prediction filled, ground truth outlined green)"
     )
+    if video_note:
+        lines.append(f"⚠️ Frames drawn on a blank canvas: {video_note}.")
     fig = jf_curves_figure(
         {case.label[:40]: result.scores},
         {case.label[:40]: result.target_frame},
@@ -207,7 +224,7 @@ def inspect_run(
         try:
             results.append(analyse(case))
         except (ValueError, OSError, TraceError, KeyError) as exc:
-            problems.append(f"{case.label}: {exc}")
+            problems.append(f"{case.label}: {hide_paths(str(exc), out_dir)}")
     if not results:
         msg = "No case could be scored: " + "; ".join(problems[:3])
         gr.Warning(msg)
@@ -258,7 +275,13 @@ def select_case(ctx: AppContext, label: str | None, records: list[dict]) -> list
         Path(record["trace"]) if record["trace"] else None,
         Path(record["pred_dir"]) if record["pred_dir"] else None,
     )
-    return list(case_details(ctx, analyse(case), Path(record["out_dir"])))
+    try:
+        return list(case_details(ctx, analyse(case), Path(record["out_dir"])))
+    except (ValueError, OSError, TraceError, KeyError) as exc:
+        # its unpacked files are gone (the session's folder was trimmed) or cannot be read any more
+        message = f"{case.label} cannot be shown any more: {hide_paths(str(exc), ctx.store.root)}. Run Inspect again."
+        gr.Warning(message)
+        return [f"### ❌ {message}", gr.skip(), gr.skip()]
 
 
 def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from videoseg.ui.session import UploadError
 from videoseg.viz.overlay import cues_legend_html, draw_cues, overlay_masks
 
 MODES = ("positive point", "negative point", "box (2 clicks)")
+MAX_TARGETS = 8  # targets one can click (the "Target number" field's range)
 STREAM_OUTPUTS = ("status", "keyframe_image", "strip", "video", "downloads")
 
 
@@ -44,8 +45,17 @@ def parse_cues(text: str | None, frame_idx: int) -> list[TargetCues]:
             raise ValueError(f"cue {i + 1} is not an object")
         try:
             c = TargetCues.from_dict(item)
+            # from_dict reads an item without a "box" key in the model's format and numbers it 1;
+            # keep the target number typed by hand, else number the targets in order.
+            c.obj_id = int(item["obj_id"]) if item.get("obj_id") is not None else i + 1
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise ValueError(f"cue {i + 1}: {exc}") from exc
+        # Target numbers index the mask stack: 0, negative or huge ones (typed by hand) would fail
+        # or allocate a mask per number up to them.
+        if not 1 <= c.obj_id <= MAX_TARGETS:
+            raise ValueError(f"cue {i + 1}: the target number must be 1 to {MAX_TARGETS}, not {c.obj_id}")
+        if any(o.obj_id == c.obj_id for o in out):
+            raise ValueError(f"cue {i + 1}: target {c.obj_id} is given twice; merge its cues into one")
         c.frame_idx = frame_idx
         out.append(c)
     return out
@@ -61,7 +71,7 @@ def add_click(
     frame_idx: int,
 ) -> tuple[list[TargetCues], list[float] | None]:
     """Apply one click: returns the new cues and the pending first box corner (or None)."""
-    target = max(1, int(target))
+    target = min(max(1, int(target)), MAX_TARGETS)
     by_id = {c.obj_id: c for c in cues}
     c = by_id.get(target) or TargetCues(obj_id=target, frame_idx=frame_idx)
     if mode == MODES[0]:
@@ -96,6 +106,41 @@ def _save(ctx: AppContext, request: gr.Request | None, name: str, rgb: np.ndarra
     path = folder / f"{name}-{np.random.default_rng().integers(1 << 30)}.png"
     cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return str(path)
+
+
+def draw_frame(
+    ctx: AppContext,
+    video: Any,
+    frame_idx: float,
+    cues_json: str,
+    pending: Any,
+    request: gr.Request | None = None,
+) -> tuple[Any, str]:
+    """(image of the frame with its cues drawn, cue legend HTML); a message and no new image on error."""
+    try:
+        img, idx = _frame(ctx, video, int(frame_idx or 0))
+        parsed = parse_cues(cues_json, idx)
+    except (UploadError, ValueError) as exc:
+        return gr.skip(), f"<p>❌ {exc}</p>"
+    return _save(ctx, request, f"frame-{idx}", draw_cues(img, parsed, pending)), cues_legend_html(parsed, idx)
+
+
+def load_video(
+    ctx: AppContext, video: Any, request: gr.Request | None = None
+) -> tuple[Any, Any, Any, str, None]:
+    """(frame slider update, first frame image, cues, status, pending corner) for a new video."""
+    if file_path(video) is None:
+        # the video was cleared: drop its frame so that no click lands on a picture of nothing
+        return gr.skip(), None, gr.skip(), "No video: upload one, or use the Run tab's video.", None
+    try:
+        meta = ctx.caps.check_video(file_path(video))
+    except UploadError as exc:
+        return gr.skip(), gr.skip(), gr.skip(), f"❌ {exc}", None
+    n = int(meta["num_frames"])
+    img, _ = draw_frame(ctx, video, 0, "[]", None, request)
+    # Gradio refuses a slider whose maximum equals its minimum: a 1-frame video gets 0..1, locked.
+    slider = gr.update(maximum=max(1, n - 1), value=0, interactive=n > 1)
+    return slider, img, "[]", f"{n} frame{'s' if n != 1 else ''} loaded: click on the frame.", None
 
 
 def resegment(
@@ -195,7 +240,7 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=280):
-            video = gr.Video(label="Video", sources=["upload"], height=220)
+            video = gr.Video(label="Video", sources=["upload"], height=220, elem_id="interactive-video")
             copy_btn = gr.Button("Use the Run tab's video", size="sm")
             preset = gr.Dropdown(
                 choices=preset_choices(),
@@ -204,9 +249,16 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
                 allow_custom_value=True,
             )
             query = gr.Textbox(label="Query (only recorded in the trace)", value="")
-            frame = gr.Slider(0, max(1, ctx.caps.max_frames - 1), value=0, step=1, label="Frame")
+            frame = gr.Slider(
+                0,
+                max(1, ctx.caps.max_frames - 1),
+                value=0,
+                step=1,
+                label="Frame",
+                elem_id="interactive-frame",
+            )
             mode = gr.Radio(list(MODES), value=MODES[0], label="Click adds")
-            target = gr.Number(value=1, precision=0, minimum=1, maximum=8, label="Target number")
+            target = gr.Number(value=1, precision=0, minimum=1, maximum=MAX_TARGETS, label="Target number")
             cues = gr.Textbox(label="Cues (JSON; edited by clicks, or by hand)", value="[]", lines=3)
             legend = gr.HTML("")
             with gr.Row():
@@ -228,23 +280,10 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
     def draw(
         video_value: Any, frame_value: float, cues_value: str, pending_value: Any, request: gr.Request
     ) -> tuple[Any, str]:
-        try:
-            img, idx = _frame(ctx, video_value, int(frame_value or 0))
-            parsed = parse_cues(cues_value, idx)
-        except (UploadError, ValueError) as exc:
-            return gr.skip(), f"<p>❌ {exc}</p>"
-        return _save(ctx, request, f"frame-{idx}", draw_cues(img, parsed, pending_value)), cues_legend_html(
-            parsed, idx
-        )
+        return draw_frame(ctx, video_value, frame_value, cues_value, pending_value, request)
 
     def load(video_value: Any, request: gr.Request) -> tuple[Any, Any, Any, str, None]:
-        try:
-            meta = ctx.caps.check_video(file_path(video_value))
-        except UploadError as exc:
-            return gr.skip(), gr.skip(), gr.skip(), f"❌ {exc}", None
-        n = int(meta["num_frames"])
-        img, _ = draw(video_value, 0, "[]", None, request)
-        return gr.update(maximum=n - 1, value=0), img, "[]", f"{n} frames loaded: click on the frame.", None
+        return load_video(ctx, video_value, request)
 
     def click(
         video_value: Any,
@@ -271,8 +310,14 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
     video.change(
         load, inputs=[video], outputs=[frame, image, cues, status, pending], api_visibility="private"
     )
-    frame.release(
-        draw, inputs=[video, frame, cues, pending], outputs=[image, legend], api_visibility="private"
+    # .change, not .release: typing a number or using the arrow keys moves the slider without a
+    # release, and the clicks would then land on a frame other than the one on screen.
+    frame.change(
+        draw,
+        inputs=[video, frame, cues, pending],
+        outputs=[image, legend],
+        api_visibility="private",
+        trigger_mode="always_last",
     )
     image.select(
         click,
@@ -318,4 +363,12 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
     return {"video": video, "frame": frame, "cues": cues, "image": image, "mode": mode}
 
 
-__all__ = ["add_click", "build_interactive_tab", "parse_cues", "repropagate_stream", "resegment"]
+__all__ = [
+    "add_click",
+    "build_interactive_tab",
+    "draw_frame",
+    "load_video",
+    "parse_cues",
+    "repropagate_stream",
+    "resegment",
+]

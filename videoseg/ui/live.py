@@ -285,7 +285,9 @@ class LiveView:
                 "segmenter": "stage 3a: keyframe mask",
                 "propagator": "stage 3b: propagating the mask",
             }.get(self.stage, self.stage)
-            lines.append(f"### ⏳ Running: {label}")
+            # a source that stopped early (truncated trace) is not "running" any more
+            head = "⚠️ Incomplete: the events stop at" if self.ended else "⏳ Running:"
+            lines.append(f"### {head} {label}")
             done, total = s.progress
             if total:
                 lines.append(f"Propagation: {done} / {total} frames")
@@ -454,9 +456,9 @@ class LiveView:
             if stage in s.timings:
                 status = "done"
             elif any(e.fatal and e.for_stage == stage for e in s.errors):
-                status = "failed"
+                status = "stopped" if s.status == "cancelled" else "failed"
             elif self.stage == stage or (stage == "difficulty" and self.stage == "reasoner"):
-                status = "running"
+                status = "stopped" if self.ended else "running"
             else:
                 status = "—"
             seconds = round(s.timings[stage], 2) if stage in s.timings else None

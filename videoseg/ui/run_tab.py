@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
 
+from videoseg import events as ev
 from videoseg.ui.common import (
     AppContext,
     build_run_view,
@@ -26,7 +28,7 @@ from videoseg.ui.common import (
     to_updates,
 )
 from videoseg.ui.examples import example_rows, ground_truth_for
-from videoseg.ui.live import LiveView, empty_outputs
+from videoseg.ui.live import STAGES, LiveView, empty_outputs
 from videoseg.ui.runner import (
     check_preset,
     check_query,
@@ -52,6 +54,7 @@ def run_stream(
 
     ``pace`` (reasoning tokens/s, 0 = off) slows the display of weights-free runs, which finish too
     fast to follow; real-model runs are shown at the model's own speed."""
+    started = time.monotonic()  # a Stop pressed after this stops this run
     try:
         path = file_path(video)
         query = check_query(query)
@@ -83,17 +86,73 @@ def run_stream(
         yield first, record
         cancel = threading.Event()
         events = pipeline_events(str(path), query, preset_name, overrides, len(opened), cancel, opened=opened)
+        session = session_hash(request)
         try:
             shown_pace = float(pace or 0.0) if not preset_requirements(preset_name) else 0.0
-            for values in drive(view, events, pace=shown_pace):
+            watched = _until_stopped(events, lambda: ctx.stop_requested(session, started), cancel, view)
+            for values in drive(view, watched, pace=shown_pace):
                 progress = values.get("progress")
-                if isinstance(progress, dict) and progress.get("error"):
+                if (
+                    isinstance(progress, dict)
+                    and progress.get("error")
+                    and progress.get("status") != "cancelled"
+                ):
                     gr.Warning(values["progress"]["error"])
                 yield values, record
         finally:
             cancel.set()
     finally:
         opened.close()
+
+
+def _until_stopped(
+    events: Iterator[ev.Event], stopped: Any, cancel: threading.Event, view: LiveView
+) -> Iterator[ev.Event]:
+    """``events`` until the session's Stop: then the pipeline's own cancel event ends the stream.
+
+    The run ends itself (status, stage table and trace say "cancelled") rather than being killed by
+    Gradio's ``cancels``, which would leave its last "⏳ Running" update on screen. The check runs
+    around every event, so real-model runs (whose pipeline cannot see ``cancel`` from a GPU worker)
+    stop at their next event too; an event that arrives after Stop is not shown."""
+    from videoseg.pipeline import CANCELLED
+
+    def cancelled() -> ev.RunError | None:
+        if not stopped() or view.finished:
+            return None
+        cancel.set()
+        # stopped before any stage began: it is the sampler (stage 1) that did not run
+        return ev.RunError(for_stage=view.stage if view.stage in STAGES else STAGES[0], message=CANCELLED)
+
+    try:
+        for event in events:
+            error = cancelled()
+            if error is None:
+                yield event
+                error = cancelled()  # Stop pressed while the event was shown (or paced)
+            if error is not None:
+                yield error
+                return
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+
+
+STOPPED = (
+    "### ⏹ Cancelled\n\nYou stopped this run; what it had shown so far stays below. "
+    "Press Run to start it again."
+)
+
+
+def stop_values(status: str | None, stages: Any) -> tuple[Any, Any, Any]:
+    """(status, progress, stage table) at once after Stop, before the run's own "cancelled" update
+    (a model step can take a while): a run in progress is marked stopped, its running stage too; a
+    finished run, an error message or an empty page are left as they are."""
+    if not status or "⏳" not in status.split("\n", 1)[0]:
+        return gr.skip(), gr.skip(), gr.skip()
+    progress = {"stage": "stopped", "status": "cancelled", "error": None, "stages_seen": []}
+    table = stages.replace("running", "stopped") if hasattr(stages, "replace") else gr.skip()
+    return STOPPED, progress, table
 
 
 def cache_examples_lazily() -> bool:
@@ -128,6 +187,7 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
                 step=5,
                 label="Presentation pace (reasoning tokens/s; 0 = full speed)",
                 info="Weights-free runs finish in about a second: slow their display down to follow each stage.",
+                elem_id="run-pace",
             )
             with gr.Row():
                 run_btn = gr.Button("Run", variant="primary", elem_id="run-button")
@@ -155,16 +215,28 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
     api_trigger = gr.Button(visible=False)
     outputs = [*ordered(view), last_run]
     options = {"concurrency_limit": 2, "show_progress": "minimal"}
-    api_event = api_trigger.click(
-        run, inputs=[video, query, preset], outputs=outputs, api_name="run", **options
-    )
-    event = run_btn.click(
+    api_trigger.click(run, inputs=[video, query, preset], outputs=outputs, api_name="run", **options)
+    run_btn.click(
         run_paced, inputs=[video, query, preset, pace], outputs=outputs, api_visibility="private", **options
     )
-    submit_event = query.submit(
+    query.submit(
         run_paced, inputs=[video, query, preset, pace], outputs=outputs, api_visibility="private", **options
     )
-    stop_btn.click(None, cancels=[event, submit_event, api_event], api_visibility="private")
+
+    # No Gradio ``cancels``: killing the generator would leave its last "⏳ Running" update on screen
+    # (or one computed just before the kill arriving after this click's status). The run sees the
+    # request after its next event and ends itself as cancelled; this click answers at once.
+    def stop(status_value: str, stages_value: Any, request: gr.Request) -> tuple[Any, Any, Any]:
+        ctx.request_stop(session_hash(request))
+        return stop_values(status_value, stages_value)
+
+    stop_btn.click(
+        stop,
+        inputs=[view["status"], view["stages"]],
+        outputs=[view["status"], view["progress"], view["stages"]],
+        api_visibility="private",
+        concurrency_limit=None,  # never waits behind runs; queue=False would flag the outputs "Error"
+    )
 
     def run_example(
         video_value: Any, query_value: str, preset_value: str, request: gr.Request
@@ -204,4 +276,4 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
     }
 
 
-__all__ = ["build_run_tab", "run_stream"]
+__all__ = ["build_run_tab", "run_stream", "stop_values"]

@@ -97,7 +97,10 @@ class UploadCaps:
         try:
             return open_video(p, caps=self.video_caps())
         except VideoError as exc:
-            raise UploadError(f"This video cannot be used: {exc}. Limits here: {self.describe()}.") from exc
+            reason = hide_paths(str(exc), p.parent)
+            raise UploadError(
+                f"This video cannot be used: {reason}. Limits here: {self.describe()}."
+            ) from exc
 
     def check_video(self, path: str | Path | None) -> dict[str, float]:
         """Open the video once to check it; returns its metadata (see :meth:`open`)."""
@@ -131,6 +134,19 @@ class UploadCaps:
                     raise UploadError(f"The {what} holds an unsafe path {m.filename!r}.")
             archive.extractall(dest)
         return dest
+
+
+def hide_paths(text: str, *folders: str | Path | None) -> str:
+    """``text`` without the server ``folders`` (and what follows them up to a file's name): a visitor
+    needs the name of their file, not where it sits on this machine."""
+    for folder in folders:
+        if not folder:
+            continue
+        for form in {str(folder), str(Path(folder).resolve())}:
+            if form.rstrip("/") in ("", "."):
+                continue  # the root or the working folder: nothing to hide, much to mangle
+            text = re.sub(re.escape(form.rstrip("/")) + r"/(?:[^/'\"\s]+/)*", "", text)
+    return text
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -234,4 +250,4 @@ def _tree_bytes(path: Path) -> int:
     return total
 
 
-__all__ = ["SessionStore", "UploadCaps", "UploadError"]
+__all__ = ["SessionStore", "UploadCaps", "UploadError", "hide_paths"]
