@@ -116,10 +116,35 @@ def test_model_space_maps_back_exactly() -> None:
     ],
 )
 def test_clipping(box: list[float], expected: list[float] | None) -> None:
-    clipped = TargetCues(box=box, point=[500, -3], negatives=[[-1, 1000]]).clipped(100, 80)
+    clipped = TargetCues(box=box, point=[100.5, -1], negatives=[[-1, 80.5], [50, 40]]).clipped(100, 80)
     assert clipped.box == (None if expected is None else [float(v) for v in expected])
-    assert clipped.point == [99.0, 0.0]
-    assert clipped.negatives == [[0.0, 79.0]]
+    assert clipped.point == [99.0, 0.0]  # just outside (rounding): moved onto the border
+    assert clipped.negatives == [[0.0, 79.0], [50.0, 40.0]]
+
+
+@pytest.mark.parametrize(
+    ("point", "kept"),
+    [
+        ([101.9, 40], [99.0, 40.0]),  # within 2 % of the 100-px side
+        ([102.1, 40], None),  # farther: names no pixel of the frame
+        ([-3, 40], None),
+        ([50, 81.5], [50.0, 79.0]),  # within 2 % of the 80-px side (1.6 px)
+        ([50, 81.7], None),
+        ([500, -3], None),
+    ],
+)
+def test_points_far_outside_the_frame_are_dropped(point: list[float], kept: list[float] | None) -> None:
+    cues = TargetCues(box=[10, 10, 60, 60], point=point, negatives=[point]).clipped(100, 80)
+    assert cues.point == kept
+    assert cues.negatives == ([] if kept is None else [kept])
+    assert cues.box == [10.0, 10.0, 60.0, 60.0]
+    assert cues.count() == 1 + 2 * (kept is not None)
+
+
+def test_a_coordinate_too_large_for_a_float_is_a_parse_error() -> None:
+    huge = "9" * 400
+    with pytest.raises(CueParseError, match="too large"):
+        parse_answer(f'<answer>[{{"bbox_2d": [1, 2, 3, {huge}]}}]</answer>')
 
 
 @pytest.mark.parametrize(

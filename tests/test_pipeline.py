@@ -129,6 +129,8 @@ def test_answer_space_coordinates_are_mapped_to_frame_pixels(monkeypatch: pytest
         ("no cue keys", '<answer>[{"label": "square"}]</answer>'),
         ("a number", "<answer>42</answer>"),
         ("empty", ""),
+        # float() of a 400-digit integer overflows: was a fatal RunError, not an unreadable answer
+        ("huge integer", '<answer>[{"bbox_2d": [1, 2, ' + "9" * 400 + ", 30]}]</answer>"),
     ],
 )
 def test_malformed_answers_give_a_parse_error_and_empty_masks(
@@ -159,6 +161,21 @@ def test_tolerated_deviations_still_give_cues(monkeypatch: pytest.MonkeyPatch, t
     events = _run(monkeypatch, _qa(reasoning=[text]))
     parsed = next(e for e in events if isinstance(e, ev.CuesParsed))
     assert parsed.targets[0]["box"] == [34.0, 28.0, 49.0, 43.0]
+    state = RunState.from_events(events)
+    assert _iou(state.masks[TARGET][0], GT[TARGET]) > 0.85
+
+
+def test_cues_far_outside_the_frame_are_ignored_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The box is good; the centre point lies far right of the 96 x 72 frame, the negative far above it.
+    text = (
+        '<answer>[{"bbox_2d": [34, 28, 49, 43], "point_2d": [400, 35], "neg_point_2d": [10, -90]}]</answer>'
+    )
+    events = _run(monkeypatch, _qa(reasoning=[text]))
+    parsed = next(e for e in events if isinstance(e, ev.CuesParsed))
+    assert parsed.targets[0]["box"] == [34.0, 28.0, 49.0, 43.0]
+    assert parsed.targets[0]["point"] is None and parsed.targets[0]["negatives"] == []
+    warnings = [e.message for e in events if isinstance(e, ev.RunWarning)]
+    assert any("2 cue(s) outside the frame ignored" in m for m in warnings)
     state = RunState.from_events(events)
     assert _iou(state.masks[TARGET][0], GT[TARGET]) > 0.85
 
@@ -246,6 +263,12 @@ def test_cancel_before_start_stops_in_the_sampler(monkeypatch: pytest.MonkeyPatc
         (None, "   ", "input", "query is empty"),
         (None, None, "input", "query is empty"),
         (12345, "the red square", "video", "expected a video path"),
+        (None, b"the red square", "input", "query must be text, got bytes"),
+        (None, 7, "input", "query must be text, got int"),
+        (None, "the red square " * 200, "input", "3000 characters long; at most 2000"),
+        # what Python makes of a non-UTF-8 byte on the command line (surrogateescape)
+        (None, "the \udcff square", "input", "not valid text at character 5"),
+        ("", "the red square", "video", "no video given"),
     ],
 )
 def test_bad_input_gives_run_started_then_a_run_error(
@@ -555,3 +578,12 @@ def test_table7_budget_shortens_the_reasoning() -> None:
         with_budget.reasoning.think_tokens <= with_budget.difficulty.budget < without.reasoning.think_tokens
     )
     assert with_budget.cues and without.cues  # both still answer
+
+
+def test_a_reasoner_with_no_answer_space_is_a_clear_reasoner_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    qa = _qa(reasoning=['<answer>[{"bbox_2d": [10, 10, 30, 30]}]</answer>'])
+    qa.space = (0, 0)
+    events = _run(monkeypatch, qa)
+    last = events[-1]
+    assert isinstance(last, ev.RunError) and last.for_stage == "reasoner"
+    assert "answer space of (0, 0), not a positive size" in last.message  # was "ZeroDivisionError"

@@ -20,6 +20,7 @@ from typing import Any
 
 BOX_KEYS = ("bbox_2d", "bbox", "box", "box_2d")
 POINT_KEYS = ("point_2d", "point", "center", "centre", "pos_point_2d", "positive_point")
+OUTSIDE_TOLERANCE = 0.02  # share of the frame's side a point may lie outside and still be moved onto it
 NEG_KEYS = (
     "neg_point_2d",
     "negative_point_2d",
@@ -81,7 +82,13 @@ class TargetCues:
         return self.scaled(frame_size[0] / model_size[0], frame_size[1] / model_size[1])
 
     def clipped(self, width: int, height: int) -> TargetCues:
-        """Keep coordinates inside [0, W-1] x [0, H-1]; a box with no area inside the frame is dropped."""
+        """Keep coordinates inside [0, W-1] x [0, H-1].
+
+        A box with no area inside the frame is dropped; a point just outside (within
+        ``OUTSIDE_TOLERANCE`` of the frame's side: rounding in the model's answer space) is moved onto
+        the border, one farther out is dropped: it names no pixel of the frame, and moving it to the
+        border would prompt the segmenter at an unrelated spot.
+        """
 
         def cx(v: float) -> float:
             return min(max(v, 0.0), float(width - 1))
@@ -89,18 +96,29 @@ class TargetCues:
         def cy(v: float) -> float:
             return min(max(v, 0.0), float(height - 1))
 
+        def near(p: list[float]) -> bool:
+            tol_x, tol_y = OUTSIDE_TOLERANCE * width, OUTSIDE_TOLERANCE * height
+            return -tol_x <= p[0] <= width + tol_x and -tol_y <= p[1] <= height + tol_y
+
         box = None
         if self.box is not None:
             b = [cx(self.box[0]), cy(self.box[1]), cx(self.box[2]), cy(self.box[3])]
             if b[2] > b[0] and b[3] > b[1]:
                 box = b
+        point = None
+        if self.point is not None and near(self.point):
+            point = [cx(self.point[0]), cy(self.point[1])]
         return TargetCues(
             box=box,
-            point=None if self.point is None else [cx(self.point[0]), cy(self.point[1])],
-            negatives=[[cx(p[0]), cy(p[1])] for p in self.negatives],
+            point=point,
+            negatives=[[cx(p[0]), cy(p[1])] for p in self.negatives if near(p)],
             obj_id=self.obj_id,
             frame_idx=self.frame_idx,
         )
+
+    def count(self) -> int:
+        """Number of cues: the box, the point and each negative point."""
+        return int(self.box is not None) + int(self.point is not None) + len(self.negatives)
 
     def filtered(self, kinds: tuple[str, ...] | list[str]) -> TargetCues:
         """Keep only the cue kinds named ("box", "point", "negative")."""
@@ -264,9 +282,14 @@ def _numbers(value: Any, n: int, what: str, index: int, raw: str) -> list[float]
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             try:
                 v = float(str(v))
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise CueParseError(f"target {index}: {what} has a non-number {v!r}", raw=raw) from None
-        f = float(v)
+        try:
+            f = float(v)
+        except OverflowError:  # a JSON integer with hundreds of digits
+            raise CueParseError(
+                f"target {index}: {what} has a number too large to be a pixel", raw=raw
+            ) from None
         if f != f or f in (float("inf"), float("-inf")):
             raise CueParseError(f"target {index}: {what} has a non-finite number", raw=raw)
         out.append(f)

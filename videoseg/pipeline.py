@@ -73,6 +73,9 @@ from videoseg.sampling.htfs import FrameReader, SamplerDecision
 from videoseg.stages import BackendDescription, Clip, ReasonRequest, VideoSource
 
 CANCELLED = "cancelled by the user"
+# A referring or reasoning expression is a sentence or two; a much longer text is a paste mistake
+# that would only fill the reasoner's context.
+MAX_QUERY_CHARS = 2000
 
 
 class _Cancelled(Exception):
@@ -131,6 +134,28 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _query_problem(query: Any) -> str | None:
+    """Why ``query`` cannot be used (None when it can)."""
+    if query is None or (isinstance(query, str) and not query.strip()):
+        return "the query is empty: describe the object to segment"
+    if not isinstance(query, str):
+        return f"the query must be text, got {type(query).__name__}"
+    if len(query) > MAX_QUERY_CHARS:
+        return (
+            f"the query is {len(query)} characters long; at most {MAX_QUERY_CHARS} are allowed "
+            "(describe the object in a sentence or two)"
+        )
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A terminal in a non-UTF-8 locale passes such bytes as lone surrogates; no model can read them.
+        return (
+            f"the query holds bytes that are not valid text at character {exc.start + 1}; "
+            "check the terminal's character encoding (UTF-8 expected)"
+        )
+    return None
+
+
 def _video_info(source: VideoSource | None, video: Any) -> dict[str, Any]:
     if source is None:
         return {"path": str(video) if isinstance(video, (str, Path)) else None}
@@ -185,7 +210,12 @@ def _run(
             config = make_preset(preset) if preset else PipelineConfig()
         elif isinstance(config, dict):
             config = PipelineConfig.from_dict(config)
-    except (KeyError, ValueError, TypeError) as exc:
+        elif not isinstance(config, PipelineConfig):
+            raise TypeError(f"config must be a PipelineConfig or a dict, got {type(config).__name__}")
+    except KeyError as exc:  # an unknown preset: its message, without KeyError's quotes
+        problems.append(("config", str(exc.args[0]) if exc.args else _describe(exc)))
+        config = PipelineConfig()
+    except (ValueError, TypeError) as exc:
         problems.append(("config", _describe(exc)))
         config = PipelineConfig()
     source: VideoSource | None = None
@@ -210,8 +240,9 @@ def _run(
     )
     if source is not None and not problems and len(source) < 1:
         problems.append(("video", "the video has no frames"))
-    if not isinstance(query, str) or not query.strip():
-        problems.append(("input", "the query is empty: describe the object to segment"))
+    query_problem = _query_problem(query)
+    if query_problem is not None:
+        problems.append(("input", query_problem))
     if problems:
         stage, message = problems[0]
         ctx.stage = stage
@@ -358,10 +389,23 @@ def _run(
         parsed = parse_answer(raw_text, frame_idx=decision.target_frame)
     except CueParseError as exc:
         yield ParseError(message=str(exc), raw=exc.raw)
+    except (ArithmeticError, ValueError, TypeError) as exc:
+        # An answer shape the parser's own checks miss (e.g. a 400-digit coordinate overflows
+        # float()) is still an unreadable answer: no cues, not a failed run.
+        yield ParseError(message=f"the answer cannot be read ({_describe(exc)})", raw=raw_text)
     else:
         model_size = vqa.answer_space(width, height)
+        if not (len(model_size) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in model_size)):
+            raise ValueError(f"the reasoner reported an answer space of {model_size!r}, not a positive size")
         for t in parsed.targets:
-            mapped = t.from_model_space(model_size, (width, height)).clipped(width, height)
+            in_model = t.from_model_space(model_size, (width, height))
+            mapped = in_model.clipped(width, height)
+            outside = in_model.count() - mapped.count()
+            if outside:
+                yield RunWarning(
+                    for_stage="reasoner",
+                    message=f"target {t.obj_id}: {outside} cue(s) outside the frame ignored",
+                )
             kept = mapped.filtered(config.cues)
             kept.frame_idx = decision.target_frame
             if kept.is_empty:
@@ -503,4 +547,4 @@ def _reason_prompt(vqa: Any, key_clip: Clip, reference_clip: Clip | None) -> Pro
     )
 
 
-__all__ = ["CANCELLED", "run"]
+__all__ = ["CANCELLED", "MAX_QUERY_CHARS", "run"]

@@ -7,13 +7,23 @@ prints a recorded run as a readable log and, with ``--out``, writes the same out
 (the overlay needs the video the trace names).
 
 Exit codes: 0 success, 1 the run (or the trace) ended in an error, 2 bad arguments or unreadable trace.
+
+Nothing the user made is lost: output paths are checked before any model loads (a file where a
+folder should be, a trace path that holds something other than a trace, such as the input video,
+are refused); outputs are written to a staging folder inside ``--out`` and moved into place only when
+all of them are written, so a failed write leaves an earlier run's outputs whole, and a re-run into
+the same folder replaces them completely (no stale mask PNGs of a longer earlier video), saying so.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +35,8 @@ from videoseg.config import PRESETS, describe_presets, preset
 from videoseg.state import RunState
 
 OVERLAY_ALPHA = 0.5
+OUTPUT_NAMES = ("masks", "cues.json", "reasoning.txt", "overlay.mp4")
+_MASK_NAME = re.compile(r"\d{5}\.png")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -91,14 +103,32 @@ def _run_main(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # Output paths are checked before the run: a long run must not end in "cannot write".
+    problem = check_output_dir(args.out, "--out")
+    if problem is None and _same_file(args.out / "overlay.mp4", args.video):
+        problem = f"--out {args.out} would overwrite the input video with overlay.mp4; choose another folder"
+    if problem is None and args.trace is not None:
+        problem = check_trace_target(args.trace, args.video)
+        clash = _output_clash(args.trace, args.out)
+        if problem is None and clash is not None:
+            problem = f"--trace {args.trace} is {clash}, which the outputs replace; choose another trace path"
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if args.trace is not None and args.trace.is_file() and args.trace.stat().st_size:
+        print(f"note: replacing the earlier trace {args.trace}", file=sys.stderr)
+    from videoseg.trace import TraceError, tee
+
     events: Iterable[ev.Event] = run(args.video, args.query, config, preset=args.preset)
     if args.trace is not None:
-        from videoseg.trace import tee
-
         events = tee(events, args.trace)
     state = RunState()
-    for event in _with_progress(events, quiet=args.quiet):
-        state.apply(event)
+    try:
+        for event in _with_progress(events, quiet=args.quiet):
+            state.apply(event)
+    except TraceError as exc:  # the trace became unwritable during the run (disk full...)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return _finish(state, args.out, quiet=args.quiet)
 
 
@@ -116,6 +146,11 @@ def _with_progress(events: Iterable[ev.Event], quiet: bool) -> Iterator[ev.Event
                 bar = tqdm(total=event.num_frames, desc="propagating", unit="frame", file=sys.stderr)
             elif isinstance(event, ev.PropagatedMask) and bar is not None:
                 bar.update(1)
+                if bar.n >= bar.total:  # later log lines must not redraw a finished bar
+                    bar.close()
+                    bar = None
+            elif isinstance(event, ev.RunError) and event.fatal:
+                pass  # _finish prints it: one error line, not two
             elif not isinstance(event, ev.ReasoningToken):
                 line = describe_event(event)
                 if line and bar is not None:
@@ -139,8 +174,9 @@ def _finish(state: RunState, out: Path | None, quiet: bool, video_path: str | No
     if out is not None:
         try:
             notes = write_outputs(state, out, video_path=video_path)
-        except (OSError, ValueError, KeyError) as exc:
-            print(f"error: could not write outputs to {out}: {exc}", file=sys.stderr)
+        except Exception as exc:  # any failure: say it in one line; earlier outputs stay whole
+            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip("'\"")
+            print(f"error: could not write outputs to {out}: {text or type(exc).__name__}", file=sys.stderr)
             return 1
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
@@ -156,42 +192,209 @@ def write_outputs(state: RunState, out: Path, video_path: str | None = None) -> 
     """Write masks/, overlay.mp4, cues.json and reasoning.txt of a finished run; returns notes.
 
     The overlay needs the video's frames: ``video_path`` or the path the run recorded. When neither
-    opens, the overlay is skipped and a note says why.
+    opens, the overlay is skipped and a note says why. Everything is written to a staging folder
+    first and moved into place at the end: on any error ``out`` keeps what it held before; outputs of
+    an earlier run in ``out`` are replaced completely (stale mask PNGs and overlay removed) and a note
+    says so.
     """
     from videoseg.video import VideoError, open_video, write_mask_pngs, write_mp4
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_mask_pngs(out / "masks", state.iter_label_maps())
-    cues = {
-        "query": state.query,
-        "frame_idx": state.keyframe,
-        "targets": state.cues or [],
-        "used": state.cues_used,
-        "parse_error": None if state.parse_error is None else state.parse_error.message,
-        "keyframe_scores": [state.keyframe_masks[k].score for k in sorted(state.keyframe_masks)],
-    }
-    (out / "cues.json").write_text(json.dumps(cues, indent=2), encoding="utf-8")
-    reasoning = state.reasoning.raw_text if state.reasoning is not None else state.text
-    (out / "reasoning.txt").write_text(reasoning, encoding="utf-8")
-
     notes: list[str] = []
-    path = video_path or state.video.get("path")
-    if not path:
-        return [*notes, "no video path recorded: overlay.mp4 not written"]
+    staging = Path(tempfile.mkdtemp(prefix=".videoseg-partial-", dir=out))
     try:
-        video = open_video(path)
-    except (VideoError, OSError) as exc:
-        return [*notes, f"overlay.mp4 not written: {exc}"]
-    with video:
-        if len(video) != state.num_frames:
-            return [
-                *notes,
-                f"overlay.mp4 not written: {path} has {len(video)} frames, the run {state.num_frames}",
-            ]
-        frames = (overlay(frame, state.label_map(idx)) for idx, frame in video.iter_frames())
-        write_mp4(out / "overlay.mp4", frames, video.fps)
+        write_mask_pngs(staging / "masks", _checked_label_maps(state))
+        cues = {
+            "query": state.query,
+            "frame_idx": state.keyframe,
+            "targets": state.cues or [],
+            "used": state.cues_used,
+            "parse_error": None if state.parse_error is None else state.parse_error.message,
+            "keyframe_scores": [state.keyframe_masks[k].score for k in sorted(state.keyframe_masks)],
+        }
+        (staging / "cues.json").write_text(json.dumps(cues, indent=2), encoding="utf-8")
+        reasoning = state.reasoning.raw_text if state.reasoning is not None else state.text
+        # errors=: a query or path with undecodable bytes must not stop the write.
+        (staging / "reasoning.txt").write_text(reasoning, encoding="utf-8", errors="backslashreplace")
+
+        path = video_path or state.video.get("path")
+        video = None
+        if not path:
+            notes.append("no video path recorded: overlay.mp4 not written")
+        else:
+            try:
+                video = open_video(path)
+            except (VideoError, OSError) as exc:
+                notes.append(f"overlay.mp4 not written: {exc}")
+        if video is not None and _same_file(out / "overlay.mp4", path):
+            video.close()
+            video = None
+            notes.append(f"overlay.mp4 not written: {out / 'overlay.mp4'} is the run's video itself")
+        if video is not None:
+            with video:
+                run_w, run_h = _run_size(state, video.size)
+                if len(video) != state.num_frames or tuple(video.size) != (run_w, run_h):
+                    notes.append(
+                        f"overlay.mp4 not written: {path} has {len(video)} frames of "
+                        f"{video.size[0]}x{video.size[1]}, the run {state.num_frames} of {run_w}x{run_h}"
+                    )
+                else:
+                    frames = (overlay(frame, state.label_map(idx)) for idx, frame in video.iter_frames())
+                    write_mp4(staging / "overlay.mp4", frames, video.fps)
+        notes.extend(_move_into_place(staging, out, keep=path or None))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return notes
+
+
+def _run_size(state: RunState, default: tuple[int, int]) -> tuple[int, int]:
+    width, height = state.video.get("width"), state.video.get("height")
+    if isinstance(width, int) and isinstance(height, int):
+        return width, height
+    return tuple(default)  # type: ignore[return-value]
+
+
+def _checked_label_maps(state: RunState) -> Iterator[np.ndarray]:
+    """Label maps of frames 0..T-1; a frame missing or not decodable is named (a damaged trace)."""
+    num_frames = state.video.get("num_frames")
+    if not isinstance(num_frames, int) or isinstance(num_frames, bool) or num_frames < 0:
+        raise ValueError(f"the run records no usable frame count ({num_frames!r})")
+    size = state.video.get("width"), state.video.get("height")
+    for idx in range(num_frames):
+        try:
+            labels = state.label_map(idx)
+        except KeyError:
+            raise ValueError(f"frame {idx} has no mask in this run") from None
+        except Exception as exc:
+            raise ValueError(f"the mask of frame {idx} cannot be decoded ({exc})") from exc
+        if all(isinstance(v, int) for v in size) and labels.shape != (size[1], size[0]):
+            raise ValueError(
+                f"the mask of frame {idx} is {labels.shape[1]}x{labels.shape[0]}, "
+                f"the video {size[0]}x{size[1]}"
+            )
+        yield labels
+
+
+def _move_into_place(staging: Path, out: Path, keep: str | Path | None = None) -> list[str]:
+    """Replace ``out``'s outputs by the staged ones; notes name what an earlier run left there.
+
+    ``keep``: a file never removed even where it has an output's name (the run's own video).
+    """
+    notes: list[str] = []
+    earlier = [
+        name
+        for name in OUTPUT_NAMES
+        if (out / name).exists() and not (keep is not None and _same_file(out / name, keep))
+    ]
+    old_masks = out / "masks"
+    if old_masks.is_dir():
+        stale = [p for p in old_masks.iterdir() if _MASK_NAME.fullmatch(p.name)]
+        for p in stale:
+            p.unlink()
+        if not any(old_masks.iterdir()):
+            old_masks.rmdir()
+    elif old_masks.exists():
+        raise OSError(f"{old_masks} exists and is not a folder")
+    if old_masks.exists():  # files of the user's own stay beside the new masks
+        for p in (staging / "masks").iterdir():
+            os.replace(p, old_masks / p.name)
+    else:
+        os.replace(staging / "masks", old_masks)
+    for name in ("cues.json", "reasoning.txt", "overlay.mp4"):
+        if (staging / name).exists():
+            os.replace(staging / name, out / name)
+        elif (out / name).is_file() and not (keep is not None and _same_file(out / name, keep)):
+            (out / name).unlink()  # an earlier run's overlay would not match these masks
+            notes.append(f"removed the earlier run's {name} from {out} (it would not match these masks)")
+    if earlier:
+        notes.insert(0, f"replaced the outputs of an earlier run in {out} ({', '.join(earlier)})")
+    return notes
+
+
+def check_output_dir(path: Path, option: str) -> str | None:
+    """Why ``path`` cannot be (created as) an output folder, or None when it can."""
+    if path.exists():
+        if not path.is_dir():
+            return f"{option} {path} is a file, not a folder"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"{option} {path} is not writable"
+        return None
+    ancestor = _existing_ancestor(path)
+    if not ancestor.is_dir():
+        return f"{option} {path}: {ancestor} is a file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{option} {path}: cannot create it, {ancestor} is not writable"
+    return None
+
+
+def check_output_file(path: Path, option: str, *, keep_unless: Any = None) -> str | None:
+    """Why ``path`` cannot be written as an output file, or None when it can.
+
+    ``keep_unless(path) -> bool``: an existing non-empty file is refused unless this says it is an
+    earlier output of the same kind (so the CLI never overwrites, say, a video given by mistake).
+    """
+    if path.is_dir():
+        return f"{option} {path} is a folder, not a file"
+    if path.exists():
+        if keep_unless is not None and path.stat().st_size and not keep_unless(path):
+            return (
+                f"{option} {path} already exists and is not an earlier output of this command; "
+                "refusing to overwrite it (delete it or choose another path)"
+            )
+        if not os.access(path, os.W_OK):
+            return f"{option} {path} is not writable"
+        return None
+    ancestor = _existing_ancestor(path.parent)
+    if not ancestor.is_dir():
+        return f"{option} {path}: {ancestor} is a file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{option} {path}: cannot create it, {ancestor} is not writable"
+    return None
+
+
+def check_trace_target(trace: Path, video: Path | None = None) -> str | None:
+    """Why ``--trace`` may not be written: a folder, the input video, or a file that is not a trace."""
+    if video is not None and _same_file(trace, video):
+        return f"--trace {trace} is the input video; choose another file for the trace"
+    return check_output_file(trace, "--trace", keep_unless=looks_like_trace)
+
+
+def looks_like_trace(path: Path) -> bool:
+    """Whether the file starts like a trace (its first line a ``run_started`` event)."""
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline(1 << 20)
+        data = json.loads(first.decode("utf-8-sig"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("type") == "run_started"
+
+
+def _output_clash(path: Path, out: Path) -> str | None:
+    """Which output of ``out`` the file ``path`` would be (so writing the outputs would destroy it)."""
+    target = Path(os.path.abspath(path))
+    out = Path(os.path.abspath(out))
+    for name in OUTPUT_NAMES:
+        if target == out / name:
+            return f"{name} of --out"
+    if target.parent == out / "masks" and _MASK_NAME.fullmatch(target.name):
+        return "a mask file of --out"
+    return None
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _same_file(a: Path, b: Path | str) -> bool:
+    try:
+        return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
@@ -213,9 +416,25 @@ def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = OVERLAY_ALPHA)
 def _replay_main(args: argparse.Namespace) -> int:
     from videoseg.trace import TraceError, read_trace
 
+    if args.out is not None:
+        problem = check_output_dir(args.out, "--out")
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     state = RunState()
+    count = 0
     try:
         for event in read_trace(args.trace):
+            count += 1
+            # A trace is one run: it starts with run_started and holds no second one (two traces
+            # concatenated would otherwise mix their masks).
+            if count == 1 and not isinstance(event, ev.RunStarted):
+                raise TraceError(
+                    f"{args.trace}: a trace starts with a run_started event, this one with {event.type!r}; "
+                    "its beginning is missing"
+                )
+            if count > 1 and isinstance(event, ev.RunStarted):
+                raise TraceError(f"{args.trace}: event {count} starts a second run; give one run per trace")
             state.apply(event)
             if args.verbose or not isinstance(event, (ev.ReasoningToken, ev.PropagatedMask)):
                 line = describe_event(event, verbose=args.verbose)
@@ -223,6 +442,9 @@ def _replay_main(args: argparse.Namespace) -> int:
                     print(line)
     except TraceError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if count == 0:
+        print(f"error: {args.trace} holds no events (an empty trace)", file=sys.stderr)
         return 2
     return _finish(state, args.out, quiet=False)
 
@@ -232,10 +454,15 @@ def describe_event(event: ev.Event, verbose: bool = False) -> str | None:
     e: Any = event
     if isinstance(e, ev.RunStarted):
         v = e.video
+        if v.get("num_frames") is None:  # the video did not open: the error follows
+            return f"run: {e.query!r} on {v.get('path')}, preset {e.preset}, device {e.device}"
         size = f"{v.get('width')}x{v.get('height')}" if v.get("width") else "?"
+        fps = v.get("fps")
+        # A hand-edited trace may hold anything in this free-form dict: format numbers only.
+        fps_text = f"{fps:.3g}" if isinstance(fps, (int, float)) and not isinstance(fps, bool) else "?"
         return (
             f"run: {e.query!r} on {v.get('path')} ({v.get('num_frames', '?')} frames, {size}, "
-            f"{v.get('fps', 0) or 0:.3g} fps), preset {e.preset}, device {e.device}"
+            f"{fps_text} fps), preset {e.preset}, device {e.device}"
         )
     if isinstance(e, ev.BackendInfo):
         kind = "weights-free" if e.weights_free else f"model {e.model_id}"

@@ -108,7 +108,28 @@ class VideoTooLargeError(VideoError):
         self.value = value
         self.limit = limit
         where = f"{Path(path).name}: " if path is not None else ""
-        super().__init__(f"{where}video too large: {cap} is limited to {limit:g}, this video has {value:g}")
+        super().__init__(f"{where}{_too_large_words(cap, value, limit)} (VideoCaps.{cap})")
+
+
+def _bytes_text(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:g} bytes"
+
+
+def _too_large_words(cap: str, value: float, limit: float) -> str:
+    """The cap in a user's words. Length caps stop decoding early, so they say "more than"."""
+    if cap == "max_duration_s":
+        return f"video too long: it runs more than {limit:g} s, the limit"
+    if cap == "max_frames":
+        return f"video too long: it has more than {limit:g} frames, the limit"
+    if cap == "max_file_bytes":
+        return f"file too large: {_bytes_text(value)}, the limit is {_bytes_text(limit)}"
+    if cap == "max_pixels":
+        return f"frames too large: {value:g} pixels each, the limit is {limit:g}"
+    side = "wide" if cap == "max_width" else "high"
+    return f"frames too large: {value:g} px {side}, the limit is {limit:g} px"
 
 
 @dataclass(frozen=True)
@@ -195,14 +216,27 @@ def _container_kind(path: Path) -> str | None:
 
 
 def _check_path(path: str | Path) -> Path:
+    if isinstance(path, str) and not path.strip():
+        # Path("") is "." (the working directory): say what is really wrong.
+        raise VideoNotFoundError("no video given (the path is empty)")
     path = Path(path)
-    if not path.exists():
-        raise VideoNotFoundError(f"video file not found: {path}")
-    if path.is_dir():
-        raise NotAVideoError(f"{path} is a directory, not a video file")
-    if path.stat().st_size == 0:
+    try:
+        if not path.exists():
+            raise VideoNotFoundError(f"video file not found: {path}")
+        if path.is_dir():
+            raise NotAVideoError(f"{path} is a directory, not a video file")
+        size = path.stat().st_size
+    except OSError as exc:  # a name too long, a path through a file, no permission on a folder...
+        shown = str(path) if len(str(path)) <= 200 else str(path)[:100] + "..." + str(path)[-60:]
+        raise VideoError(f"cannot open video {shown}: {exc.strerror or exc}") from exc
+    if size == 0:
         raise NotAVideoError(f"{path.name} is an empty file (0 bytes), not a video")
     return path
+
+
+def _reason(exc: Exception) -> str:
+    """FFmpeg's own words for an error, without the errno number and path PyAV adds."""
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _open_container(path: Path) -> av.container.InputContainer:
@@ -216,10 +250,10 @@ def _open_container(path: Path) -> av.container.InputContainer:
         kind = _container_kind(path)
         if kind is not None:
             raise CorruptVideoError(
-                f"{path.name} starts like a {kind} file but FFmpeg cannot read it ({exc}); "
+                f"{path.name} starts like a {kind} file but FFmpeg cannot read it ({_reason(exc)}); "
                 "it is probably truncated or damaged"
             ) from exc
-        raise NotAVideoError(f"{path.name} is not a video file FFmpeg can read ({exc})") from exc
+        raise NotAVideoError(f"{path.name} is not a video file FFmpeg can read ({_reason(exc)})") from exc
     fmt = container.format.name
     if fmt == "image2" or fmt.endswith("_pipe"):
         container.close()
@@ -328,9 +362,11 @@ def _decode_frames(
     except av.error.DecoderNotFoundError as exc:
         raise UnsupportedCodecError(f"{path.name}: no decoder for codec {codec.name!r}") from exc
     except (av.error.InvalidDataError, av.error.EOFError, av.error.UndefinedError) as exc:
-        raise CorruptVideoError(f"{path.name}: the video stream is damaged or truncated ({exc})") from exc
+        raise CorruptVideoError(
+            f"{path.name}: the video stream is damaged or truncated ({_reason(exc)})"
+        ) from exc
     except av.error.FFmpegError as exc:
-        raise CorruptVideoError(f"{path.name}: decoding failed ({exc})") from exc
+        raise CorruptVideoError(f"{path.name}: decoding failed ({_reason(exc)})") from exc
 
 
 def _configure(stream: av.video.stream.VideoStream) -> None:
@@ -396,10 +432,12 @@ def _build_index(
         raise UnsupportedCodecError(f"{path.name}: no decoder for codec {codec.name!r}") from exc
     except (av.error.InvalidDataError, av.error.EOFError, av.error.UndefinedError) as exc:
         raise CorruptVideoError(
-            f"{path.name}: the video stream is damaged or truncated after {len(pts)} frames ({exc})"
+            f"{path.name}: the video stream is damaged or truncated after {len(pts)} frames ({_reason(exc)})"
         ) from exc
     except av.error.FFmpegError as exc:
-        raise CorruptVideoError(f"{path.name}: decoding failed after {len(pts)} frames ({exc})") from exc
+        raise CorruptVideoError(
+            f"{path.name}: decoding failed after {len(pts)} frames ({_reason(exc)})"
+        ) from exc
 
     n_frames = len(pts)
     if n_frames == 0:
@@ -1136,7 +1174,11 @@ def read_mask_pngs(directory: str | Path) -> np.ndarray:
     lookup = {tuple(int(c) for c in rgb): label for label, rgb in enumerate(davis_palette())}
     out: list[np.ndarray] = []
     for file in files:
-        with Image.open(file) as image:
+        try:
+            image = Image.open(file)
+        except (OSError, Image.DecompressionBombError) as exc:
+            raise ValueError(f"{file} is not a readable PNG image ({exc.__class__.__name__})") from exc
+        with image:
             if image.mode in ("P", "L", "1"):
                 ids = np.array(image if image.mode != "1" else image.convert("L"), dtype=np.uint8)
                 if image.mode == "1":
@@ -1148,10 +1190,13 @@ def read_mask_pngs(directory: str | Path) -> np.ndarray:
                 for colour in colours:
                     key = tuple(int(c) for c in colour)
                     if key not in lookup:
-                        raise ValueError(f"{file.name}: colour {key} is not in the DAVIS palette")
+                        raise ValueError(f"{file}: colour {key} is not in the DAVIS palette")
                     labels.append(lookup[key])
                 ids = np.asarray(labels, dtype=np.uint8)[inverse.reshape(-1)].reshape(rgb.shape[:2])
         if out and ids.shape != out[0].shape:
-            raise ValueError(f"{file.name} is {ids.shape}, {files[0].name} is {out[0].shape}")
+            raise ValueError(
+                f"{directory}: masks differ in size: {file.name} is {ids.shape[1]}x{ids.shape[0]}, "
+                f"{files[0].name} is {out[0].shape[1]}x{out[0].shape[0]} (left over from another video?)"
+            )
         out.append(ids)
     return np.stack(out)
