@@ -21,11 +21,26 @@ from videoseg.config import PRESETS, PipelineConfig, describe_presets, preset
         ({"delta": 0.0}, "delta"),
         ({"num_interval_answers": 0}, "K and M"),
         ({"fallback_percent": 1.5}, "fallback"),
+        ({"device": "banana"}, "device"),
+        ({"device": "cuda:x"}, "device"),
+        ({"dtype": "int8"}, "dtype"),
     ],
 )
 def test_invalid_config_is_rejected(changes: dict, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         PipelineConfig(**changes)
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "CUDA", "cuda:1", " mps "])
+def test_device_names_are_accepted_without_a_gpu(device: str) -> None:
+    assert (
+        PipelineConfig(device=device).device == device
+    )  # only checked for form here; models check it exists
+
+
+def test_an_event_without_a_type_says_so() -> None:
+    with pytest.raises(ValueError, match="no 'type' field"):
+        ev.event_from_dict({"message": "hi"})
 
 
 def test_presets_cover_the_paper_ablations() -> None:

@@ -167,3 +167,17 @@ def test_dict_round_trip_and_model_dict() -> None:
     assert TargetCues.from_dict(t.to_dict()) == t
     assert t.to_model_dict() == {"bbox_2d": [1, 2, 3, 5], "point_2d": [2, 3], "neg_point_2d": [9, 9]}
     assert TargetCues.from_dict({"bbox_2d": [1, 2, 3, 4]}).box == [1.0, 2.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"obj_id": 3, "point": [5, 6]},  # ours, without a box
+        {"obj_id": 3, "point_2d": [5, 6], "frame_idx": 7},  # the model's keys
+        {"obj_id": 3, "box": None, "point": [5, 6]},
+    ],
+)
+def test_from_dict_keeps_the_target_number_whatever_the_keys(data: dict) -> None:
+    cues = TargetCues.from_dict(data)
+    assert cues.obj_id == 3 and cues.point == [5.0, 6.0]
+    assert cues.frame_idx == data.get("frame_idx", 0)

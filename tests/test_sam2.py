@@ -234,4 +234,13 @@ def _tiny_files(folder):
 def test_official_package_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "sam2.sam2_image_predictor", None)
     with pytest.raises(models.ModelLoadError, match="pip install"):
-        OfficialSam2Segmenter(PipelineConfig(sam2_model="/not/cached/missing-package-test", device="cpu"))
+        OfficialSam2Segmenter(PipelineConfig(sam2_model="facebook/not-cached-missing-package-test", device="cpu"))
+
+
+@pytest.mark.parametrize("path", ["/no/such/sam2", "./missing-sam2", "~/missing-sam2-checkpoint"])
+def test_a_missing_local_folder_is_named_as_such(path: str) -> None:
+    def load() -> None:
+        raise AssertionError("nothing is loaded for a folder that does not exist")
+
+    with pytest.raises(models.ModelLoadError, match="no such local folder"):
+        models.cached_model("sam2-image", path, torch.device("cpu"), torch.float32, load)

@@ -8,6 +8,7 @@ ablation tables (Table 5: where to look; Table 6: which cues) on any backend.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,9 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
     if isinstance(default, (list, dict, tuple)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
     return field(default=default, metadata={"help": help}, **kw)
+
+
+DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 
 
 @dataclass
@@ -92,6 +96,11 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         self.cues = tuple(self.cues)
+        # Checked here, not only when a model loads, so a typo fails weights-free runs too.
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", (self.device or "auto").strip().lower()):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if (self.dtype or "auto").strip().lower() not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         bad = [c for c in self.cues if c not in CUE_KINDS]

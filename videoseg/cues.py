@@ -143,7 +143,11 @@ class TargetCues:
     def from_dict(cls, data: dict[str, Any]) -> TargetCues:
         """Inverse of :meth:`to_dict`; also accepts the model's keys (``bbox_2d`` ...)."""
         if any(k in data for k in BOX_KEYS + POINT_KEYS + NEG_KEYS) and "box" not in data:
-            return _target_from_model_item(data, index=0, raw=json.dumps(data))
+            cues = _target_from_model_item(data, index=0, raw=json.dumps(data))
+            # the target number and frame, when given beside the model's keys, are kept
+            cues.obj_id = int(data.get("obj_id", cues.obj_id))
+            cues.frame_idx = int(data.get("frame_idx", cues.frame_idx))
+            return cues
         return cls(
             box=data.get("box"),
             point=data.get("point"),

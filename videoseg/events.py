@@ -59,6 +59,8 @@ def event_types() -> dict[str, type[Event]]:
 def event_from_dict(data: dict[str, Any]) -> Event:
     """Rebuild an event from :meth:`Event.to_dict` output. Unknown fields are rejected."""
     kind = data.get("type")
+    if kind is None:
+        raise ValueError("the event has no 'type' field")
     if kind not in _REGISTRY:
         raise ValueError(f"unknown event type {kind!r}")
     cls = _REGISTRY[kind]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -85,6 +86,10 @@ def cached_model(
     load instead of loading twice. Any exception from ``load`` is re-raised as :class:`ModelLoadError`
     (unless it already is one) and nothing is cached.
     """
+    source = str(model_id)
+    if source.startswith(("/", "./", "../", "~")) and not Path(source).expanduser().exists():
+        # from_pretrained would call it an invalid hub id ("Repo id must use alphanumeric chars...")
+        raise ModelLoadError(f"could not load {kind} model {source!r}: no such local folder")
     key = (kind, str(model_id), str(device), dtype_name(dtype))
     with _GLOBAL_LOCK:
         if key in _CACHE:
