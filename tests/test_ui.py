@@ -571,3 +571,16 @@ def test_lazily_cached_examples_are_wired_to_a_full_run(
     status = updates[-1][RUN_OUTPUTS.index("status")]
     status = status.get("value", status) if isinstance(status, dict) else getattr(status, "value", status)
     assert "Done" in str(status), status
+
+
+def test_launch_options_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from videoseg.ui.app import launch_options
+
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    monkeypatch.setenv("VIDEOSEG_MAX_FILE_MB", "50")
+    monkeypatch.setenv("VIDEOSEG_MAX_ZIP_MB", "80")
+    options = launch_options()
+    assert options == {"server_name": "0.0.0.0", "server_port": 7999, "max_file_size": 80 * 1024**2}
+    monkeypatch.delenv("GRADIO_SERVER_NAME")
+    assert launch_options()["server_name"] == "127.0.0.1"

@@ -3,6 +3,8 @@ Interactive, About). :func:`build_demo` builds it; ``app.py`` at the repository 
 
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 
 from videoseg.ui.about_tab import build_about_tab
@@ -26,6 +28,18 @@ happens: **1** where to look (hierarchical text-guided frame sampling), **2** re
 weights on a CPU (a symbolic shapes-world model, GrabCut and optical flow, labelled as such); the
 `paper` presets use Qwen2.5-VL + SAM2 + XMem when their weights and a GPU are available.
 """
+
+
+def launch_options(caps: UploadCaps | None = None) -> dict[str, object]:
+    """Keyword arguments for ``demo.launch``: the address from the environment, and Gradio's own upload
+    limit at the largest of our caps, so a far too large file is refused before it is uploaded
+    (ours then give the specific message for anything between)."""
+    caps = caps or UploadCaps.from_env()
+    return {
+        "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),  # Spaces set 0.0.0.0
+        "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        "max_file_size": int(max(caps.max_file_mb, caps.max_zip_mb) * 1024**2),
+    }
 
 
 def build_demo(store: SessionStore | None = None, caps: UploadCaps | None = None) -> gr.Blocks:
