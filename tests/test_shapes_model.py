@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from videoseg.sampling.htfs import target_from_percent, uniform_indices
 from videoseg.shapes import ShapesVideoQA, generate, load_scenario
 from videoseg.shapes.perception import classify_shape, detect
 from videoseg.stages import Clip, ReasonRequest
+from videoseg.video import open_video
 
 # (seed, family): a few fixed scenarios covering events, occlusion, lookalikes and several targets
 CASES = [
@@ -235,3 +238,38 @@ def test_shape_classifier_on_rendered_shapes(shape):
 def test_detect_rejects_a_non_rgb_frame():
     with pytest.raises(ValueError, match="RGB"):
         detect(np.zeros((10, 10), np.uint8))
+
+
+def _truncated_triangle(apex_cut: int, corner_cut: int) -> np.ndarray:
+    """An upright triangle (apex (30, 10), base y = 38, 32 px wide) with its three corners cut off, as
+    H.264 and the detector's opening round them."""
+
+    def lerp(a: tuple[float, float], b: tuple[float, float], t: float) -> tuple[float, float]:
+        return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
+
+    apex, left, right = (30.0, 10.0), (14.0, 38.0), (46.0, 38.0)
+    t, s = apex_cut / 28, corner_cut / 32
+    poly = [lerp(apex, left, t), lerp(apex, right, t), lerp(right, apex, s), lerp(right, left, s)]
+    poly += [lerp(left, right, s), lerp(left, apex, s)]
+    img = np.zeros((60, 60), np.uint8)
+    cv2.fillPoly(img, [np.round(poly).astype(np.int32)], 1)
+    return img > 0
+
+
+@pytest.mark.parametrize(("apex_cut", "corner_cut"), [(3, 2), (5, 3), (6, 4), (7, 3)])
+def test_triangles_with_rounded_corners_stay_triangles(apex_cut: int, corner_cut: int) -> None:
+    # fills 0.61 .. 0.70: a static decoded triangle measured 0.651 and read as a circle before
+    assert classify_shape(_truncated_triangle(apex_cut, corner_cut)) == "triangle"
+
+
+def test_a_decoded_static_triangle_is_a_triangle(tmp_path: Path) -> None:
+    """Seed 6008 (distractor_colour): its yellow triangle stops; the still, H.264-decoded copy was
+    classified as a circle, so "the yellow triangle" found no target."""
+    scenario = generate(6008)
+    triangle = next(o.obj_id for o in scenario.objects if o.shape == "triangle" and o.colour == "yellow")
+    scenario.save(tmp_path)
+    with open_video(tmp_path / "video.mp4") as video:
+        frame = video.frames([60])[0]
+    parse = detect(frame)
+    hits = [d for d in parse.detections if (parse.mask(d) & (scenario.masks[60] == triangle)).sum() > 100]
+    assert [d.shape for d in hits] == ["triangle"]
