@@ -234,7 +234,9 @@ def _tiny_files(folder):
 def test_official_package_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "sam2.sam2_image_predictor", None)
     with pytest.raises(models.ModelLoadError, match="pip install"):
-        OfficialSam2Segmenter(PipelineConfig(sam2_model="facebook/not-cached-missing-package-test", device="cpu"))
+        OfficialSam2Segmenter(
+            PipelineConfig(sam2_model="facebook/not-cached-missing-package-test", device="cpu")
+        )
 
 
 @pytest.mark.parametrize("path", ["/no/such/sam2", "./missing-sam2", "~/missing-sam2-checkpoint"])
