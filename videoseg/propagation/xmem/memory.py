@@ -20,7 +20,10 @@ the newest keys (its values are aligned with the *last* keys of the store).
 Everything here reproduces the official implementation's arithmetic (similarity, top-k softmax,
 usage counting, slicing and consolidation rules, including its quirks with late object groups). The
 one opt-in difference is ``fast_readout``: the top-k affinity is applied as a sparse matrix instead
-of a dense ``N x HW`` matrix with ``N - k`` zeros per column, which only changes float rounding.
+of a dense ``N x HW`` matrix with ``N - k`` zeros per column, which only changes float rounding of
+the readout; the usage counts, which are ranked, keep the official bits either way (see
+:meth:`TopKAffinity.row_sums`). ``bench/compare_xmem_official.py`` runs the official code beside
+this one.
 
 Shapes: ``N`` memory elements (frames x h x w), ``CK`` key channels, ``CV`` value channels,
 ``HW`` query positions (h x w at 1/16 of the padded frame).
@@ -37,6 +40,9 @@ import torch
 from torch import Tensor
 
 # ----------------------------------------------------------------------------- affinity
+
+# Rows x queries materialised at a time by TopKAffinity.row_sums (4 MB of float32).
+USAGE_CHUNK_ELEMENTS = 1 << 20
 
 
 def get_similarity(mk: Tensor, ms: Tensor | None, qk: Tensor, qe: Tensor | None) -> Tensor:
@@ -103,10 +109,46 @@ class TopKAffinity:
             self._dense = out.scatter_(1, self.indices, self.weights)
         return self._dense
 
-    def usage(self) -> Tensor:
-        """(N,) total affinity each memory element received (float32)."""
-        out = torch.zeros(self.size, dtype=torch.float32, device=self.weights.device)
-        return out.index_add_(0, self.indices.flatten(), self.weights.flatten().float())
+    def row_sums(self, chunk_elements: int = USAGE_CHUNK_ELEMENTS) -> Tensor:
+        """(N,) ``dense().sum(dim=2)`` bit for bit (CPU), without holding the whole N x HW matrix.
+
+        The usage decides which memory elements become prototypes and which long-term elements are
+        dropped, both by ranking; elements with identical keys (padding, flat regions) have equal
+        usage up to rounding, so a sum in another order (e.g. ``index_add`` in query order) breaks
+        such ties differently from the official code and the memories drift apart. A row's sum only
+        depends on that row, so materialising rows chunk by chunk (zeros + the row's top-k weights)
+        and summing each chunk with the same reduction gives exactly the official numbers, in the
+        weights' dtype. In float32 / float64 a row with at most two nonzero weights sums to the same
+        bits in any order (adding zeros is exact, ``a + b == b + a``), so only rows holding three or
+        more weights are materialised; the others come from a plain ``index_add``. Only batch size 1
+        is supported (as in the official memory manager).
+        """
+        if self.weights.shape[0] != 1:
+            raise ValueError(f"row_sums needs a batch of 1, got {self.weights.shape[0]}")
+        k, hw = self.weights.shape[1:]
+        rows = self.indices[0].reshape(-1)
+        cols = torch.arange(hw, device=rows.device).repeat(k)  # entry (j, q) sits in column q
+        weights = self.weights[0].reshape(-1)
+        if self.weights.dtype in (torch.float32, torch.float64):
+            out = torch.zeros(self.size, dtype=self.weights.dtype, device=self.weights.device)
+            out.index_add_(0, rows, weights)
+            order_dependent = torch.bincount(rows, minlength=self.size) >= 3
+        else:
+            out = torch.empty(self.size, dtype=self.weights.dtype, device=self.weights.device)
+            order_dependent = torch.ones(self.size, dtype=torch.bool, device=rows.device)
+        targets = order_dependent.nonzero().flatten()
+        # each materialised row's place in the chunks (-1: not materialised)
+        slot = torch.full((self.size,), -1, dtype=torch.long, device=rows.device)
+        slot[targets] = torch.arange(len(targets), device=rows.device)
+        entry_slot = slot[rows]
+        step = max(1, chunk_elements // max(hw, 1))
+        for start in range(0, len(targets), step):
+            stop = min(start + step, len(targets))
+            inside = (entry_slot >= start) & (entry_slot < stop)
+            chunk = self.weights.new_zeros(stop - start, hw)
+            chunk[entry_slot[inside] - start, cols[inside]] = weights[inside]
+            out[targets[start:stop]] = chunk.sum(dim=1)
+        return out
 
 
 def topk_softmax(similarity: Tensor, top_k: int) -> TopKAffinity:
@@ -379,23 +421,18 @@ class MemoryManager:
         # On a GPU the dense matmul is cheap and exact to the official numbers.
         return values @ affinity.dense()
 
-    @staticmethod
-    def _usage(affinity: TopKAffinity | Tensor) -> Tensor:
-        if isinstance(affinity, Tensor):
-            return affinity.sum(dim=2).flatten()
-        return affinity.usage()
-
     def _usage_of(self, affinity: TopKAffinity | Tensor) -> Tensor:
-        # The official code sums the dense affinity in its own dtype (fp16 under CUDA autocast, which
-        # rounds the usage and so can change which prototypes are picked). The float32 sparse sum
-        # is only used where it is the same up to float32 rounding: fast_readout on fp32 CPU tensors.
-        if isinstance(affinity, TopKAffinity) and not (
-            self.fast_readout
-            and affinity.weights.device.type == "cpu"
-            and affinity.weights.dtype == torch.float32
-        ):
+        # The official code sums the dense affinity over the queries in its own dtype (fp16 under
+        # CUDA autocast). The usage is only ever ranked (prototype choice, long-term removal), and
+        # equal-key elements tie, so it must be the same bits, not just close: a float32 sum in
+        # another order picked other prototypes than the official code from the second
+        # consolidation on (bench/compare_xmem_official.py). On the CPU, row_sums gives the official
+        # bits chunk by chunk; elsewhere (or when the dense matrix exists anyway) the dense sum.
+        if isinstance(affinity, TopKAffinity):
+            if affinity.weights.device.type == "cpu" and affinity._dense is None and self.fast_readout:
+                return affinity.row_sums()
             return affinity.dense().sum(dim=2).flatten()
-        return self._usage(affinity)
+        return affinity.sum(dim=2).flatten()  # a full-softmax (top_k None) dense affinity
 
     def match_memory(self, query_key: Tensor, selection: Tensor | None) -> Tensor:
         """Read the memory for one frame: query_key / selection (1, CK, h, w) -> (num_objects, CV, h, w)."""
