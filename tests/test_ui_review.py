@@ -337,3 +337,238 @@ def test_inspect_selection_whose_files_are_gone_gives_a_message(ctx: AppContext,
     details, curves, worst = select_case(ctx, gone["label"], [gone])
     assert details.startswith("### ❌") and "cannot be shown any more" in details, details
     assert all(isinstance(v, dict) and v.get("__type__") == "update" for v in (curves, worst))
+
+
+# ------------------------------------------------------------------------------ second review
+
+
+def _no_run_started(ctx: AppContext) -> bool:
+    """No run folder was made: the handler answered before doing any work."""
+    return not [p for p in ctx.store.root.glob("s-*/*") if p.is_dir()]
+
+
+@pytest.mark.parametrize(
+    ("query", "required", "text", "error"),
+    [
+        ("x" * 2000, True, "x" * 2000, None),  # the pipeline's own cap is accepted
+        ("  " + "x" * 2000 + "\n", True, "x" * 2000, None),  # surrounding blanks do not count
+        ("x" * 2001, True, None, "2001 characters long; at most 2000"),
+        ("   ", True, None, "query is empty"),
+        ("", False, "", None),  # the Interactive tab's query is optional
+        (None, False, "", None),
+        ("x" * 2001, False, None, "at most 2000"),
+        (17, True, None, "must be text"),
+    ],
+)
+def test_check_query_table(query: Any, required: bool, text: str | None, error: str | None) -> None:
+    from videoseg.pipeline import MAX_QUERY_CHARS
+    from videoseg.ui.runner import check_query
+
+    assert MAX_QUERY_CHARS == 2000  # the table is written for the pipeline's cap
+    if error is None:
+        assert check_query(query, required) == text
+    else:
+        with pytest.raises(UploadError, match=error):
+            check_query(query, required)
+
+
+def _query_status(ctx: AppContext, tab: str, video: Any, query: str) -> str:
+    """The message a tab shows for ``query`` (its first update's status)."""
+    from videoseg.ui.compare_tab import compare_stream
+    from videoseg.ui.interactive_tab import repropagate_stream
+    from videoseg.ui.run_tab import run_stream
+
+    cues = json.dumps([{"obj_id": 1, "box": [10, 10, 60, 60]}])
+    if tab == "run":
+        return next(iter(run_stream(ctx, video, query, "shapes")))[0]["status"]
+    if tab == "compare":
+        return next(iter(compare_stream(ctx, video, query, "shapes", "shapes-first-frame")))[0]
+    return next(iter(repropagate_stream(ctx, video, query, 0, cues, "shapes")))[0]
+
+
+@pytest.mark.parametrize("tab", ["run", "compare", "interactive"])
+def test_every_tab_refuses_a_too_long_query_before_any_work(ctx: AppContext, tab: str) -> None:
+    status = _query_status(ctx, tab, str(ctx.examples[0].video), "the red square." * 200)  # 3000 chars
+    assert "The query is 3000 characters long; at most 2000 are allowed" in status, status
+    assert _no_run_started(ctx)  # the Interactive tab used to start a run that the pipeline refused
+
+
+@pytest.mark.parametrize(
+    ("tab", "hint"),
+    [
+        ("run", "upload one or pick an example below"),
+        ("compare", "upload one, or press “Use the Run tab's video and query”"),
+        ("interactive", "upload one, or press “Use the Run tab's video”"),
+    ],
+)
+def test_no_video_message_says_what_applies_to_each_tab(ctx: AppContext, tab: str, hint: str) -> None:
+    status = _query_status(ctx, tab, None, "the red square")
+    assert f"No video given: {hint}." in status, status
+    if tab != "run":
+        assert "example" not in status, status  # these tabs have no examples to pick
+
+
+def test_no_video_message_of_the_other_handlers(ctx: AppContext) -> None:
+    from videoseg.ui.inspect_tab import replay_stream
+    from videoseg.ui.interactive_tab import draw_frame
+    from videoseg.ui.run_tab import run_stream
+
+    _, status = resegment(ctx, None, 0, "[]", "shapes")
+    assert "No video given: upload one, or press “Use the Run tab's video”." in status, status
+    _, legend = draw_frame(ctx, None, 0, "[]", None)
+    assert "Use the Run tab's video" in legend and "example" not in legend, legend
+    replayed = next(iter(replay_stream(ctx, None)))["status"]
+    assert "No trace given: upload one or pick a recorded trace below." in replayed, replayed
+    bare = AppContext(store=ctx.store, caps=ctx.caps, examples=[])  # a Run tab without examples
+    status = next(iter(run_stream(bare, None, "the red square", "shapes")))[0]["status"]
+    assert "No video given: upload one." in status and "example" not in status, status
+
+
+def _paced_replay(ctx: AppContext, stop_after: int, what: str) -> tuple[dict[str, Any], int]:
+    from videoseg.ui.inspect_tab import replay_stream
+
+    trace = sorted(TRACES_DIR.glob("*.jsonl"))[0]
+    updates, after_stop = [], 0
+    ctx.request_stop(None, "replay")  # a Stop pressed before the replay started does not stop it
+    for values in replay_stream(ctx, str(trace)):
+        updates.append(values)
+        if len(updates) == stop_after:
+            ctx.request_stop(None, what)  # what the tab's Stop button does for this session
+        elif len(updates) > stop_after:
+            after_stop += 1
+    return _final(updates), after_stop
+
+
+def test_stop_ends_a_replay_as_cancelled(ctx: AppContext) -> None:
+    out, after_stop = _paced_replay(ctx, 3, "replay")
+    assert after_stop <= 2, after_stop  # at its next event, not at the end of the trace
+    assert out["status"].startswith("### ⏹ Cancelled") and "⏳" not in out["status"], out["status"]
+    assert out["progress"]["status"] == "cancelled"
+    statuses = [row[2] for row in out["stages"]]
+    assert "running" not in statuses and "stopped" in statuses, statuses
+    again, _ = _paced_replay(ctx, 10**6, "replay")  # the next replay plays to its end
+    assert "Done" in again["status"], again["status"]
+
+
+def test_the_run_tabs_stop_does_not_end_a_replay(ctx: AppContext) -> None:
+    out, _ = _paced_replay(ctx, 3, "run")
+    assert "Done" in out["status"], out["status"]
+
+
+def test_stop_values_name_the_replay() -> None:
+    from videoseg.ui.common import stop_values
+
+    status, progress, _ = stop_values(
+        "### ⏳ Replaying 120 recorded events…", _stage_table("running"), "replay", "Replay"
+    )
+    assert "You stopped this replay" in status and "Press Replay" in status, status
+    assert progress["status"] == "cancelled"
+
+
+def test_replay_stop_button_is_wired_like_the_runs(tmp_path: Path) -> None:
+    from videoseg.ui.app import build_demo
+
+    demo = build_demo(store=SessionStore(tmp_path / "store"))
+    tab = demo.inspect_tab
+    deps = [
+        d
+        for d in demo.config["dependencies"]
+        if [tab["stop"]._id, "click"] in [list(t) for t in d["targets"]]
+    ]
+    assert len(deps) == 1 and not deps[0]["cancels"] and deps[0]["queue"], deps
+    assert tab["view"]["status"]._id in deps[0]["outputs"]
+    assert demo.run_tab["view"]["status"]._id not in deps[0]["outputs"]
+    fn = demo.fns[deps[0]["id"]].fn
+    request = type("Request", (), {"session_hash": "visitor"})()
+    status, _, _ = fn("### ⏳ Running: stage 2", _stage_table("running"), request)
+    assert "replay" in status
+    assert demo.ctx.stop_requested("visitor", 0.0, "replay")
+    assert not demo.ctx.stop_requested("visitor", 0.0, "run")
+
+
+def _expressions_zip(ctx: AppContext, tmp_path: Path, expressions: str) -> Path:
+    example = ctx.examples[0]
+    archive = tmp_path / "pred.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("d/expressions.json", expressions)
+        for png in sorted(example.annotations.glob("*.png")):
+            z.writestr(f"d/Annotations/{png.name}", png.read_bytes())
+        z.writestr("d/run.jsonl", "\n".join(_trace_lines()) + "\n")
+    return archive
+
+
+def _traced_expression(ctx: AppContext) -> dict[str, Any]:
+    query = json.loads(_trace_lines()[0])["query"]
+    return next(e for e in ctx.examples[0].expressions if e["text"] == query)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ("not json", "d/expressions.json is not valid JSON (Expecting value at line 1, column 1)"),
+        ("dict", "d/expressions.json must be a JSON list of expressions, not an object"),
+        ("[]", "d/expressions.json lists no expression"),
+        (
+            "item",
+            'd/expressions.json: expression 1: it must be an object with "text" and "obj_ids", not a string',
+        ),
+        ("no obj_ids", 'd/expressions.json: expression 1: "obj_ids" is missing'),
+        ("text", 'd/expressions.json: expression 1: "text" must be a non-empty string, not a number'),
+        ("ids str", '"obj_ids" must be a non-empty list of object ids 1 to 255, not "2"'),
+        ("ids 300", '"obj_ids" must be a non-empty list of object ids 1 to 255, not [300]'),
+        ("ids bool", '"obj_ids" must be a non-empty list of object ids 1 to 255, not [true]'),
+        ("id", '"id" must be a string or a number, not a list'),
+    ],
+)
+def test_malformed_expressions_json_is_named(
+    ctx: AppContext, tmp_path: Path, change: str, problem: str
+) -> None:
+    from videoseg.ui.inspect_tab import inspect_run
+
+    good = _traced_expression(ctx)
+    text = {
+        "not json": "not json",
+        "dict": json.dumps({"0": good}),
+        "[]": "[]",
+        "item": json.dumps([good["text"]]),
+        "no obj_ids": json.dumps([{"id": "0", "text": good["text"]}]),
+        "text": json.dumps([{**good, "text": 5}]),
+        "ids str": json.dumps([{**good, "obj_ids": "2"}]),
+        "ids 300": json.dumps([{**good, "obj_ids": [300]}]),
+        "ids bool": json.dumps([{**good, "obj_ids": [True]}]),
+        "id": json.dumps([{**good, "id": [1]}]),
+    }[change]
+    values, records = inspect_run(ctx, str(_expressions_zip(ctx, tmp_path, text)))
+    status = values[0]
+    assert status.startswith("### ❌ No expression could be used from the uploaded zip"), status
+    assert problem in status, status
+    assert "No expression with both" not in status and not records
+    assert str(ctx.store.root) not in status
+
+
+def test_one_malformed_expression_does_not_hide_the_others(ctx: AppContext, tmp_path: Path) -> None:
+    from videoseg.ui.inspect_tab import inspect_run
+
+    good = _traced_expression(ctx)
+    text = json.dumps([{"id": "9", "text": "the blue circle", "obj_ids": [0]}, good])
+    values, records = inspect_run(ctx, str(_expressions_zip(ctx, tmp_path, text)))
+    status = values[0]
+    assert "Ranked 1 expression" in status and len(records) == 1, status
+    assert '⚠️ d/expressions.json: expression 1: "obj_ids" must be' in status, status
+
+
+def test_a_closed_session_forgets_its_files_and_stops(tmp_path: Path) -> None:
+    from videoseg.ui.app import build_demo
+
+    demo = build_demo(store=SessionStore(tmp_path / "store"))
+    ctx = demo.ctx
+    for session in ("gone", "stays"):
+        ctx.request_stop(session, "run")
+        ctx.request_stop(session, "replay")
+        ctx.store.new_run_dir(session)
+    unload = [d for d in demo.config["dependencies"] if [list(t)[1] for t in d["targets"]] == ["unload"]]
+    assert len(unload) == 1, unload
+    request = type("Request", (), {"session_hash": "gone"})()
+    demo.fns[unload[0]["id"]].fn(request)  # what Gradio calls when the browser tab closes
+    assert set(ctx.stops) == {"stays"} and set(ctx.stops["stays"]) == {"run", "replay"}
+    assert not (ctx.store.root / "s-gone").exists() and (ctx.store.root / "s-stays").is_dir()

@@ -166,21 +166,86 @@ def _trace_header(path: Path) -> dict[str, Any] | None:
     return first if isinstance(first, dict) and first.get("type") == "run_started" else None
 
 
-def collect_cases(root: Path, extra_traces: Sequence[Path] = ()) -> list[Case]:
+def _json_kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _expression_problem(item: Any, seen_ids: set[str]) -> str | None:
+    """Why one entry of ``expressions.json`` cannot be used (None when it can)."""
+    if not isinstance(item, dict):
+        return f'it must be an object with "text" and "obj_ids", not {_json_kind(item)}'
+    for key in ("text", "obj_ids"):
+        if key not in item:
+            return f'"{key}" is missing'
+    if not isinstance(item["text"], str) or not item["text"].strip():
+        return f'"text" must be a non-empty string, not {_json_kind(item["text"])}'
+    ids = item["obj_ids"]
+    # object ids are the values of the Annotations PNGs (uint8, 0 is the background)
+    if (
+        not isinstance(ids, list)
+        or not ids
+        or not all(isinstance(o, int) and not isinstance(o, bool) and 1 <= o <= 255 for o in ids)
+    ):
+        shown = json.dumps(ids)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        return f'"obj_ids" must be a non-empty list of object ids 1 to 255, not {shown}'
+    if "id" in item:
+        if isinstance(item["id"], bool) or not isinstance(item["id"], (str, int)):
+            return f'"id" must be a string or a number, not {_json_kind(item["id"])}'
+        if str(item["id"]) in seen_ids:  # pred/<id>/ would be ambiguous
+            return f'"id" {str(item["id"])!r} is used twice'
+    return None
+
+
+def read_expressions(path: Path, name: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """(usable expressions, problems) of an ``expressions.json``: a list of objects with ``text``
+    and ``obj_ids`` (``id`` optional). A file that cannot be read gives no expressions; each
+    problem names the file (as ``name``, e.g. its path inside an uploaded zip) and what is wrong."""
+    name = name or path.name
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        return [], [f"{name} is not UTF-8 text"]
+    except json.JSONDecodeError as exc:
+        return [], [f"{name} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"]
+    except OSError as exc:
+        return [], [f"{name} cannot be read ({exc.strerror or type(exc).__name__})"]
+    if not isinstance(data, list):
+        return [], [f"{name} must be a JSON list of expressions, not {_json_kind(data)}"]
+    if not data:
+        return [], [f"{name} lists no expression"]
+    good, problems, seen = [], [], set()
+    for i, item in enumerate(data, 1):
+        problem = _expression_problem(item, seen)
+        if problem is None:
+            good.append(item)
+            if "id" in item:
+                seen.add(str(item["id"]))
+        else:
+            problems.append(f"{name}: expression {i}: {problem}")
+    return good, problems
+
+
+def collect_cases(
+    root: Path, extra_traces: Sequence[Path] = (), problems: list[str] | None = None
+) -> list[Case]:
     """Cases under ``root``: every folder with ``expressions.json`` + ``Annotations/``, matched with
     traces below it (or in ``extra_traces``, matched by the recorded video's folder name) whose query
-    is one of its expressions, and with ``pred/<expression id>/`` PNG folders."""
+    is one of its expressions, and with ``pred/<expression id>/`` PNG folders. What is wrong with an
+    ``expressions.json`` (named by its path under ``root``) is appended to ``problems``."""
     gt_dirs = [
         p.parent for p in sorted(root.rglob("expressions.json")) if (p.parent / "Annotations").is_dir()
     ]
     cases: list[Case] = []
     expressions: dict[Path, list[dict[str, Any]]] = {}
     for d in gt_dirs:
-        try:
-            items = json.loads((d / "expressions.json").read_text())
-        except (OSError, ValueError):
-            continue
-        expressions[d] = [e for e in items if isinstance(e, dict) and "text" in e and "obj_ids" in e]
+        path = d / "expressions.json"
+        items, found = read_expressions(path, path.relative_to(root).as_posix())
+        if problems is not None:
+            problems.extend(found)
+        if items:
+            expressions[d] = items
     traces = [(t, None) for t in sorted(root.rglob("*.jsonl"))] + [(t, None) for t in extra_traces]
     for trace, _ in traces:
         head = _trace_header(trace)
@@ -278,5 +343,6 @@ __all__ = [
     "cue_box_score",
     "diagnose",
     "mask_iou",
+    "read_expressions",
     "worst_frames",
 ]

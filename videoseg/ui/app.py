@@ -56,20 +56,20 @@ def build_demo(store: SessionStore | None = None, caps: UploadCaps | None = None
             with gr.Tab("Compare", id="compare"):
                 build_compare_tab(ctx, run)
             with gr.Tab("Inspect", id="inspect"):
-                build_inspect_tab(ctx, run["last_run"])
+                inspect = build_inspect_tab(ctx, run["last_run"])
             with gr.Tab("Interactive", id="interactive"):
                 build_interactive_tab(ctx, run)
             with gr.Tab("About", id="about"):
                 build_about_tab(caps)
 
         def forget(request: gr.Request) -> None:
-            store.drop(session_hash(request))
-            ctx.stops.pop(session_hash(request) or "", None)
+            ctx.end_session(session_hash(request))
 
         demo.unload(forget)
     demo.css = (demo.css or "") + CSS
     demo.ctx = ctx  # type: ignore[attr-defined]  # for tests and benchmarks
     demo.run_tab = run  # type: ignore[attr-defined]
+    demo.inspect_tab = inspect  # type: ignore[attr-defined]
     return demo
 
 

@@ -7,8 +7,9 @@ look exactly like the live run that recorded it.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,26 +18,32 @@ import gradio as gr
 
 from videoseg import events as ev
 from videoseg.ui.examples import Example
-from videoseg.ui.live import OUTPUT_NAMES, SKIP, STAGE_HEADERS, LiveView, empty_outputs
+from videoseg.ui.live import OUTPUT_NAMES, SKIP, STAGE_HEADERS, STAGES, LiveView, empty_outputs
 from videoseg.ui.session import SessionStore, UploadCaps, hide_paths
 
 
 @dataclass
 class AppContext:
     """What every tab needs: the session store, the upload caps and the bundled examples; and the
-    sessions' Stop requests (session -> monotonic time of the last click)."""
+    sessions' Stop requests (session -> what was stopped ("run", "replay") -> monotonic time of the
+    last click), so that the Replay's Stop does not end a run of the Run tab and vice versa."""
 
     store: SessionStore
     caps: UploadCaps
     examples: list[Example]
-    stops: dict[str, float] = field(default_factory=dict)
+    stops: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def request_stop(self, session: str | None) -> None:
-        self.stops[session or ""] = time.monotonic()
+    def request_stop(self, session: str | None, what: str = "run") -> None:
+        self.stops.setdefault(session or "", {})[what] = time.monotonic()
 
-    def stop_requested(self, session: str | None, since: float) -> bool:
-        """Whether Stop was pressed in ``session`` after ``since`` (a run's monotonic start time)."""
-        return self.stops.get(session or "", float("-inf")) >= since
+    def stop_requested(self, session: str | None, since: float, what: str = "run") -> bool:
+        """Whether Stop was pressed for ``what`` in ``session`` after ``since`` (its monotonic start)."""
+        return self.stops.get(session or "", {}).get(what, float("-inf")) >= since
+
+    def end_session(self, session: str | None) -> None:
+        """Forget a session whose browser tab closed: its files and its Stop requests."""
+        self.store.drop(session)
+        self.stops.pop(session or "", None)
 
 
 def session_hash(request: gr.Request | None) -> str | None:
@@ -198,6 +205,89 @@ def clear_values() -> dict[str, Any]:
     return empty_outputs()
 
 
+def until_stopped(
+    events: Iterable[ev.Event], stopped: Callable[[], bool], cancel: threading.Event, view: LiveView
+) -> Iterator[ev.Event]:
+    """``events`` until Stop (``stopped()`` turns true): then ``cancel`` is set and the stream ends
+    with the pipeline's own "cancelled" error.
+
+    A run (or a replay) ends itself (status, stage table and trace say "cancelled") rather than being
+    killed by Gradio's ``cancels``, which would leave its last "⏳ Running" update on screen. The
+    check runs around every event, so real-model runs (whose pipeline cannot see ``cancel`` from a
+    GPU worker) and paced replays stop at their next event too; an event that arrives after Stop is
+    not shown."""
+    from videoseg.pipeline import CANCELLED
+
+    def cancelled() -> ev.RunError | None:
+        if not stopped() or view.finished:
+            return None
+        cancel.set()
+        # stopped before any stage began: it is the sampler (stage 1) that did not run
+        return ev.RunError(for_stage=view.stage if view.stage in STAGES else STAGES[0], message=CANCELLED)
+
+    iterator = iter(events)
+    try:
+        for event in iterator:
+            error = cancelled()
+            if error is None:
+                yield event
+                error = cancelled()  # Stop pressed while the event was shown (or paced)
+            if error is not None:
+                yield error
+                return
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
+def stopped_message(what: str = "run", button: str = "Run") -> str:
+    return (
+        f"### ⏹ Cancelled\n\nYou stopped this {what}; what it had shown so far stays below. "
+        f"Press {button} to start it again."
+    )
+
+
+def stop_values(
+    status: str | None, stages: Any, what: str = "run", button: str = "Run"
+) -> tuple[Any, Any, Any]:
+    """(status, progress, stage table) at once after Stop, before the run's own "cancelled" update
+    (a model step can take a while): a run in progress is marked stopped, its running stage too; a
+    finished run, an error message or an empty page are left as they are."""
+    if not status or "⏳" not in status.split("\n", 1)[0]:
+        return gr.skip(), gr.skip(), gr.skip()
+    progress = {"stage": "stopped", "status": "cancelled", "error": None, "stages_seen": []}
+    table = stages.replace("running", "stopped") if hasattr(stages, "replace") else gr.skip()
+    return stopped_message(what, button), progress, table
+
+
+def wire_stop(
+    ctx: AppContext,
+    button: gr.Button,
+    view: dict[str, gr.components.Component],
+    what: str = "run",
+    again: str = "Run",
+) -> None:
+    """Make ``button`` stop this session's ``what`` (see :func:`until_stopped`) and mark the view
+    stopped at once.
+
+    No Gradio ``cancels``: killing the generator would leave its last "⏳ Running" update on screen
+    (or one computed just before the kill arriving after this click's status). The stream sees the
+    request after its next event and ends itself as cancelled; this click answers at once."""
+
+    def stop(status_value: str, stages_value: Any, request: gr.Request) -> tuple[Any, Any, Any]:
+        ctx.request_stop(session_hash(request), what)
+        return stop_values(status_value, stages_value, what, again)
+
+    button.click(
+        stop,
+        inputs=[view["status"], view["stages"]],
+        outputs=[view["status"], view["progress"], view["stages"]],
+        api_visibility="private",
+        concurrency_limit=None,  # never waits behind runs; queue=False would flag the outputs "Error"
+    )
+
+
 def file_path(value: Any) -> str | None:
     """A path from a Gradio file value (str, dict with "path", or an object with ``.name``)."""
     if value is None:
@@ -218,5 +308,9 @@ __all__ = [
     "message_outputs",
     "ordered",
     "session_hash",
+    "stop_values",
+    "stopped_message",
     "to_updates",
+    "until_stopped",
+    "wire_stop",
 ]

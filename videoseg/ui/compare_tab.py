@@ -22,6 +22,8 @@ from videoseg.ui.runner import check_preset, check_query, pipeline_events, prese
 from videoseg.ui.session import UploadError, hide_paths
 from videoseg.viz.curves import jf_curves_figure, per_frame_scores, summarise
 
+# Compare has no examples of its own; it can take the Run tab's video (see build_compare_tab).
+MISSING_VIDEO = "upload one, or press “Use the Run tab's video and query”"
 SIDE_OUTPUTS = ("timeline", "keyframe_image", "video")
 SUMMARY_HEADERS = ["preset", "J", "F", "J&F", "target frame", "target frame in GT", "seconds"]
 
@@ -45,7 +47,7 @@ def compare_stream(
         path = file_path(video)
         query = check_query(query)
         names = [check_preset(preset_a), check_preset(preset_b)]
-        opened = ctx.caps.open(path)
+        opened = ctx.caps.open(path, MISSING_VIDEO)
     except UploadError as exc:
         gr.Warning(str(exc))
         yield message(f"### ❌ {exc}")

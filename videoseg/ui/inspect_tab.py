@@ -9,6 +9,8 @@ that most likely failed (:mod:`videoseg.ui.analysis`).
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ from videoseg.ui.common import (
     ordered,
     session_hash,
     to_updates,
+    until_stopped,
+    wire_stop,
 )
 from videoseg.ui.examples import EXAMPLES_DIR, TRACES_DIR
 from videoseg.ui.live import LiveView, empty_outputs
@@ -39,8 +43,14 @@ from videoseg.viz.overlay import overlay_masks
 RANK_HEADERS = ["rank", "video", "expression", "J&F", "J", "F", "target frame", "stage at fault", "why"]
 
 
+def _bundled_traces() -> list[Path]:
+    return sorted(TRACES_DIR.glob("*.jsonl")) if TRACES_DIR.is_dir() else []
+
+
 def _load_trace(ctx: AppContext, trace: Any) -> list[ev.Event]:
-    path = ctx.caps.check_file(file_path(trace), "trace", max_mb=ctx.caps.max_zip_mb)
+    # the Replay tab lists the bundled traces to pick from only when there are some
+    missing = "upload one or pick a recorded trace below" if _bundled_traces() else "upload one"
+    path = ctx.caps.check_file(file_path(trace), "trace", max_mb=ctx.caps.max_zip_mb, missing=missing)
     try:
         events = list(read_trace(path))
     except TraceError as exc:
@@ -84,7 +94,9 @@ def replay_stream(
     """Run-view output values for a replayed trace (message-only values for bad input).
 
     ``pace``: reasoning tokens per second to show (0: as fast as possible), so a recorded run can be
-    presented step by step."""
+    presented step by step. The tab's Stop (:func:`~videoseg.ui.common.wire_stop`, for "replay")
+    ends it as cancelled at its next event, as the Run tab's Stop ends a run."""
+    started = time.monotonic()  # a Stop pressed after this stops this replay
     session = session_hash(request)
     try:
         events = _load_trace(ctx, trace)
@@ -118,7 +130,11 @@ def replay_stream(
         first["status"] = f"### ⏳ Replaying {len(events)} recorded events…"
         first["progress"] = {"stage": "run", "status": "replaying", "stages_seen": []}
         yield first
-        yield from drive(view, events, pace=float(pace or 0.0))
+        # a replay has no pipeline to cancel: the threading.Event only satisfies the shared loop
+        watched = until_stopped(
+            events, lambda: ctx.stop_requested(session, started, "replay"), threading.Event(), view
+        )
+        yield from drive(view, watched, pace=float(pace or 0.0))
     finally:
         if opened is not None:
             opened.close()
@@ -197,19 +213,22 @@ def inspect_run(
     """([status, ranking rows, selector update, diagnosis, curves, worst gallery], case records)."""
     skip = gr.skip()
     session = session_hash(request)
+    unreadable: list[str] = []  # what is wrong with the expressions.json files
     try:
         out_dir = ctx.store.new_run_dir(session, "inspect")
         if archive is not None:
             root = ctx.caps.extract_zip(file_path(archive), out_dir / "data", "predictions zip")
-            cases = collect_cases(root)
+            cases = collect_cases(root, problems=unreadable)
             source = "the uploaded zip"
         else:
             cases = []
             for ex in ctx.examples:
-                cases += collect_cases(
-                    ex.directory, sorted(TRACES_DIR.glob("*.jsonl")) if TRACES_DIR.is_dir() else []
-                )
+                cases += collect_cases(ex.directory, _bundled_traces(), problems=unreadable)
             source = "the bundled examples and their recorded traces"
+        if not cases and unreadable:
+            raise UploadError(
+                f"No expression could be used from {source}: " + "; ".join(unreadable[:3]) + "."
+            )
         if not cases:
             raise UploadError(
                 f"No expression with both ground truth and a prediction was found in {source}. Expected: a folder "
@@ -219,7 +238,7 @@ def inspect_run(
     except UploadError as exc:
         gr.Warning(str(exc))
         return [f"### ❌ {exc}", skip, skip, skip, skip, skip], []
-    results, problems = [], []
+    results, problems = [], list(unreadable)
     for case in cases:
         try:
             results.append(analyse(case))
@@ -306,9 +325,11 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
                     label="Presentation pace (reasoning tokens/s; 0 = as recorded data arrives)",
                     info="Slows the display only, so a class can follow each stage.",
                 )
-                replay_btn = gr.Button("Replay", variant="primary", elem_id="replay-button")
+                with gr.Row():
+                    replay_btn = gr.Button("Replay", variant="primary", elem_id="replay-button")
+                    stop_btn = gr.Button("Stop", variant="stop", elem_id="replay-stop")
                 last_btn = gr.Button("Replay my last run")
-        bundled = sorted(TRACES_DIR.glob("*.jsonl")) if TRACES_DIR.is_dir() else []
+        bundled = _bundled_traces()
         if bundled:
             gr.Examples(
                 examples=[[str(p)] for p in bundled],
@@ -317,6 +338,7 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
                 cache_examples=False,
             )
         view = build_run_view()
+    wire_stop(ctx, stop_btn, view, "replay", "Replay")
 
     def replay(
         trace_value: Any, video_value: Any, pace_value: float, request: gr.Request
@@ -385,7 +407,14 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
         outputs=[details, curves, worst],
         api_visibility="private",
     )
-    return {"trace": trace, "video": video, "view": view, "archive": archive, "ranking": ranking}
+    return {
+        "trace": trace,
+        "video": video,
+        "view": view,
+        "stop": stop_btn,
+        "archive": archive,
+        "ranking": ranking,
+    }
 
 
 __all__ = ["build_inspect_tab", "case_details", "inspect_run", "replay_stream"]

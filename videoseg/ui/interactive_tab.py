@@ -20,12 +20,14 @@ import numpy as np
 from videoseg.cues import TargetCues
 from videoseg.ui.common import AppContext, drive, file_path, session_hash
 from videoseg.ui.live import SKIP, LiveView
-from videoseg.ui.runner import check_preset, pipeline_events, preset_choices
+from videoseg.ui.runner import check_preset, check_query, pipeline_events, preset_choices
 from videoseg.ui.session import UploadError
 from videoseg.viz.overlay import cues_legend_html, draw_cues, overlay_masks
 
 MODES = ("positive point", "negative point", "box (2 clicks)")
 MAX_TARGETS = 8  # targets one can click (the "Target number" field's range)
+# Interactive has no examples of its own; it can take the Run tab's video (see build_interactive_tab).
+MISSING_VIDEO = "upload one, or press “Use the Run tab's video”"
 STREAM_OUTPUTS = ("status", "keyframe_image", "strip", "video", "downloads")
 
 
@@ -95,7 +97,7 @@ def _dump(cues: list[TargetCues]) -> str:
 
 
 def _frame(ctx: AppContext, video: Any, frame_idx: int) -> tuple[np.ndarray, int]:
-    with ctx.caps.open(file_path(video)) as v:
+    with ctx.caps.open(file_path(video), MISSING_VIDEO) as v:
         idx = min(max(int(frame_idx or 0), 0), len(v) - 1)
         return v.frames([idx])[0], idx
 
@@ -131,9 +133,9 @@ def load_video(
     """(frame slider update, first frame image, cues, status, pending corner) for a new video."""
     if file_path(video) is None:
         # the video was cleared: drop its frame so that no click lands on a picture of nothing
-        return gr.skip(), None, gr.skip(), "No video: upload one, or use the Run tab's video.", None
+        return gr.skip(), None, gr.skip(), f"No video: {MISSING_VIDEO}.", None
     try:
-        meta = ctx.caps.check_video(file_path(video))
+        meta = ctx.caps.check_video(file_path(video), MISSING_VIDEO)
     except UploadError as exc:
         return gr.skip(), gr.skip(), gr.skip(), f"❌ {exc}", None
     n = int(meta["num_frames"])
@@ -194,9 +196,11 @@ def repropagate_stream(
     """Streams [status, keyframe image, propagation strip, overlay video, downloads]."""
     skip = gr.skip()
     try:
+        # the query is only recorded in the trace, but it is checked like every tab's, before any work
+        query = check_query(query, required=False)
         preset_name = check_preset(preset_name)
         path = file_path(video)
-        opened = ctx.caps.open(path)
+        opened = ctx.caps.open(path, MISSING_VIDEO)
     except UploadError as exc:
         gr.Warning(str(exc))
         yield [f"❌ {exc}", skip, skip, skip, skip]
@@ -213,7 +217,7 @@ def repropagate_stream(
             return
         view = LiveView(ctx.store.new_run_dir(session_hash(request), "interactive"), opened)
         overrides = {"vlm": "manual", "manual_cues": [c.to_dict() for c in cues], "rate_difficulty": False}
-        text = (query or "").strip() or "(manual cues)"
+        text = query or "(manual cues)"
         for values in drive(
             view, pipeline_events(str(path), text, preset_name, overrides, len(opened), opened=opened)
         ):

@@ -16,7 +16,6 @@ from typing import Any
 
 import gradio as gr
 
-from videoseg import events as ev
 from videoseg.ui.common import (
     AppContext,
     build_run_view,
@@ -25,10 +24,13 @@ from videoseg.ui.common import (
     message_outputs,
     ordered,
     session_hash,
+    stop_values,
     to_updates,
+    until_stopped,
+    wire_stop,
 )
 from videoseg.ui.examples import example_rows, ground_truth_for
-from videoseg.ui.live import STAGES, LiveView, empty_outputs
+from videoseg.ui.live import LiveView, empty_outputs
 from videoseg.ui.runner import (
     check_preset,
     check_query,
@@ -38,6 +40,11 @@ from videoseg.ui.runner import (
     preset_requirements,
 )
 from videoseg.ui.session import UploadError
+
+
+def missing_video_hint(ctx: AppContext) -> str:
+    """What to do without a video in the Run tab: only offer examples when there are some to pick."""
+    return "upload one or pick an example below" if example_rows(ctx.examples) else "upload one"
 
 
 def run_stream(
@@ -59,7 +66,7 @@ def run_stream(
         path = file_path(video)
         query = check_query(query)
         preset_name = check_preset(preset_name)
-        opened = ctx.caps.open(path)
+        opened = ctx.caps.open(path, missing_video_hint(ctx))
     except UploadError as exc:
         gr.Warning(str(exc))
         yield message_outputs(str(exc)), None
@@ -89,7 +96,7 @@ def run_stream(
         session = session_hash(request)
         try:
             shown_pace = float(pace or 0.0) if not preset_requirements(preset_name) else 0.0
-            watched = _until_stopped(events, lambda: ctx.stop_requested(session, started), cancel, view)
+            watched = until_stopped(events, lambda: ctx.stop_requested(session, started, "run"), cancel, view)
             for values in drive(view, watched, pace=shown_pace):
                 progress = values.get("progress")
                 if (
@@ -103,56 +110,6 @@ def run_stream(
             cancel.set()
     finally:
         opened.close()
-
-
-def _until_stopped(
-    events: Iterator[ev.Event], stopped: Any, cancel: threading.Event, view: LiveView
-) -> Iterator[ev.Event]:
-    """``events`` until the session's Stop: then the pipeline's own cancel event ends the stream.
-
-    The run ends itself (status, stage table and trace say "cancelled") rather than being killed by
-    Gradio's ``cancels``, which would leave its last "⏳ Running" update on screen. The check runs
-    around every event, so real-model runs (whose pipeline cannot see ``cancel`` from a GPU worker)
-    stop at their next event too; an event that arrives after Stop is not shown."""
-    from videoseg.pipeline import CANCELLED
-
-    def cancelled() -> ev.RunError | None:
-        if not stopped() or view.finished:
-            return None
-        cancel.set()
-        # stopped before any stage began: it is the sampler (stage 1) that did not run
-        return ev.RunError(for_stage=view.stage if view.stage in STAGES else STAGES[0], message=CANCELLED)
-
-    try:
-        for event in events:
-            error = cancelled()
-            if error is None:
-                yield event
-                error = cancelled()  # Stop pressed while the event was shown (or paced)
-            if error is not None:
-                yield error
-                return
-    finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()
-
-
-STOPPED = (
-    "### ⏹ Cancelled\n\nYou stopped this run; what it had shown so far stays below. "
-    "Press Run to start it again."
-)
-
-
-def stop_values(status: str | None, stages: Any) -> tuple[Any, Any, Any]:
-    """(status, progress, stage table) at once after Stop, before the run's own "cancelled" update
-    (a model step can take a while): a run in progress is marked stopped, its running stage too; a
-    finished run, an error message or an empty page are left as they are."""
-    if not status or "⏳" not in status.split("\n", 1)[0]:
-        return gr.skip(), gr.skip(), gr.skip()
-    progress = {"stage": "stopped", "status": "cancelled", "error": None, "stages_seen": []}
-    table = stages.replace("running", "stopped") if hasattr(stages, "replace") else gr.skip()
-    return STOPPED, progress, table
 
 
 def cache_examples_lazily() -> bool:
@@ -223,20 +180,7 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
         run_paced, inputs=[video, query, preset, pace], outputs=outputs, api_visibility="private", **options
     )
 
-    # No Gradio ``cancels``: killing the generator would leave its last "⏳ Running" update on screen
-    # (or one computed just before the kill arriving after this click's status). The run sees the
-    # request after its next event and ends itself as cancelled; this click answers at once.
-    def stop(status_value: str, stages_value: Any, request: gr.Request) -> tuple[Any, Any, Any]:
-        ctx.request_stop(session_hash(request))
-        return stop_values(status_value, stages_value)
-
-    stop_btn.click(
-        stop,
-        inputs=[view["status"], view["stages"]],
-        outputs=[view["status"], view["progress"], view["stages"]],
-        api_visibility="private",
-        concurrency_limit=None,  # never waits behind runs; queue=False would flag the outputs "Error"
-    )
+    wire_stop(ctx, stop_btn, view, "run", "Run")
 
     def run_example(
         video_value: Any, query_value: str, preset_value: str, request: gr.Request

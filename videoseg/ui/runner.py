@@ -21,6 +21,7 @@ import spaces
 
 from videoseg.config import PRESETS, PipelineConfig, preset
 from videoseg.events import Event
+from videoseg.pipeline import MAX_QUERY_CHARS
 from videoseg.stages import VideoSource
 
 # Approximate download sizes (GB) of the checkpoints the presets name, for the "what would it
@@ -193,16 +194,26 @@ def pipeline_events(
     return _gpu_pipeline_events(video_path, query, preset_name, overrides, num_frames)
 
 
-def check_query(query: str | None) -> str:
+def check_query(query: str | None, required: bool = True) -> str:
+    """The query, stripped, checked before any work starts (every tab that takes one calls this).
+
+    The cap is the pipeline's own (:data:`videoseg.pipeline.MAX_QUERY_CHARS`), so the explorer never
+    accepts a query that the run would then refuse. ``required=False``: an empty query is allowed
+    (the Interactive tab only records it in the trace) and gives ``""``."""
     from videoseg.ui.session import UploadError
 
+    if query is not None and not isinstance(query, str):
+        raise UploadError(f"The query must be text, not {type(query).__name__}.")
     text = (query or "").strip()
-    if not text:
+    if not text and required:
         raise UploadError(
             "The query is empty: describe the object to segment, e.g. “the red square that turns left”."
         )
-    if len(text) > 1000:
-        raise UploadError(f"The query is {len(text)} characters long; keep it under 1000.")
+    if len(text) > MAX_QUERY_CHARS:
+        raise UploadError(
+            f"The query is {len(text)} characters long; at most {MAX_QUERY_CHARS} are allowed "
+            "(describe the object in a sentence or two)."
+        )
     return text
 
 

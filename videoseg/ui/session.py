@@ -70,10 +70,19 @@ class UploadCaps:
             f"and {self.max_side} px on the longer side"
         )
 
-    def check_file(self, path: str | Path | None, what: str = "video", max_mb: float | None = None) -> Path:
-        """The path of an existing, non-empty file within the size cap, else :class:`UploadError`."""
+    def check_file(
+        self,
+        path: str | Path | None,
+        what: str = "video",
+        max_mb: float | None = None,
+        missing: str = "upload one",
+    ) -> Path:
+        """The path of an existing, non-empty file within the size cap, else :class:`UploadError`.
+
+        ``missing``: what the visitor can do when no file was given, which differs per tab (only
+        the Run tab has examples to pick)."""
         if path is None or (isinstance(path, str) and not path.strip()):
-            raise UploadError(f"No {what} given: upload one or pick an example.")
+            raise UploadError(f"No {what} given: {missing}.")
         p = Path(path)
         if not p.is_file():
             raise UploadError(f"The {what} file {p.name!r} was not found on the server; upload it again.")
@@ -87,13 +96,13 @@ class UploadCaps:
             )
         return p
 
-    def open(self, path: str | Path | None) -> Video:
+    def open(self, path: str | Path | None, missing: str = "upload one") -> Video:
         """Open an uploaded video within the caps (the caller closes it).
 
         Raises :class:`UploadError` with the video module's own explanation (not a video, corrupt,
-        unsupported codec, too long / too large).
+        unsupported codec, too long / too large); ``missing`` as in :meth:`check_file`.
         """
-        p = self.check_file(path, "video")
+        p = self.check_file(path, "video", missing=missing)
         try:
             return open_video(p, caps=self.video_caps())
         except VideoError as exc:
@@ -102,9 +111,9 @@ class UploadCaps:
                 f"This video cannot be used: {reason}. Limits here: {self.describe()}."
             ) from exc
 
-    def check_video(self, path: str | Path | None) -> dict[str, float]:
+    def check_video(self, path: str | Path | None, missing: str = "upload one") -> dict[str, float]:
         """Open the video once to check it; returns its metadata (see :meth:`open`)."""
-        with self.open(path) as video:
+        with self.open(path, missing) as video:
             width, height = video.size
             return {
                 "num_frames": len(video),
