@@ -109,6 +109,7 @@ def test_stop_ends_the_run_as_cancelled_and_the_next_run_works(ctx: AppContext) 
     out = _final(updates)
     assert after_stop <= 2, after_stop  # it stops at its next event, not at the end of the run
     assert out["status"].startswith("### ⏹ Cancelled") and "⏳" not in out["status"], out["status"]
+    assert "press Run to start it again" in out["status"], out["status"]
     assert out["progress"]["status"] == "cancelled"
     statuses = [row[2] for row in out["stages"]]
     assert "running" not in statuses and "stopped" in statuses, statuses
@@ -443,6 +444,7 @@ def test_stop_ends_a_replay_as_cancelled(ctx: AppContext) -> None:
     out, after_stop = _paced_replay(ctx, 3, "replay")
     assert after_stop <= 2, after_stop  # at its next event, not at the end of the trace
     assert out["status"].startswith("### ⏹ Cancelled") and "⏳" not in out["status"], out["status"]
+    assert "press Replay to start it again" in out["status"], out["status"]
     assert out["progress"]["status"] == "cancelled"
     statuses = [row[2] for row in out["stages"]]
     assert "running" not in statuses and "stopped" in statuses, statuses
@@ -572,3 +574,164 @@ def test_a_closed_session_forgets_its_files_and_stops(tmp_path: Path) -> None:
     demo.fns[unload[0]["id"]].fn(request)  # what Gradio calls when the browser tab closes
     assert set(ctx.stops) == {"stays"} and set(ctx.stops["stays"]) == {"run", "replay"}
     assert not (ctx.store.root / "s-gone").exists() and (ctx.store.root / "s-stays").is_dir()
+
+
+# ------------------------------------------------------------------------------ Stop in Compare / Interactive
+
+COMPARED = ("shapes", "shapes-first-frame")
+
+
+def _compare(ctx: AppContext, stop_at: Any = None, kind: str = "comparison") -> tuple[list[list[Any]], int]:
+    """A comparison's updates, with ``kind``'s Stop pressed after the first update ``stop_at(status)``
+    accepts; also how many updates came after that Stop."""
+    from videoseg.ui.compare_tab import compare_stream
+
+    example = ctx.examples[0]
+    ctx.request_stop(None, kind)  # a Stop pressed before the comparison started does not stop it
+    updates: list[list[Any]] = []
+    pressed, after_stop = False, 0
+    for values in compare_stream(ctx, str(example.video), example.expressions[0]["text"], *COMPARED):
+        updates.append(values)
+        if pressed:
+            after_stop += 1
+        elif stop_at is not None and stop_at(values[0]):
+            ctx.request_stop(None, kind)  # what the Compare tab's Stop button does for this session
+            pressed = True
+    assert stop_at is None or pressed
+    return updates, after_stop
+
+
+def _run_trace(ctx: AppContext, prefix: str) -> list[Any]:
+    from videoseg.trace import read_trace
+
+    (folder,) = ctx.store.root.glob(f"s-*/{prefix}-*")
+    return list(read_trace(folder / "trace.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("stop_at", "sides", "traces"),
+    [
+        # Stop while A runs: A ends cancelled, B never starts
+        (lambda s: "A `shapes`: sampler" in s, "A `shapes`: stopped in the", ["compare0"]),
+        # Stop after A's last update: B does not start
+        (lambda s: "A `shapes`: done · B `shapes-first-frame`: waiting" in s, "A `shapes`: done", []),
+        # Stop while B runs: A's result stays, B ends cancelled
+        (
+            lambda s: "B `shapes-first-frame`: sampler" in s,
+            "B `shapes-first-frame`: stopped in",
+            ["compare1"],
+        ),
+    ],
+)
+def test_stop_ends_a_comparison_as_cancelled_and_the_next_one_works(
+    ctx: AppContext, stop_at: Any, sides: str, traces: list[str]
+) -> None:
+    from videoseg.pipeline import CANCELLED
+
+    updates, after_stop = _compare(ctx, stop_at)
+    assert after_stop <= 2, after_stop  # at its next event, not at the end of both runs
+    status = updates[-1][0]
+    assert status.startswith("### ⏹ Cancelled") and "⏳" not in status, status
+    assert "You stopped this comparison" in status and "Press Compare to start it again" in status
+    assert sides in status, status
+    if "compare1" not in traces:
+        assert "B `shapes-first-frame`: not started" in status, status
+        assert not list(ctx.store.root.glob("s-*/compare1-*"))
+    for prefix in traces:  # the stopped run's trace is complete and says how it ended
+        events = _run_trace(ctx, prefix)
+        assert events[-1].type == "error" and events[-1].message == CANCELLED
+    # the curves and the summary of an earlier comparison are left as they are (never replaced)
+    assert all(isinstance(v, dict) and v.get("__type__") == "update" for u in updates for v in u[7:])
+
+    again, _ = _compare(ctx)
+    assert again[-1][0].startswith("### ✅ Compared"), again[-1][0]
+    assert isinstance(again[-1][8], list) and len(again[-1][8]) == 2  # both presets summarised
+
+
+def _repropagate(ctx: AppContext, stop_after: int, kind: str) -> tuple[list[list[Any]], int]:
+    from videoseg.ui.interactive_tab import repropagate_stream
+
+    cues = json.dumps([{"obj_id": 1, "box": [10, 10, 60, 60]}])
+    updates, after_stop = [], 0
+    ctx.request_stop(None, kind)  # a Stop pressed before it started does not stop it
+    for values in repropagate_stream(ctx, str(ctx.examples[0].video), "fix", 0, cues, "shapes"):
+        updates.append(values)
+        if len(updates) == stop_after:
+            ctx.request_stop(None, kind)  # what the Interactive tab's Stop button does
+        elif len(updates) > stop_after:
+            after_stop += 1
+    return updates, after_stop
+
+
+def test_stop_ends_a_repropagation_as_cancelled_and_the_next_one_works(ctx: AppContext) -> None:
+    from videoseg.pipeline import CANCELLED
+
+    updates, after_stop = _repropagate(ctx, 3, "re-propagation")
+    assert after_stop <= 2, after_stop
+    status = updates[-1][0]
+    assert status.startswith("### ⏹ Cancelled") and "⏳" not in status, status
+    assert "press Re-propagate to start it again" in status, status
+    events = _run_trace(ctx, "interactive")
+    assert events[-1].type == "error" and events[-1].message == CANCELLED
+
+    again, _ = _repropagate(ctx, 10**6, "re-propagation")
+    assert again[-1][0].startswith("### ✅ Done"), again[-1][0]
+
+
+@pytest.mark.parametrize("kind", ["run", "replay", "re-propagation"])
+def test_another_tabs_stop_does_not_end_a_comparison(ctx: AppContext, kind: str) -> None:
+    updates, _ = _compare(ctx, lambda s: "A `shapes`: sampler" in s, kind)
+    assert updates[-1][0].startswith("### ✅ Compared"), updates[-1][0]
+
+
+@pytest.mark.parametrize("kind", ["run", "replay", "comparison"])
+def test_another_tabs_stop_does_not_end_a_repropagation(ctx: AppContext, kind: str) -> None:
+    updates, _ = _repropagate(ctx, 3, kind)
+    assert updates[-1][0].startswith("### ✅ Done"), updates[-1][0]
+
+
+@pytest.mark.parametrize(
+    ("tab", "kind", "running", "message"),
+    [
+        (
+            "compare_tab",
+            "comparison",
+            "### ⏳ A `shapes`: done · B `shapes-first-frame`: reasoner",
+            "You stopped this comparison; what it had shown so far stays below. Press Compare",
+        ),
+        (
+            "interactive_tab",
+            "re-propagation",
+            "### ⏳ Running: stage 3b: propagating the mask\n\nPropagation: 3 / 64 frames",
+            "You stopped this re-propagation; what it had shown so far stays below. Press Re-propagate",
+        ),
+    ],
+)
+def test_compare_and_interactive_stop_buttons_are_wired_like_the_runs(
+    tmp_path: Path, tab: str, kind: str, running: str, message: str
+) -> None:
+    from videoseg.ui.app import build_demo
+
+    demo = build_demo(store=SessionStore(tmp_path / "store"))
+    widgets = getattr(demo, tab)
+    deps = [
+        d
+        for d in demo.config["dependencies"]
+        if [widgets["stop"]._id, "click"] in [list(t) for t in d["targets"]]
+    ]
+    assert len(deps) == 1 and not deps[0]["cancels"] and deps[0]["queue"], deps
+    assert deps[0]["outputs"] == [widgets["status"]._id]  # only this tab's status
+    fn = demo.fns[deps[0]["id"]].fn
+    request = type("Request", (), {"session_hash": "visitor"})()
+    status = fn(running, request)
+    assert status.startswith("### ⏹ Cancelled") and message in status, status
+    done = fn("### ✅ Compared", request)  # a finished one stays as it is
+    assert isinstance(done, dict) and done.get("__type__") == "update"
+    assert demo.ctx.stop_requested("visitor", 0.0, kind)
+    assert not any(demo.ctx.stop_requested("visitor", 0.0, k) for k in {"run", "replay"} - {kind})
+    # the tab's own action still shows its work in that same status
+    action = widgets["compare" if tab == "compare_tab" else "repropagate"]
+    assert any(
+        [action._id, "click"] in [list(t) for t in d["targets"]] and widgets["status"]._id in d["outputs"]
+        for d in demo.config["dependencies"]
+    )

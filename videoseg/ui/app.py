@@ -54,11 +54,11 @@ def build_demo(store: SessionStore | None = None, caps: UploadCaps | None = None
             with gr.Tab("Run", id="run"):
                 run = build_run_tab(ctx)
             with gr.Tab("Compare", id="compare"):
-                build_compare_tab(ctx, run)
+                compare = build_compare_tab(ctx, run)
             with gr.Tab("Inspect", id="inspect"):
                 inspect = build_inspect_tab(ctx, run["last_run"])
             with gr.Tab("Interactive", id="interactive"):
-                build_interactive_tab(ctx, run)
+                interactive = build_interactive_tab(ctx, run)
             with gr.Tab("About", id="about"):
                 build_about_tab(caps)
 
@@ -69,7 +69,9 @@ def build_demo(store: SessionStore | None = None, caps: UploadCaps | None = None
     demo.css = (demo.css or "") + CSS
     demo.ctx = ctx  # type: ignore[attr-defined]  # for tests and benchmarks
     demo.run_tab = run  # type: ignore[attr-defined]
+    demo.compare_tab = compare  # type: ignore[attr-defined]
     demo.inspect_tab = inspect  # type: ignore[attr-defined]
+    demo.interactive_tab = interactive  # type: ignore[attr-defined]
     return demo
 
 

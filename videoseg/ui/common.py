@@ -25,8 +25,9 @@ from videoseg.ui.session import SessionStore, UploadCaps, hide_paths
 @dataclass
 class AppContext:
     """What every tab needs: the session store, the upload caps and the bundled examples; and the
-    sessions' Stop requests (session -> what was stopped ("run", "replay") -> monotonic time of the
-    last click), so that the Replay's Stop does not end a run of the Run tab and vice versa."""
+    sessions' Stop requests (session -> what was stopped ("run", "replay", "comparison",
+    "re-propagation") -> monotonic time of the last click), so that one tab's Stop does not end
+    another tab's work (the Replay's Stop does not end a run of the Run tab, and vice versa)."""
 
     store: SessionStore
     caps: UploadCaps
@@ -206,10 +207,15 @@ def clear_values() -> dict[str, Any]:
 
 
 def until_stopped(
-    events: Iterable[ev.Event], stopped: Callable[[], bool], cancel: threading.Event, view: LiveView
+    events: Iterable[ev.Event],
+    stopped: Callable[[], bool],
+    cancel: threading.Event,
+    view: LiveView,
+    note: str = "",
 ) -> Iterator[ev.Event]:
     """``events`` until Stop (``stopped()`` turns true): then ``cancel`` is set and the stream ends
-    with the pipeline's own "cancelled" error.
+    with the pipeline's own "cancelled" error, and ``note`` (see :func:`stopped_note`) is added to
+    the view's messages, so that its final status also says how to start again.
 
     A run (or a replay) ends itself (status, stage table and trace say "cancelled") rather than being
     killed by Gradio's ``cancels``, which would leave its last "⏳ Running" update on screen. The
@@ -222,6 +228,8 @@ def until_stopped(
         if not stopped() or view.finished:
             return None
         cancel.set()
+        if note:
+            view.messages.append(note)
         # stopped before any stage began: it is the sampler (stage 1) that did not run
         return ev.RunError(for_stage=view.stage if view.stage in STAGES else STAGES[0], message=CANCELLED)
 
@@ -248,6 +256,11 @@ def stopped_message(what: str = "run", button: str = "Run") -> str:
     )
 
 
+def stopped_note(what: str = "run", button: str = "Run") -> str:
+    """The line a stopped stream's own final status ends with (:func:`until_stopped`'s ``note``)."""
+    return f"You stopped this {what}; press {button} to start it again."
+
+
 def stop_values(
     status: str | None, stages: Any, what: str = "run", button: str = "Run"
 ) -> tuple[Any, Any, Any]:
@@ -271,6 +284,9 @@ def wire_stop(
     """Make ``button`` stop this session's ``what`` (see :func:`until_stopped`) and mark the view
     stopped at once.
 
+    ``view``: a run view (:func:`build_run_view`: status, progress and stage table are marked), or
+    only ``{"status": ...}`` for a tab that shows its work in one status (Compare, Interactive).
+
     No Gradio ``cancels``: killing the generator would leave its last "⏳ Running" update on screen
     (or one computed just before the kill arriving after this click's status). The stream sees the
     request after its next event and ends itself as cancelled; this click answers at once."""
@@ -279,10 +295,18 @@ def wire_stop(
         ctx.request_stop(session_hash(request), what)
         return stop_values(status_value, stages_value, what, again)
 
+    def stop_status(status_value: str, request: gr.Request) -> Any:
+        return stop(status_value, None, request)[0]
+
+    if "stages" in view:
+        handler, inputs = stop, [view["status"], view["stages"]]
+        outputs = [view["status"], view["progress"], view["stages"]]
+    else:
+        handler, inputs, outputs = stop_status, [view["status"]], [view["status"]]
     button.click(
-        stop,
-        inputs=[view["status"], view["stages"]],
-        outputs=[view["status"], view["progress"], view["stages"]],
+        handler,
+        inputs=inputs,
+        outputs=outputs,
         api_visibility="private",
         concurrency_limit=None,  # never waits behind runs; queue=False would flag the outputs "Error"
     )
@@ -310,6 +334,7 @@ __all__ = [
     "session_hash",
     "stop_values",
     "stopped_message",
+    "stopped_note",
     "to_updates",
     "until_stopped",
     "wire_stop",

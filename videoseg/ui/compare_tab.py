@@ -9,13 +9,23 @@ Table 5: full HTFS vs first frame; Table 6: all cues vs box only). Named API end
 from __future__ import annotations
 
 import html
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from videoseg.ui.common import AppContext, drive, file_path, session_hash
+from videoseg.ui.common import (
+    AppContext,
+    drive,
+    file_path,
+    session_hash,
+    stopped_message,
+    until_stopped,
+    wire_stop,
+)
 from videoseg.ui.examples import ground_truth_for, load_gt_zip
 from videoseg.ui.live import SKIP, LiveView
 from videoseg.ui.runner import check_preset, check_query, pipeline_events, preset_choices
@@ -37,7 +47,11 @@ def compare_stream(
     gt_zip: Any = None,
     request: gr.Request | None = None,
 ) -> Iterator[list[Any]]:
-    """Yields [status, a_timeline, a_keyframe, a_video, b_timeline, b_keyframe, b_video, curves, summary]."""
+    """Yields [status, a_timeline, a_keyframe, a_video, b_timeline, b_keyframe, b_video, curves, summary].
+
+    The tab's Stop (:func:`~videoseg.ui.common.wire_stop`, for "comparison") ends the preset that is
+    running as cancelled at its next event and skips the other; what both sides showed stays."""
+    started = time.monotonic()  # a Stop pressed after this stops this comparison
     skip = gr.skip()
 
     def message(text: str) -> list[Any]:
@@ -82,17 +96,34 @@ def compare_stream(
         sides: list[list[Any]] = [[skip] * 3, [skip] * 3]
         views: list[LiveView] = []
         status = ["waiting", "waiting"]
+
+        def stopped() -> bool:
+            return ctx.stop_requested(session, started, "comparison")
+
         for k, name in enumerate(names):
+            if stopped():
+                break  # stopped between the two runs: B does not start
             view = LiveView(ctx.store.new_run_dir(session, f"compare{k}"), opened, gt_present=present)
             views.append(view)
-            for values in drive(
-                view, pipeline_events(str(path), query, name, None, len(opened), opened=opened)
-            ):
-                sides[k] = [values[n] if values[n] is not SKIP else skip for n in SIDE_OUTPUTS]
-                status[k] = view.render_progress()["stage"]
-                head = f"### ⏳ A `{names[0]}`: {status[0]} · B `{names[1]}`: {status[1]}"
-                yield [head, *sides[0], *sides[1], skip, skip]
-                sides[k] = [skip] * 3
+            cancel = threading.Event()
+            events = pipeline_events(str(path), query, name, None, len(opened), cancel, opened=opened)
+            try:
+                for values in drive(view, until_stopped(events, stopped, cancel, view)):
+                    sides[k] = [values[n] if values[n] is not SKIP else skip for n in SIDE_OUTPUTS]
+                    status[k] = view.render_progress()["stage"]
+                    head = (
+                        stopped_status(names, views)
+                        if view.state.status == "cancelled"  # its last update: no "⏳" after Stop
+                        else f"### ⏳ A `{names[0]}`: {status[0]} · B `{names[1]}`: {status[1]}"
+                    )
+                    yield [head, *sides[0], *sides[1], skip, skip]
+                    sides[k] = [skip] * 3
+            finally:
+                cancel.set()
+        if len(views) < len(names) or any(v.state.status == "cancelled" for v in views):
+            # the curves and the summary need both runs: a stopped comparison leaves them as they are
+            yield [stopped_status(names, views), *[skip] * 8]
+            return
         rows, series, targets = [], {}, {}
         for name, view in zip(names, views):
             s = view.state
@@ -138,6 +169,21 @@ def compare_stream(
         opened.close()
 
 
+def stopped_status(names: list[str], views: list[LiveView]) -> str:
+    """The status of a stopped comparison: how far each preset got, and how to start again."""
+    sides = []
+    for label, name, k in zip("AB", names, range(len(names))):
+        state = views[k].state if k < len(views) else None
+        if state is None:
+            where = "not started"
+        elif state.status == "cancelled":
+            where = f"stopped in the {next(e.for_stage for e in state.errors if e.fatal)} stage"
+        else:  # it ended before the Stop
+            where = {"finished": "done", "error": "failed"}.get(state.status, state.status)
+        sides.append(f"{label} `{name}`: {where}")
+    return f"{stopped_message('comparison', 'Compare')}\n\n{' · '.join(sides)}"
+
+
 def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     gr.Markdown(
         "Run the same video and query under two presets, e.g. `shapes` (full HTFS) vs "
@@ -161,6 +207,7 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
             with gr.Row():
                 copy_btn = gr.Button("Use the Run tab's video and query", size="sm")
                 go = gr.Button("Compare", variant="primary", elem_id="compare-button")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="compare-stop")
     status = gr.Markdown("")
     with gr.Row(equal_height=False):
         with gr.Column():
@@ -190,6 +237,7 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
         concurrency_limit=1,
         show_progress="minimal",
     )
+    wire_stop(ctx, stop_btn, {"status": status}, "comparison", "Compare")
     if run_inputs is not None:
         copy_btn.click(
             lambda v, q: (v, q),
@@ -203,8 +251,11 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
         "preset_a": preset_a,
         "preset_b": preset_b,
         "gt_zip": gt_zip,
+        "compare": go,
+        "stop": stop_btn,
+        "status": status,
         "outputs": outputs,
     }
 
 
-__all__ = ["build_compare_tab", "compare_stream"]
+__all__ = ["build_compare_tab", "compare_stream", "stopped_status"]

@@ -30,6 +30,7 @@ from videoseg.ui.common import (
     message_outputs,
     ordered,
     session_hash,
+    stopped_note,
     to_updates,
     until_stopped,
     wire_stop,
@@ -132,7 +133,11 @@ def replay_stream(
         yield first
         # a replay has no pipeline to cancel: the threading.Event only satisfies the shared loop
         watched = until_stopped(
-            events, lambda: ctx.stop_requested(session, started, "replay"), threading.Event(), view
+            events,
+            lambda: ctx.stop_requested(session, started, "replay"),
+            threading.Event(),
+            view,
+            stopped_note("replay", "Replay"),
         )
         yield from drive(view, watched, pace=float(pace or 0.0))
     finally:

@@ -10,6 +10,8 @@ view, downloads and trace as any run).
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +20,15 @@ import gradio as gr
 import numpy as np
 
 from videoseg.cues import TargetCues
-from videoseg.ui.common import AppContext, drive, file_path, session_hash
+from videoseg.ui.common import (
+    AppContext,
+    drive,
+    file_path,
+    session_hash,
+    stopped_note,
+    until_stopped,
+    wire_stop,
+)
 from videoseg.ui.live import SKIP, LiveView
 from videoseg.ui.runner import check_preset, check_query, pipeline_events, preset_choices
 from videoseg.ui.session import UploadError
@@ -193,7 +203,12 @@ def repropagate_stream(
     preset_name: str,
     request: gr.Request | None = None,
 ) -> Iterator[list[Any]]:
-    """Streams [status, keyframe image, propagation strip, overlay video, downloads]."""
+    """Streams [status, keyframe image, propagation strip, overlay video, downloads].
+
+    The tab's Stop (:func:`~videoseg.ui.common.wire_stop`, for "re-propagation") ends it as
+    cancelled at its next event, as the Run tab's Stop ends a run; what it showed stays."""
+    started = time.monotonic()  # a Stop pressed after this stops this re-propagation
+    cancel = threading.Event()
     skip = gr.skip()
     try:
         # the query is only recorded in the trace, but it is checked like every tab's, before any work
@@ -215,12 +230,19 @@ def repropagate_stream(
             gr.Warning(str(exc))
             yield [f"❌ {exc}", skip, skip, skip, skip]
             return
-        view = LiveView(ctx.store.new_run_dir(session_hash(request), "interactive"), opened)
+        session = session_hash(request)
+        view = LiveView(ctx.store.new_run_dir(session, "interactive"), opened)
         overrides = {"vlm": "manual", "manual_cues": [c.to_dict() for c in cues], "rate_difficulty": False}
         text = query or "(manual cues)"
-        for values in drive(
-            view, pipeline_events(str(path), text, preset_name, overrides, len(opened), opened=opened)
-        ):
+        events = pipeline_events(str(path), text, preset_name, overrides, len(opened), cancel, opened=opened)
+        watched = until_stopped(
+            events,
+            lambda: ctx.stop_requested(session, started, "re-propagation"),
+            cancel,
+            view,
+            stopped_note("re-propagation", "Re-propagate"),
+        )
+        for values in drive(view, watched):
             r = view.state.sampler_result
             if (
                 r is not None
@@ -234,6 +256,7 @@ def repropagate_stream(
                 values["status"] = view.render_status()
             yield [skip if values[n] is SKIP else values[n] for n in STREAM_OUTPUTS]
     finally:
+        cancel.set()  # a stream closed early (page left) stops the pipeline too
         opened.close()
 
 
@@ -269,6 +292,7 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
                 undo_btn = gr.Button("Clear cues", size="sm")
                 seg_btn = gr.Button("Re-segment", variant="primary", elem_id="resegment-button")
                 prop_btn = gr.Button("Re-propagate", variant="primary", elem_id="repropagate-button")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="repropagate-stop")
         with gr.Column(scale=3, min_width=360):
             image = gr.Image(
                 label="Click on the frame", type="filepath", interactive=False, elem_id="click-image"
@@ -362,9 +386,19 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
         concurrency_limit=2,
         show_progress="minimal",
     )
+    wire_stop(ctx, stop_btn, {"status": status}, "re-propagation", "Re-propagate")
     if run_inputs is not None:
         copy_btn.click(lambda v: v, inputs=[run_inputs["video"]], outputs=[video], api_visibility="private")
-    return {"video": video, "frame": frame, "cues": cues, "image": image, "mode": mode}
+    return {
+        "video": video,
+        "frame": frame,
+        "cues": cues,
+        "image": image,
+        "mode": mode,
+        "repropagate": prop_btn,
+        "stop": stop_btn,
+        "status": status,
+    }
 
 
 __all__ = [

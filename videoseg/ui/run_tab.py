@@ -25,6 +25,7 @@ from videoseg.ui.common import (
     ordered,
     session_hash,
     stop_values,
+    stopped_note,
     to_updates,
     until_stopped,
     wire_stop,
@@ -96,7 +97,13 @@ def run_stream(
         session = session_hash(request)
         try:
             shown_pace = float(pace or 0.0) if not preset_requirements(preset_name) else 0.0
-            watched = until_stopped(events, lambda: ctx.stop_requested(session, started, "run"), cancel, view)
+            watched = until_stopped(
+                events,
+                lambda: ctx.stop_requested(session, started, "run"),
+                cancel,
+                view,
+                stopped_note("run", "Run"),
+            )
             for values in drive(view, watched, pace=shown_pace):
                 progress = values.get("progress")
                 if (
