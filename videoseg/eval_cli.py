@@ -155,7 +155,7 @@ def _main(args: argparse.Namespace) -> int:
             print(f"error: unknown family {unknown[0]!r}; known: {', '.join(FAMILIES)}", file=sys.stderr)
             return 2
     if args.json is not None:
-        from videoseg.run_cli import check_output_file
+        from videoseg.outputs import check_output_file
 
         problem = check_output_file(args.json, "--json", keep_unless=_looks_like_scores)
         if problem is not None:

@@ -20,10 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,11 +29,18 @@ import numpy as np
 
 from videoseg import events as ev
 from videoseg.config import PRESETS, describe_presets, preset
+from videoseg.outputs import (
+    MASK_NAME,
+    check_output_dir,
+    check_output_file,
+    replace_numbered_pngs,
+    same_file,
+    staging_folder,
+)
 from videoseg.state import RunState
 
 OVERLAY_ALPHA = 0.5
 OUTPUT_NAMES = ("masks", "cues.json", "reasoning.txt", "overlay.mp4")
-_MASK_NAME = re.compile(r"\d{5}\.png")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -105,7 +109,7 @@ def _run_main(args: argparse.Namespace) -> int:
         return 2
     # Output paths are checked before the run: a long run must not end in "cannot write".
     problem = check_output_dir(args.out, "--out")
-    if problem is None and _same_file(args.out / "overlay.mp4", args.video):
+    if problem is None and same_file(args.out / "overlay.mp4", args.video):
         problem = f"--out {args.out} would overwrite the input video with overlay.mp4; choose another folder"
     if problem is None and args.trace is not None:
         problem = check_trace_target(args.trace, args.video)
@@ -200,10 +204,8 @@ def write_outputs(state: RunState, out: Path, video_path: str | None = None) -> 
     from videoseg.video import VideoError, open_video, write_mask_pngs, write_mp4
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    staging = Path(tempfile.mkdtemp(prefix=".videoseg-partial-", dir=out))
-    try:
+    with staging_folder(out) as staging:
         write_mask_pngs(staging / "masks", _checked_label_maps(state))
         cues = {
             "query": state.query,
@@ -227,7 +229,7 @@ def write_outputs(state: RunState, out: Path, video_path: str | None = None) -> 
                 video = open_video(path)
             except (VideoError, OSError) as exc:
                 notes.append(f"overlay.mp4 not written: {exc}")
-        if video is not None and _same_file(out / "overlay.mp4", path):
+        if video is not None and same_file(out / "overlay.mp4", path):
             video.close()
             video = None
             notes.append(f"overlay.mp4 not written: {out / 'overlay.mp4'} is the run's video itself")
@@ -243,8 +245,6 @@ def write_outputs(state: RunState, out: Path, video_path: str | None = None) -> 
                     frames = (overlay(frame, state.label_map(idx)) for idx, frame in video.iter_frames())
                     write_mp4(staging / "overlay.mp4", frames, video.fps)
         notes.extend(_move_into_place(staging, out, keep=path or None))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return notes
 
 
@@ -285,26 +285,13 @@ def _move_into_place(staging: Path, out: Path, keep: str | Path | None = None) -
     earlier = [
         name
         for name in OUTPUT_NAMES
-        if (out / name).exists() and not (keep is not None and _same_file(out / name, keep))
+        if (out / name).exists() and not (keep is not None and same_file(out / name, keep))
     ]
-    old_masks = out / "masks"
-    if old_masks.is_dir():
-        stale = [p for p in old_masks.iterdir() if _MASK_NAME.fullmatch(p.name)]
-        for p in stale:
-            p.unlink()
-        if not any(old_masks.iterdir()):
-            old_masks.rmdir()
-    elif old_masks.exists():
-        raise OSError(f"{old_masks} exists and is not a folder")
-    if old_masks.exists():  # files of the user's own stay beside the new masks
-        for p in (staging / "masks").iterdir():
-            os.replace(p, old_masks / p.name)
-    else:
-        os.replace(staging / "masks", old_masks)
+    replace_numbered_pngs(staging / "masks", out / "masks")  # files of the user's own stay
     for name in ("cues.json", "reasoning.txt", "overlay.mp4"):
         if (staging / name).exists():
             os.replace(staging / name, out / name)
-        elif (out / name).is_file() and not (keep is not None and _same_file(out / name, keep)):
+        elif (out / name).is_file() and not (keep is not None and same_file(out / name, keep)):
             (out / name).unlink()  # an earlier run's overlay would not match these masks
             notes.append(f"removed the earlier run's {name} from {out} (it would not match these masks)")
     if earlier:
@@ -312,50 +299,9 @@ def _move_into_place(staging: Path, out: Path, keep: str | Path | None = None) -
     return notes
 
 
-def check_output_dir(path: Path, option: str) -> str | None:
-    """Why ``path`` cannot be (created as) an output folder, or None when it can."""
-    if path.exists():
-        if not path.is_dir():
-            return f"{option} {path} is a file, not a folder"
-        if not os.access(path, os.W_OK | os.X_OK):
-            return f"{option} {path} is not writable"
-        return None
-    ancestor = _existing_ancestor(path)
-    if not ancestor.is_dir():
-        return f"{option} {path}: {ancestor} is a file, not a folder"
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        return f"{option} {path}: cannot create it, {ancestor} is not writable"
-    return None
-
-
-def check_output_file(path: Path, option: str, *, keep_unless: Any = None) -> str | None:
-    """Why ``path`` cannot be written as an output file, or None when it can.
-
-    ``keep_unless(path) -> bool``: an existing non-empty file is refused unless this says it is an
-    earlier output of the same kind (so the CLI never overwrites, say, a video given by mistake).
-    """
-    if path.is_dir():
-        return f"{option} {path} is a folder, not a file"
-    if path.exists():
-        if keep_unless is not None and path.stat().st_size and not keep_unless(path):
-            return (
-                f"{option} {path} already exists and is not an earlier output of this command; "
-                "refusing to overwrite it (delete it or choose another path)"
-            )
-        if not os.access(path, os.W_OK):
-            return f"{option} {path} is not writable"
-        return None
-    ancestor = _existing_ancestor(path.parent)
-    if not ancestor.is_dir():
-        return f"{option} {path}: {ancestor} is a file, not a folder"
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        return f"{option} {path}: cannot create it, {ancestor} is not writable"
-    return None
-
-
 def check_trace_target(trace: Path, video: Path | None = None) -> str | None:
     """Why ``--trace`` may not be written: a folder, the input video, or a file that is not a trace."""
-    if video is not None and _same_file(trace, video):
+    if video is not None and same_file(trace, video):
         return f"--trace {trace} is the input video; choose another file for the trace"
     return check_output_file(trace, "--trace", keep_unless=looks_like_trace)
 
@@ -378,23 +324,9 @@ def _output_clash(path: Path, out: Path) -> str | None:
     for name in OUTPUT_NAMES:
         if target == out / name:
             return f"{name} of --out"
-    if target.parent == out / "masks" and _MASK_NAME.fullmatch(target.name):
+    if target.parent == out / "masks" and MASK_NAME.fullmatch(target.name):
         return "a mask file of --out"
     return None
-
-
-def _existing_ancestor(path: Path) -> Path:
-    path = Path(os.path.abspath(path))
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def _same_file(a: Path, b: Path | str) -> bool:
-    try:
-        return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)
-    except (OSError, ValueError):
-        return False
 
 
 def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:

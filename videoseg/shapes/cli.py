@@ -11,19 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from videoseg.outputs import check_output_dir, replace_numbered_pngs, staging_folder
 from videoseg.shapes.generator import _FRAME_RANGE, DEFAULT_SIZE, FAMILIES, LONG_SIZE, generate
 
 MAX_SIDE = 4096
 MAX_TOTAL_PIXELS = 1 << 29  # frames x width x height: ~1.5 GiB of RGB plus the masks, in memory
 OUTPUT_NAMES = ("video.mp4", "Annotations", "expressions.json", "meta.json")
-_MASK_NAME = re.compile(r"\d{5}\.png")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -105,8 +102,6 @@ def _main(args: argparse.Namespace) -> int:
 
 def _check_out(out: Path) -> str | None:
     """Why ``--out`` may not receive a scenario (a file, unwritable, or holding files not ours)."""
-    from videoseg.run_cli import check_output_dir
-
     problem = check_output_dir(out, "--out")
     if problem is not None or not out.exists():
         return problem
@@ -135,21 +130,10 @@ def _save(scenario: Any, out: Path) -> tuple[Path, bool]:
     Returns the folder and whether an earlier scenario was replaced.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".videoseg-partial-", dir=out))
-    try:
+    with staging_folder(out) as staging:
         scenario.save(staging)
-        annotations = out / "Annotations"
         replaced = _is_earlier_scenario(out)
-        if annotations.is_dir():
-            for path in annotations.iterdir():
-                if _MASK_NAME.fullmatch(path.name):
-                    path.unlink()
-        annotations.mkdir(exist_ok=True)
-        for path in (staging / "Annotations").iterdir():
-            os.replace(path, annotations / path.name)
+        replace_numbered_pngs(staging / "Annotations", out / "Annotations")
         for name in ("video.mp4", "expressions.json", "meta.json"):
             os.replace(staging / name, out / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out, replaced
