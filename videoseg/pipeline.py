@@ -134,8 +134,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _query_problem(query: Any) -> str | None:
-    """Why ``query`` cannot be used (None when it can)."""
+def query_problem(query: Any) -> str | None:
+    """Why ``query`` cannot be used (None when it can); the explorer checks its queries with this too."""
     if query is None or (isinstance(query, str) and not query.strip()):
         return "the query is empty: describe the object to segment"
     if not isinstance(query, str):
@@ -240,9 +240,9 @@ def _run(
     )
     if source is not None and not problems and len(source) < 1:
         problems.append(("video", "the video has no frames"))
-    query_problem = _query_problem(query)
-    if query_problem is not None:
-        problems.append(("input", query_problem))
+    problem = query_problem(query)
+    if problem is not None:
+        problems.append(("input", problem))
     if problems:
         stage, message = problems[0]
         ctx.stage = stage
@@ -547,4 +547,4 @@ def _reason_prompt(vqa: Any, key_clip: Clip, reference_clip: Clip | None) -> Pro
     )
 
 
-__all__ = ["CANCELLED", "MAX_QUERY_CHARS", "run"]
+__all__ = ["CANCELLED", "MAX_QUERY_CHARS", "query_problem", "run"]

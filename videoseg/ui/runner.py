@@ -21,7 +21,7 @@ import spaces
 
 from videoseg.config import PRESETS, PipelineConfig, preset
 from videoseg.events import Event
-from videoseg.pipeline import MAX_QUERY_CHARS
+from videoseg.pipeline import query_problem
 from videoseg.stages import VideoSource
 
 # Approximate download sizes (GB) of the checkpoints the presets name, for the "what would it
@@ -202,18 +202,16 @@ def check_query(query: str | None, required: bool = True) -> str:
     (the Interactive tab only records it in the trace) and gives ``""``."""
     from videoseg.ui.session import UploadError
 
-    if query is not None and not isinstance(query, str):
-        raise UploadError(f"The query must be text, not {type(query).__name__}.")
-    text = (query or "").strip()
-    if not text and required:
+    text = query.strip() if isinstance(query, str) else query
+    if text is None or text == "":
+        if not required:
+            return ""
         raise UploadError(
             "The query is empty: describe the object to segment, e.g. “the red square that turns left”."
         )
-    if len(text) > MAX_QUERY_CHARS:
-        raise UploadError(
-            f"The query is {len(text)} characters long; at most {MAX_QUERY_CHARS} are allowed "
-            "(describe the object in a sentence or two)."
-        )
+    problem = query_problem(text)  # the pipeline's own check: type, length cap, valid text
+    if problem is not None:
+        raise UploadError(f"{problem[0].upper()}{problem[1:]}.")
     return text
 
 
