@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -521,7 +523,17 @@ def test_paced_replay_waits_per_token_and_frame(monkeypatch: pytest.MonkeyPatch,
     trace = sorted((Path(__file__).resolve().parents[1] / "examples" / "traces").glob("*.jsonl"))[0]
     events = list(read_trace(trace))
     waits: list[float] = []
-    monkeypatch.setattr(common.time, "sleep", waits.append)
+    here, real_sleep = threading.current_thread(), time.sleep
+
+    def sleep(seconds: float) -> None:
+        # time.sleep is patched for the whole process: threads other tests left running (a run's
+        # worker, a server) keep their own sleeps and must not be counted as this drive's waits.
+        if threading.current_thread() is here:
+            waits.append(seconds)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(common.time, "sleep", sleep)
     fast = list(common.drive(LiveView(tmp_path / "fast", None, trace=False), events))
     assert waits == []
     paced = list(common.drive(LiveView(tmp_path / "paced", None, trace=False), events, pace=30.0))
