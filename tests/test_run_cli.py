@@ -69,6 +69,30 @@ def test_run_writes_outputs_and_replay_reproduces_them(
     assert json.loads((replay_out / "cues.json").read_text()) == cues
 
 
+def test_a_relative_video_path_is_recorded_absolute_so_replay_elsewhere_writes_the_overlay(
+    scenario_dir: tuple[Path, object],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory, scenario = scenario_dir
+    monkeypatch.chdir(directory)
+    trace = tmp_path / "run.jsonl"
+    args = ["run", "video.mp4", scenario.expressions[0].text, "--preset", "shapes", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "out"), "--trace", str(trace)]) == 0
+    started = json.loads(trace.read_text().splitlines()[0])
+    assert started["video"]["path"] == str(directory / "video.mp4")
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["replay", str(trace), "--out", "again"]) == 0
+    assert "overlay.mp4 not written" not in capsys.readouterr().err
+    with open_video(elsewhere / "again" / "overlay.mp4") as overlay:
+        assert len(overlay) == len(scenario.frames)
+
+
 def test_bad_video_exits_non_zero_with_the_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -123,7 +123,9 @@ def _run_main(args: argparse.Namespace) -> int:
         print(f"note: replacing the earlier trace {args.trace}", file=sys.stderr)
     from videoseg.trace import TraceError, tee
 
-    events: Iterable[ev.Event] = run(args.video, args.query, config, preset=args.preset)
+    # The trace records the video's absolute path, so `replay` from another folder still finds it
+    # for the overlay (a path relative to this run's working folder would not).
+    events: Iterable[ev.Event] = run(args.video.absolute(), args.query, config, preset=args.preset)
     if args.trace is not None:
         events = tee(events, args.trace)
     state = RunState()
