@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,11 +74,46 @@ def same_file(a: Path | str, b: Path | str) -> bool:
         return False
 
 
+_HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+# ".videoseg-partial-<host>-<pid>-<mkdtemp suffix>": whose staging folder it is, so a later run can
+# tell one left behind by a killed process from one a live run is writing.
+_STAGING = re.compile(r"\.videoseg-partial-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: checks only
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or no such pid number): do not touch its folder
+    return True
+
+
+def remove_abandoned_staging(out: Path) -> list[Path]:
+    """Remove the staging folders in ``out`` left by runs of this host whose process is gone (a
+    SIGKILL or power cut skips the clean-up); folders of live processes and other hosts stay."""
+    removed: list[Path] = []
+    if os.name != "posix" or not out.is_dir():
+        return removed
+    for path in out.iterdir():
+        match = _STAGING.fullmatch(path.name)
+        if match is None or match["host"] != _HOST or not path.is_dir():
+            continue
+        if not _alive(int(match["pid"])):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 @contextmanager
 def staging_folder(out: Path) -> Iterator[Path]:
-    """A hidden staging folder inside ``out`` (created if needed), removed afterwards whatever happens."""
+    """A hidden staging folder inside ``out`` (created if needed), removed afterwards whatever happens.
+
+    Abandoned staging folders of earlier, killed runs in ``out`` are removed first."""
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".videoseg-partial-", dir=out))
+    remove_abandoned_staging(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".videoseg-partial-{_HOST}-{os.getpid()}-", dir=out))
     try:
         yield staging
     finally:
@@ -101,6 +137,7 @@ __all__ = [
     "MASK_NAME",
     "check_output_dir",
     "check_output_file",
+    "remove_abandoned_staging",
     "replace_numbered_pngs",
     "same_file",
     "staging_folder",
