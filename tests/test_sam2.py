@@ -207,26 +207,6 @@ def test_official_prompts_reach_the_model_in_its_input_space(official, monkeypat
     assert score == pytest.approx(float(scores.max().clamp(0, 1)), abs=1e-6)
 
 
-def test_official_hub_ids_go_through_from_pretrained(monkeypatch, tiny_official_sam2_dir):  # noqa: F811
-    from sam2.sam2_image_predictor import SAM2ImagePredictor
-
-    from videoseg.segmentation import sam2 as sam2_module
-
-    asked = {}
-
-    def fake_from_pretrained(model_id, **kwargs):
-        asked.update(model_id=model_id, **kwargs)
-        # Stand-in for the download: the tiny local model, through the same predictor class.
-        return SAM2ImagePredictor(sam2_module._build_official(*_tiny_files(tiny_official_sam2_dir), "cpu"))
-
-    monkeypatch.setattr(SAM2ImagePredictor, "from_pretrained", staticmethod(fake_from_pretrained))
-    monkeypatch.setattr(models, "_CACHE", {})  # keep the stand-in out of the real id's cache entry
-    seg = OfficialSam2Segmenter(PipelineConfig(sam2_model="tiny", device="cpu"))
-    assert asked == {"model_id": "facebook/sam2.1-hiera-tiny", "device": "cpu"}
-    mask, _ = seg.segment(_frame(), TargetCues(point=[30, 40]))
-    assert mask.shape == (H, W)
-
-
 def _tiny_files(folder):
     return next(folder.glob("*.yaml")), next(folder.glob("*.pt"))
 

@@ -9,15 +9,24 @@ Device ``"auto"`` picks CUDA when present, else the CPU; dtype ``"auto"`` picks 
 float32 on the CPU (CPU bf16 matmuls are slow on most machines and fp16 is not supported everywhere).
 Loading a real model on the CPU logs a warning about the cost once per model, since a 7B model there
 takes minutes per answer.
+
+Hub ids on a machine without network: the hub clients retry for ~30 s before giving up, even for a
+model already in the local cache. :func:`hub_offline` checks once (one TCP connection, a few seconds
+at most, remembered for five minutes) whether the hub can be reached; when it cannot, the loaders read
+the local cache only, so a cached model loads at once and a missing one fails at once with a message
+saying so.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import torch
 
@@ -70,6 +79,55 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+_PROBE_SECONDS = 3.0  # how long the connection attempt to the hub may take
+_PROBE_KEEP = 300.0  # how long a probe's answer is trusted (network comes and goes on a laptop)
+_probe: tuple[float, bool] | None = None
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face hub the clients talk to (``HF_ENDPOINT`` when set, read by them at import)."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def hub_reachable() -> bool:
+    """Whether the hub endpoint accepts a TCP connection (``HF_HUB_OFFLINE=1`` says no without trying)."""
+    from huggingface_hub import constants
+
+    global _probe
+    if constants.is_offline_mode():
+        return False
+    now = time.monotonic()
+    if _probe is not None and now - _probe[0] < _PROBE_KEEP:
+        return _probe[1]
+    url = urlsplit(hub_endpoint())
+    port = url.port or (80 if url.scheme == "http" else 443)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=_PROBE_SECONDS):
+            reachable = True
+    except (OSError, ValueError):  # no DNS, refused, timed out, malformed endpoint
+        reachable = False
+    _probe = (now, reachable)
+    return reachable
+
+
+def is_hub_id(model_id: str) -> bool:
+    """Whether ``model_id`` names a hub repository rather than an existing local folder or file."""
+    return not Path(str(model_id)).expanduser().exists()
+
+
+def hub_offline(model_id: str) -> bool:
+    """True when ``model_id`` is a hub id and the hub cannot be reached: load with
+    ``local_files_only=True`` (the local cache) instead of waiting for the client's retries."""
+    offline = is_hub_id(model_id) and not hub_reachable()
+    if offline:
+        log.warning(
+            "the hub %s cannot be reached: loading %s from the local cache only", hub_endpoint(), model_id
+        )
+    return offline
+
+
 _CACHE: dict[tuple[str, str, str, str], Any] = {}
 _LOCKS: dict[tuple[str, str, str, str], threading.Lock] = {}
 _GLOBAL_LOCK = threading.Lock()
@@ -111,6 +169,12 @@ def cached_model(
         except ModelLoadError:
             raise
         except Exception as exc:  # from_pretrained raises OSError, ValueError, KeyError ...
+            if is_hub_id(source) and not hub_reachable():
+                raise ModelLoadError(
+                    f"could not load {kind} model {model_id!r}: it is not in this machine's Hugging Face "
+                    f"cache and the hub ({hub_endpoint()}) cannot be reached from here; download it once "
+                    "on a connected machine (or copy the cache), or give a local folder"
+                ) from exc
             raise ModelLoadError(f"could not load {kind} model {model_id!r}: {exc}") from exc
         with _GLOBAL_LOCK:
             _CACHE[key] = value

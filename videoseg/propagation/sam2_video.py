@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from videoseg.config import PipelineConfig
-from videoseg.models import cached_model, dtype_name, resolve_device, resolve_dtype
+from videoseg.models import cached_model, dtype_name, hub_offline, resolve_device, resolve_dtype
 from videoseg.stages import BackendDescription, VideoSource
 
 READ_CHUNK = 8  # frames decoded per read
@@ -37,8 +37,9 @@ READ_CHUNK = 8  # frames decoded per read
 def _load_sam2_video(model_id: str, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
     from transformers import Sam2VideoModel, Sam2VideoProcessor
 
-    model = Sam2VideoModel.from_pretrained(model_id, dtype=dtype).to(device).eval()
-    processor = Sam2VideoProcessor.from_pretrained(model_id)
+    local = hub_offline(model_id)
+    model = Sam2VideoModel.from_pretrained(model_id, dtype=dtype, local_files_only=local).to(device).eval()
+    processor = Sam2VideoProcessor.from_pretrained(model_id, local_files_only=local)
     return model, processor
 
 

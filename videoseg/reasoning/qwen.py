@@ -50,7 +50,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from videoseg.config import PipelineConfig
-from videoseg.models import cached_model, dtype_name, resolve_device, resolve_dtype
+from videoseg.models import cached_model, dtype_name, hub_offline, resolve_device, resolve_dtype
 from videoseg.reasoning import prompts
 from videoseg.stages import BackendDescription, Clip, ReasonRequest, VideoQAPrompts
 
@@ -171,14 +171,15 @@ class _Prepared:
 def _load_qwen(model_id: str, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
-    kwargs: dict[str, Any] = {"dtype": dtype}
+    local = hub_offline(model_id)
+    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": local}
     if device.type == "cuda":
         kwargs["device_map"] = {"": str(device)}  # load shards straight onto the GPU
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_id, **kwargs)
     if device.type != "cuda":
         model = model.to(device)
     model.eval()
-    processor = AutoProcessor.from_pretrained(model_id)
+    processor = AutoProcessor.from_pretrained(model_id, local_files_only=local)
     for part in ("tokenizer", "image_processor", "video_processor"):
         if getattr(processor, part, None) is None:
             raise ValueError(f"{model_id!r} has no {part}: not a Qwen2.5-VL processor")

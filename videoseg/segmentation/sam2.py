@@ -33,7 +33,14 @@ import torch
 
 from videoseg.config import PipelineConfig
 from videoseg.cues import TargetCues
-from videoseg.models import ModelLoadError, cached_model, dtype_name, resolve_device, resolve_dtype
+from videoseg.models import (
+    ModelLoadError,
+    cached_model,
+    dtype_name,
+    hub_offline,
+    resolve_device,
+    resolve_dtype,
+)
 from videoseg.stages import BackendDescription
 
 
@@ -88,8 +95,9 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
 def _load_transformers_sam2(model_id: str, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
     from transformers import Sam2Model, Sam2Processor
 
-    model = Sam2Model.from_pretrained(model_id, dtype=dtype).to(device).eval()
-    processor = Sam2Processor.from_pretrained(model_id)
+    local = hub_offline(model_id)
+    model = Sam2Model.from_pretrained(model_id, dtype=dtype, local_files_only=local).to(device).eval()
+    processor = Sam2Processor.from_pretrained(model_id, local_files_only=local)
     return model, processor
 
 
@@ -206,7 +214,20 @@ def _load_official(model_id: str, device: torch.device) -> Any:
             model = build_sam2(official_config_name(checkpoint), str(checkpoint), device=str(device))
         predictor = SAM2ImagePredictor(model)
     else:
-        predictor = SAM2ImagePredictor.from_pretrained(model_id, device=str(device))
+        # What SAM2ImagePredictor.from_pretrained does, with the download under our control: the
+        # package's own id -> (config, file) table, and the local cache only when the hub is unreachable.
+        from huggingface_hub import hf_hub_download
+        from sam2.build_sam import HF_MODEL_ID_TO_FILENAMES
+
+        if model_id not in HF_MODEL_ID_TO_FILENAMES:
+            known = ", ".join(sorted(HF_MODEL_ID_TO_FILENAMES))
+            raise ModelLoadError(
+                f"the official sam2 package has no hub id {model_id!r} (it knows {known}); "
+                "give one of those or a local folder with the checkpoint"
+            )
+        config_name, filename = HF_MODEL_ID_TO_FILENAMES[model_id]
+        checkpoint = hf_hub_download(model_id, filename, local_files_only=hub_offline(model_id))
+        predictor = SAM2ImagePredictor(build_sam2(config_name, checkpoint, device=str(device)))
     # The predictor assumes 1024 px input for its feature-map sizes; derive them from the model.
     size = int(predictor.model.image_size)
     predictor._bb_feat_sizes = [(size // 4, size // 4), (size // 8, size // 8), (size // 16, size // 16)]
