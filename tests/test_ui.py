@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -540,8 +541,83 @@ def test_paced_replay_waits_per_token_and_frame(monkeypatch: pytest.MonkeyPatch,
     tokens = sum(isinstance(e, ev.ReasoningToken) for e in events)
     frames = sum(isinstance(e, ev.PropagatedMask) for e in events)
     assert len(waits) == tokens + frames and tokens > 0 and frames > 0
-    assert len(paced) >= len(fast)  # the slower display sends at least as many updates
     assert paced[-1]["status"] == fast[-1]["status"]
+
+
+def test_read_ahead_drains_the_source_without_waiting_for_the_consumer() -> None:
+    from videoseg.ui.common import read_ahead
+
+    pulled: list[int] = []
+    drained = threading.Event()
+
+    def source() -> Iterator[int]:
+        for i in range(5):
+            pulled.append(i)
+            yield i
+        drained.set()
+
+    ahead = read_ahead(source(), threading.Event())
+    assert next(ahead) == 0
+    assert drained.wait(30) and pulled == [0, 1, 2, 3, 4]  # while the consumer has taken one
+    assert list(ahead) == [1, 2, 3, 4]  # the rest, in order
+
+
+def test_read_ahead_raises_a_source_error_in_place_and_stops_the_source_when_left() -> None:
+    from videoseg.ui.common import read_ahead
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise ValueError("bad frame")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="bad frame"):
+        for item in read_ahead(failing(), threading.Event()):
+            got.append(item)
+    assert got == [1]
+
+    cancel, closed = threading.Event(), threading.Event()
+
+    def endless() -> Iterator[int]:  # a pipeline: runs until its cancel flag is set
+        try:
+            i = 0
+            while not cancel.is_set():
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    ahead = read_ahead(endless(), cancel)
+    assert [next(ahead) for _ in range(3)] == [0, 1, 2]
+    ahead.close()
+    assert cancel.is_set() and closed.is_set()  # the reader has finished when close() returns
+
+
+def test_a_paced_run_is_timed_without_the_displays_waits(
+    monkeypatch: pytest.MonkeyPatch, app: Any, example: Any
+) -> None:
+    """The pace slows the display only: the pipeline runs to its end while the display waits."""
+    from videoseg.ui import common, run_tab
+
+    finished = threading.Event()
+    real_events, real_sleep = run_tab.pipeline_events, time.sleep
+    here = threading.current_thread()
+
+    def events(*args: Any, **kwargs: Any) -> Iterator[ev.Event]:
+        yield from real_events(*args, **kwargs)
+        finished.set()
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is not here:
+            return real_sleep(seconds)
+        # A display wait: the run must be able to go on meanwhile. Were the pipeline suspended by
+        # this wait (no read-ahead), it could never finish and this would fail.
+        assert finished.wait(60), "the pipeline stood still while the display waited"
+
+    monkeypatch.setattr(run_tab, "pipeline_events", events)
+    monkeypatch.setattr(common.time, "sleep", sleep)
+    query = example.expressions[0]["text"]
+    updates = [v for v, _ in run_tab.run_stream(app[0].ctx, str(example.video), query, "shapes", pace=30.0)]
+    assert finished.is_set() and "Done" in updates[-1]["status"], updates[-1]["status"]
 
 
 @pytest.mark.parametrize(

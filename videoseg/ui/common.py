@@ -7,6 +7,7 @@ look exactly like the live run that recorded it.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -143,6 +144,55 @@ def pace_delay(event: ev.Event, tokens_per_s: float, propagation_s: float = 4.0)
     if isinstance(event, ev.PropagatedMask) and event.total > 0:
         return min(1.0 / 30.0, propagation_s / event.total)
     return 0.0
+
+
+_END = object()
+
+
+@dataclass
+class _Failed:
+    error: Exception
+
+
+def read_ahead(events: Iterable[ev.Event], cancel: threading.Event) -> Iterator[ev.Event]:
+    """``events``, pulled by a thread of their own as fast as they come and handed over in order.
+
+    For a paced display: a pipeline is a generator, so a consumer that sleeps between events
+    would suspend it, and the run's own stage timings (events, trace, stage table) would count the
+    display's waits. Read ahead, the run takes its real time while the display follows at its pace.
+    An exception from ``events`` is raised here, at its place in the stream. Leaving early sets
+    ``cancel`` (the pipeline stops at its next check) and waits for the reader, so that whatever the
+    pipeline uses (an open video) may be closed afterwards.
+    """
+    handed: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    abandoned = threading.Event()
+
+    def pull() -> None:
+        iterator = iter(events)
+        try:
+            for event in iterator:
+                handed.put(event)
+                if abandoned.is_set():
+                    break
+        except Exception as exc:
+            handed.put(_Failed(exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+            handed.put(_END)
+
+    reader = threading.Thread(target=pull, name="videoseg-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := handed.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        abandoned.set()
+        cancel.set()
+        reader.join()
 
 
 def drive(view: LiveView, events: Iterable[ev.Event], pace: float = 0.0) -> Iterator[dict[str, Any]]:
@@ -331,6 +381,7 @@ __all__ = [
     "file_path",
     "message_outputs",
     "ordered",
+    "read_ahead",
     "session_hash",
     "stop_values",
     "stopped_message",

@@ -23,6 +23,7 @@ from videoseg.ui.common import (
     file_path,
     message_outputs,
     ordered,
+    read_ahead,
     session_hash,
     stop_values,
     stopped_note,
@@ -97,6 +98,8 @@ def run_stream(
         session = session_hash(request)
         try:
             shown_pace = float(pace or 0.0) if not preset_requirements(preset_name) else 0.0
+            if shown_pace > 0:
+                events = read_ahead(events, cancel)  # the display's pace must not slow the run itself
             watched = until_stopped(
                 events,
                 lambda: ctx.stop_requested(session, started, "run"),
