@@ -601,6 +601,17 @@ def _compare(ctx: AppContext, stop_at: Any = None, kind: str = "comparison") -> 
     return updates, after_stop
 
 
+def test_a_new_comparison_first_clears_the_previous_one(ctx: AppContext) -> None:
+    """B, the curves and the summary of the last comparison must not stay on screen, unmarked, while
+    (or, when stopped, after) a new one runs."""
+    updates, _ = _compare(ctx, lambda s: "A `shapes`: sampler" in s)  # stopped before B and curves
+    first = updates[0]
+    assert "A `shapes`: starting" in first[0], first[0]
+    assert first[1:8] == [None] * 7 and first[8] == []
+    later = [v for u in updates[1:] for v in u[4:9]]  # B, curves, summary: never set by this run
+    assert all(isinstance(v, dict) and v.get("__type__") == "update" and len(v) == 1 for v in later), later
+
+
 def _run_trace(ctx: AppContext, prefix: str) -> list[Any]:
     from videoseg.trace import read_trace
 
@@ -640,8 +651,9 @@ def test_stop_ends_a_comparison_as_cancelled_and_the_next_one_works(
     for prefix in traces:  # the stopped run's trace is complete and says how it ended
         events = _run_trace(ctx, prefix)
         assert events[-1].type == "error" and events[-1].message == CANCELLED
-    # the curves and the summary of an earlier comparison are left as they are (never replaced)
-    assert all(isinstance(v, dict) and v.get("__type__") == "update" for u in updates for v in u[7:])
+    # the curves and the summary, cleared by the first update, are not filled by a stopped comparison
+    assert updates[0][7] is None and updates[0][8] == []
+    assert all(isinstance(v, dict) and v.get("__type__") == "update" for u in updates[1:] for v in u[7:])
 
     again, _ = _compare(ctx)
     assert again[-1][0].startswith("### ✅ Compared"), again[-1][0]

@@ -93,6 +93,9 @@ def compare_stream(
             gr.Warning(gt_note)
             gt = None
         present = gt.reshape(len(gt), -1).any(axis=1).tolist() if gt is not None else None
+        # Clear the previous comparison first: its B side, curves and summary would otherwise stay
+        # on screen, unmarked, until this one replaced them (or for good, when this one is stopped).
+        yield [f"### ⏳ A `{names[0]}`: starting · B `{names[1]}`: waiting", *[None] * 7, []]
         sides: list[list[Any]] = [[skip] * 3, [skip] * 3]
         views: list[LiveView] = []
         status = ["waiting", "waiting"]
