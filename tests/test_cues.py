@@ -181,3 +181,15 @@ def test_from_dict_keeps_the_target_number_whatever_the_keys(data: dict) -> None
     cues = TargetCues.from_dict(data)
     assert cues.obj_id == 3 and cues.point == [5.0, 6.0]
     assert cues.frame_idx == data.get("frame_idx", 0)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"point": [5, 6], "negatives": [[1, 2], [3, 4]]},  # ours, typed without a "box" key
+        {"box": None, "point": [5, 6], "negatives": [[1, 2], [3, 4]]},
+        {"point_2d": [5, 6], "neg_points": [[1, 2], [3, 4]]},  # the model's keys
+    ],
+)
+def test_from_dict_keeps_the_negative_points_whatever_the_keys(data: dict) -> None:
+    assert TargetCues.from_dict(data).negatives == [[1.0, 2.0], [3.0, 4.0]]

@@ -28,6 +28,7 @@ NEG_KEYS = (
     "negative_point",
     "neg_points",
     "negative_points",
+    "negatives",  # our own key (TargetCues.to_dict), typed without a "box" key in the Interactive tab
 )
 
 
