@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from videoseg.ui.common import AppContext
 from videoseg.ui.examples import TRACES_DIR, find_examples
-from videoseg.ui.interactive_tab import MAX_TARGETS, parse_cues, resegment
+from videoseg.ui.interactive_tab import MAX_TARGETS, parse_cues, repropagate_stream, resegment
 from videoseg.ui.live import SKIP, STAGES
 from videoseg.ui.session import SessionStore, UploadCaps, UploadError, hide_paths
 
@@ -197,6 +198,38 @@ def test_bad_target_numbers_give_messages(ctx: AppContext, cues: list[dict], mes
     image, status = resegment(ctx, str(ctx.examples[0].video), 0, json.dumps(cues), "shapes")
     assert status.startswith("❌") and message in status, status
     assert isinstance(image, dict) and image.get("__type__") == "update"  # the last image stays
+
+
+@pytest.mark.parametrize(
+    ("cues", "message"),
+    [
+        ([{"point": [5000, -20]}], "cue 1: the point [5000, -20] is outside the 320×240 frame"),
+        ([{"box": [400, 300, 500, 400]}], "cue 1: the box [400, 300, 500, 400] is outside"),
+        (
+            [
+                {"obj_id": 1, "point": [5, 5]},
+                {"obj_id": 2, "point": [9, 9], "negatives": [[-50, 5], [9, 900]]},
+            ],
+            "cue 2: the negative points [-50, 5], [9, 900] are outside",
+        ),
+    ],
+)
+def test_typed_cues_outside_the_frame_are_named(ctx: AppContext, cues: list[dict], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_cues(json.dumps(cues), 0, (320, 240))
+    assert len(parse_cues(json.dumps(cues), 0)) == len(cues)  # without a frame size: not judged
+    video = str(ctx.examples[0].video)
+    _, status = resegment(ctx, video, 0, json.dumps(cues), "shapes")
+    assert status.startswith("❌") and message in status, status
+    streamed = list(repropagate_stream(ctx, video, "fix", 0, json.dumps(cues), "shapes"))
+    assert len(streamed) == 1 and message in streamed[0][0], streamed
+
+
+def test_typed_cues_just_past_the_border_are_kept_as_the_pipeline_keeps_them() -> None:
+    # within 2 % of the side (rounding in a model's answer space), as the pipeline tolerates
+    cues = [{"box": [-10, -10, 330, 250], "point": [323, -4], "negatives": [[-6, 120]]}]
+    (parsed,) = parse_cues(json.dumps(cues), 0, (320, 240))
+    assert parsed.count() == 3 and parsed.point == [323.0, -4.0]  # kept as typed; clipped when used
 
 
 @pytest.mark.parametrize(

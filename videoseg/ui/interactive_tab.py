@@ -41,8 +41,12 @@ MISSING_VIDEO = "upload one, or press “Use the Run tab's video”"
 STREAM_OUTPUTS = ("status", "keyframe_image", "strip", "video", "downloads")
 
 
-def parse_cues(text: str | None, frame_idx: int) -> list[TargetCues]:
-    """The cues JSON (a list of TargetCues dicts) moved to ``frame_idx``; ValueError with the reason."""
+def parse_cues(text: str | None, frame_idx: int, size: tuple[int, int] | None = None) -> list[TargetCues]:
+    """The cues JSON (a list of TargetCues dicts) moved to ``frame_idx``; ValueError with the reason.
+
+    ``size`` (width, height) of the frame: a typed box with no area inside it, or a point farther
+    outside than the pipeline tolerates (:meth:`TargetCues.clipped`), is an error here rather than
+    a cue silently dropped (and a "re-segmented, 0 px" result)."""
     if not text or not text.strip():
         return []
     try:
@@ -69,8 +73,31 @@ def parse_cues(text: str | None, frame_idx: int) -> list[TargetCues]:
         if any(o.obj_id == c.obj_id for o in out):
             raise ValueError(f"cue {i + 1}: target {c.obj_id} is given twice; merge its cues into one")
         c.frame_idx = frame_idx
+        if size is not None and c.clipped(*size).count() < c.count():
+            width, height = size
+            raise ValueError(
+                f"cue {i + 1}: {_outside(c, width, height)} outside the {width}×{height} frame "
+                f"(x 0 to {width - 1}, y 0 to {height - 1}); correct or remove it"
+            )
         out.append(c)
     return out
+
+
+def _outside(c: TargetCues, width: int, height: int) -> str:
+    """Which of ``c``'s cues :meth:`TargetCues.clipped` would drop, e.g. "the point [5000, -20] is"."""
+    kept = c.clipped(width, height)
+
+    def xy(p: list[float]) -> str:
+        return f"[{p[0]:g}, {p[1]:g}]"
+
+    if c.box is not None and kept.box is None:
+        return f"the box [{', '.join(f'{v:g}' for v in c.box)}] is"
+    if c.point is not None and kept.point is None:
+        return f"the point {xy(c.point)} is"
+    dropped = [p for p in c.negatives if TargetCues(negatives=[p]).clipped(width, height).count() == 0]
+    return f"the negative point{'s' if len(dropped) > 1 else ''} {', '.join(map(xy, dropped))} " + (
+        "are" if len(dropped) > 1 else "is"
+    )
 
 
 def add_click(
@@ -131,7 +158,7 @@ def draw_frame(
     """(image of the frame with its cues drawn, cue legend HTML); a message and no new image on error."""
     try:
         img, idx = _frame(ctx, video, int(frame_idx or 0))
-        parsed = parse_cues(cues_json, idx)
+        parsed = parse_cues(cues_json, idx, (img.shape[1], img.shape[0]))
     except (UploadError, ValueError) as exc:
         return gr.skip(), f"<p>❌ {exc}</p>"
     return _save(ctx, request, f"frame-{idx}", draw_cues(img, parsed, pending)), cues_legend_html(parsed, idx)
@@ -167,7 +194,7 @@ def resegment(
     try:
         preset_name = check_preset(preset_name)
         frame, idx = _frame(ctx, video, int(frame_idx or 0))
-        cues = parse_cues(cues_json, idx)
+        cues = parse_cues(cues_json, idx, (frame.shape[1], frame.shape[0]))
         if not cues or all(c.is_empty for c in cues):
             raise UploadError("No cues yet: click on the frame to add a point or a box first.")
     except (UploadError, ValueError) as exc:
@@ -223,7 +250,7 @@ def repropagate_stream(
     try:
         idx = min(max(int(frame_idx or 0), 0), len(opened) - 1)
         try:
-            cues = parse_cues(cues_json, idx)
+            cues = parse_cues(cues_json, idx, tuple(opened.size))
             if not cues or all(c.is_empty for c in cues):
                 raise ValueError("No cues yet: click on the frame to add a point or a box first.")
         except ValueError as exc:
