@@ -231,6 +231,11 @@ def test_parser_is_forgiving(text, colour, shape, event):
 def test_parser_rejects_text_without_anything_known():
     with pytest.raises(QueryParseError, match="no colour"):
         parse_query("what is happening here")
+    with pytest.raises(QueryParseError, match="the query is empty"):
+        parse_query("  ")
+    for foreign in ("橙色的正方形", "¿¡…!?"):  # not empty: no word this reader knows the script of
+        with pytest.raises(QueryParseError, match=r"no English word in .*: .*knows English colours \(red"):
+            parse_query(foreign)
     assert "wiggles" in parse_query("the yellow thing that wiggles").unknown_words
 
 

@@ -337,7 +337,16 @@ def parse_query(text: str) -> Query:
         raise QueryParseError(f"the query is a {type(text).__name__}, not text")
     words = _WORD_RE.findall(text.lower())
     if not words:
-        raise QueryParseError("the query is empty")
+        if not text.strip():
+            raise QueryParseError("the query is empty")
+        # e.g. a query in another script: "empty" would be wrong, and the reader knows only English
+        raise QueryParseError(
+            f"no English word in {text!r}: the shapes world's reader knows English colours ("
+            + ", ".join(COLOURS)
+            + "), shapes ("
+            + ", ".join(SHAPES)
+            + ") and events"
+        )
     # split top-level conjunctions: "the red circle and the blue square"
     groups: list[list[str]] = [[]]
     for w in words:
