@@ -780,3 +780,52 @@ def test_compare_and_interactive_stop_buttons_are_wired_like_the_runs(
         [action._id, "click"] in [list(t) for t in d["targets"]] and widgets["status"]._id in d["outputs"]
         for d in demo.config["dependencies"]
     )
+
+
+# ------------------------------------------------------------------------------ real presets without weights
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No weights on this server and no connection to the hub."""
+    from videoseg import models
+    from videoseg.ui import runner
+
+    monkeypatch.setattr(models, "hub_reachable", lambda: False)
+    monkeypatch.setattr(runner, "_locate", lambda model_id: (False, "not here"))
+
+
+def test_a_real_preset_without_weights_names_them_all_before_any_work(
+    ctx: AppContext, unreachable_hub: None
+) -> None:
+    from videoseg.ui.run_tab import run_stream
+
+    updates = [v for v, _ in run_stream(ctx, str(ctx.examples[0].video), "the red square", "paper")]
+    assert len(updates) == 1, updates  # the message only: no run started
+    status = updates[0]["status"]
+    assert "The `paper` preset needs weights that are not on this server" in status, status
+    for model_id in ("Qwen/Qwen2.5-VL-7B-Instruct", "facebook/sam2.1-hiera-large", "XMem.pth"):
+        assert f"`{model_id}`" in status, status
+    assert "`shapes`" in status and "/root" not in status and "--xmem" not in status, status
+    assert not list(ctx.store.root.glob("s-*/run-*"))
+
+
+def test_interactive_asks_only_for_the_weights_it_uses(ctx: AppContext, unreachable_hub: None) -> None:
+    cues = json.dumps([{"obj_id": 1, "box": [10, 10, 60, 60]}])
+    video = str(ctx.examples[0].video)
+    _, status = resegment(ctx, video, 0, cues, "paper")
+    assert "segmenter `facebook/sam2.1-hiera-large`" in status and "Qwen" not in status, status
+    assert "XMem" not in status, status  # re-segmenting does not propagate
+    (first,) = list(repropagate_stream(ctx, video, "", 0, cues, "paper"))
+    assert "`XMem.pth`" in first[0] and "Qwen" not in first[0], first[0]
+
+
+def test_weights_free_presets_never_probe_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    from videoseg import models
+    from videoseg.ui.runner import check_preset
+
+    def probe() -> bool:
+        raise AssertionError("a weights-free preset probed the hub")
+
+    monkeypatch.setattr(models, "hub_reachable", probe)
+    assert check_preset("shapes") == "shapes"

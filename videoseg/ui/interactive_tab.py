@@ -192,7 +192,7 @@ def resegment(
 ) -> tuple[str | None, str]:
     """(image of the new keyframe mask with its cues, status Markdown)."""
     try:
-        preset_name = check_preset(preset_name)
+        preset_name = check_preset(preset_name, ("segmenter",))  # the cues are typed: no reasoner
         frame, idx = _frame(ctx, video, int(frame_idx or 0))
         cues = parse_cues(cues_json, idx, (frame.shape[1], frame.shape[0]))
         if not cues or all(c.is_empty for c in cues):
@@ -240,7 +240,7 @@ def repropagate_stream(
     try:
         # the query is only recorded in the trace, but it is checked like every tab's, before any work
         query = check_query(query, required=False)
-        preset_name = check_preset(preset_name)
+        preset_name = check_preset(preset_name, ("segmenter", "propagator"))
         path = file_path(video)
         opened = ctx.caps.open(path, MISSING_VIDEO)
     except UploadError as exc:

@@ -215,11 +215,32 @@ def check_query(query: str | None, required: bool = True) -> str:
     return text
 
 
-def check_preset(name: str | None) -> str:
+STAGE_ROLES = ("reasoner", "segmenter", "propagator")
+
+
+def check_preset(name: str | None, roles: tuple[str, ...] = STAGE_ROLES) -> str:
+    """The preset name, checked before any work: it exists, and the weights of its ``roles`` (the
+    stages this action uses) are here or can be downloaded from here.
+
+    Weights missing on a server that cannot reach the Hugging Face hub are named all at once, before
+    the run starts, instead of the first stage to need them failing after a download attempt with
+    a message about one of them."""
+    from videoseg.models import hub_endpoint, hub_reachable
     from videoseg.ui.session import UploadError
 
     if not name or name not in PRESETS:
         raise UploadError(f"Unknown preset {name!r}; choose one of: {', '.join(PRESETS)}.")
+    missing = [r for r in preset_requirements(name) if r.what in roles and not r.present]
+    if missing and not hub_reachable():
+        listed = "; ".join(
+            f"{r.what} `{r.model_id}`" + (f" (~{r.approx_gb:g} GB)" if r.approx_gb else "") for r in missing
+        )
+        free = ", ".join(f"`{n}`" for n in PRESETS if not preset_requirements(n))
+        raise UploadError(
+            f"The `{name}` preset needs weights that are not on this server, and this server cannot "
+            f"download them (no connection to {hub_endpoint()}): {listed}. Pick a weights-free preset "
+            f"({free}), or run the app on a machine with the weights or a network connection."
+        )
     return name
 
 
