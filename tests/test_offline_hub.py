@@ -80,6 +80,8 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the suite runs in offline mode (conftest)
     monkeypatch.setattr(models, "_probe", None)
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)  # the probe would ask a proxy of this machine instead
     return cache
 
 
@@ -100,6 +102,19 @@ def test_the_probe_connects_once_and_remembers(offline: Path, monkeypatch: pytes
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     net.calls.clear()
     assert models.hub_reachable() is False and net.calls == []  # offline mode: not even tried
+
+
+def test_behind_a_proxy_the_probe_asks_the_proxy(offline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The hub (a closed port) cannot be reached directly; the clients would go through the proxy.
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        address = f"http://127.0.0.1:{proxy.getsockname()[1]}"
+        monkeypatch.setenv("http_proxy", address)  # the endpoint of the fixture is http://
+        monkeypatch.setenv("no_proxy", "")
+        net = _NetLog(monkeypatch)
+        assert models.hub_reachable() is True
+        assert ("connect", ("127.0.0.1", proxy.getsockname()[1])) in net.calls
 
 
 def test_local_folders_never_probe_the_hub(tiny_sam2_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811

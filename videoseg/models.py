@@ -23,6 +23,7 @@ import logging
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,8 +104,16 @@ def hub_reachable() -> bool:
         return _probe[1]
     url = urlsplit(hub_endpoint())
     port = url.port or (80 if url.scheme == "http" else 443)
+    proxy = urllib.request.getproxies().get(url.scheme) or urllib.request.getproxies().get("all")
+    # Behind a proxy the direct connection may be refused although the hub clients (which use the
+    # proxy) get through: connect to the proxy instead.
+    if proxy and not urllib.request.proxy_bypass(url.hostname or ""):
+        via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = via.hostname or "", via.port or (443 if via.scheme == "https" else 80)
+    else:
+        host = url.hostname or ""
     try:
-        with socket.create_connection((url.hostname or "", port), timeout=_PROBE_SECONDS):
+        with socket.create_connection((host, port), timeout=_PROBE_SECONDS):
             reachable = True
     except (OSError, ValueError):  # no DNS, refused, timed out, malformed endpoint
         reachable = False
