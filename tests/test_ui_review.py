@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -776,10 +777,10 @@ def test_compare_and_interactive_stop_buttons_are_wired_like_the_runs(
     assert not any(demo.ctx.stop_requested("visitor", 0.0, k) for k in {"run", "replay"} - {kind})
     # the tab's own action still shows its work in that same status
     action = widgets["compare" if tab == "compare_tab" else "repropagate"]
-    assert any(
-        [action._id, "click"] in [list(t) for t in d["targets"]] and widgets["status"]._id in d["outputs"]
-        for d in demo.config["dependencies"]
-    )
+    deps = demo.config["dependencies"]
+    chain = [d for d in deps if [action._id, "click"] in [list(t) for t in d["targets"]]]
+    chain += [d for d in deps if d.get("trigger_after") in {c["id"] for c in chain}]  # its .then steps
+    assert any(widgets["status"]._id in d["outputs"] for d in chain)
 
 
 # ------------------------------------------------------------------------------ real presets without weights
@@ -829,3 +830,64 @@ def test_weights_free_presets_never_probe_the_hub(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(models, "hub_reachable", probe)
     assert check_preset("shapes") == "shapes"
+
+
+# ------------------------------------------------------------------------------ Stop while queued
+
+
+def test_a_stop_pressed_while_a_run_waited_in_the_queue_stops_it(ctx: AppContext) -> None:
+    from videoseg.ui.common import click_time
+    from videoseg.ui.run_tab import run_stream
+
+    example = ctx.examples[0]
+    query = example.expressions[0]["text"]
+    clicked = click_time()  # Run pressed; the run waits in the queue ...
+    ctx.request_stop(None, "run")  # ... and Stop is pressed before it starts
+    updates = [v for v, _ in run_stream(ctx, str(example.video), query, "shapes", clicked=clicked)]
+    out = _final(updates)
+    assert out["status"].startswith("### ⏹ Cancelled"), out["status"]
+    assert out["progress"]["status"] == "cancelled"
+    # without the click time (the API endpoint) the run counts Stops from its own start
+    after = [v for v, _ in run_stream(ctx, str(example.video), query, "shapes")]
+    assert "Done" in _final(after)["status"]
+
+
+def test_a_stop_pressed_while_a_comparison_waited_in_the_queue_stops_it(ctx: AppContext) -> None:
+    from videoseg.ui.common import click_time
+    from videoseg.ui.compare_tab import compare_stream
+
+    example = ctx.examples[0]
+    clicked = click_time()
+    ctx.request_stop(None, "comparison")
+    args = (ctx, str(example.video), example.expressions[0]["text"], *COMPARED)
+    updates = list(compare_stream(*args, clicked=clicked))
+    status = updates[-1][0]
+    assert status.startswith("### ⏹ Cancelled") and "A `shapes`: not started" in status, status
+    assert "B `shapes-first-frame`: not started" in status, status
+    assert not list(ctx.store.root.glob("s-*/compare*"))  # neither preset ran
+
+
+@pytest.mark.parametrize(
+    ("clicked", "same"),
+    [(None, False), ("soon", False), (-1.0, False), (1e12, False), (0.0, True), (5.0, True)],
+)
+def test_started_at_trusts_only_a_past_click_time(clicked: Any, same: bool) -> None:
+    from videoseg.ui.common import started_at
+
+    before = time.monotonic()
+    value = started_at(clicked)
+    assert value == clicked if same else before <= value <= time.monotonic()
+
+
+def test_run_and_compare_stamp_the_click_before_queueing(tmp_path: Path) -> None:
+    from videoseg.ui.app import build_demo
+    from videoseg.ui.common import click_time
+
+    demo = build_demo(store=SessionStore(tmp_path / "store"))
+    deps = demo.config["dependencies"]
+    for button in (demo.run_tab["run"], demo.compare_tab["compare"]):
+        (first,) = [d for d in deps if [button._id, "click"] in [list(t) for t in d["targets"]]]
+        stamp = demo.fns[first["id"]]
+        assert stamp.fn is click_time and stamp.concurrency_limit is None, first  # never queued
+        (then,) = [d for d in deps if d.get("trigger_after") == first["id"]]
+        assert first["outputs"][0] in then["inputs"], (first, then)  # the stamp reaches the run

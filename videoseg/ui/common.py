@@ -362,6 +362,20 @@ def wire_stop(
     )
 
 
+def click_time() -> float:
+    """When the button was clicked (its first, unqueued step): see :func:`started_at`."""
+    return time.monotonic()
+
+
+def started_at(clicked: Any) -> float:
+    """From when a Stop counts for this work: the click that asked for it, when known, else now.
+
+    A run waits in Gradio's queue behind other runs; a Stop pressed while it waits must keep it
+    from running, so the click is stamped by a first step that never queues and the run reads it."""
+    now = time.monotonic()
+    return float(clicked) if isinstance(clicked, (int, float)) and 0 <= clicked <= now else now
+
+
 def file_path(value: Any) -> str | None:
     """A path from a Gradio file value (str, dict with "path", or an object with ``.name``)."""
     if value is None:
@@ -377,12 +391,14 @@ __all__ = [
     "AppContext",
     "build_run_view",
     "clear_values",
+    "click_time",
     "drive",
     "file_path",
     "message_outputs",
     "ordered",
     "read_ahead",
     "session_hash",
+    "started_at",
     "stop_values",
     "stopped_message",
     "stopped_note",

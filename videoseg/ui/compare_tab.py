@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,9 +18,11 @@ import numpy as np
 
 from videoseg.ui.common import (
     AppContext,
+    click_time,
     drive,
     file_path,
     session_hash,
+    started_at,
     stopped_message,
     until_stopped,
     wire_stop,
@@ -46,12 +47,15 @@ def compare_stream(
     preset_b: str | None,
     gt_zip: Any = None,
     request: gr.Request | None = None,
+    clicked: float | None = None,
 ) -> Iterator[list[Any]]:
     """Yields [status, a_timeline, a_keyframe, a_video, b_timeline, b_keyframe, b_video, curves, summary].
 
     The tab's Stop (:func:`~videoseg.ui.common.wire_stop`, for "comparison") ends the preset that is
-    running as cancelled at its next event and skips the other; what both sides showed stays."""
-    started = time.monotonic()  # a Stop pressed after this stops this comparison
+    running as cancelled at its next event and skips the other; what both sides showed stays.
+    ``clicked``: when Compare was pressed; a Stop since then (even while it waited in the queue)
+    stops it."""
+    started = started_at(clicked)
     skip = gr.skip()
 
     def message(text: str) -> list[Any]:
@@ -227,14 +231,23 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
     summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="Summary", interactive=False)
 
     def compare(
-        video_value: Any, query_value: str, a: str, b: str, gt_value: Any, request: gr.Request
+        video_value: Any,
+        query_value: str,
+        a: str,
+        b: str,
+        gt_value: Any,
+        clicked_value: float | None,
+        request: gr.Request,
     ) -> Iterator[list[Any]]:
-        yield from compare_stream(ctx, video_value, query_value, a, b, gt_value, request)
+        yield from compare_stream(ctx, video_value, query_value, a, b, gt_value, request, clicked_value)
 
     outputs = [status, a_timeline, a_key, a_video, b_timeline, b_key, b_video, curves, summary]
+    clicked = gr.State(None)
     go.click(
+        click_time, outputs=clicked, api_visibility="private", concurrency_limit=None, show_progress="hidden"
+    ).then(
         compare,
-        inputs=[video, query, preset_a, preset_b, gt_zip],
+        inputs=[video, query, preset_a, preset_b, gt_zip, clicked],
         outputs=outputs,
         api_name="compare",
         concurrency_limit=1,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,12 +18,14 @@ import gradio as gr
 from videoseg.ui.common import (
     AppContext,
     build_run_view,
+    click_time,
     drive,
     file_path,
     message_outputs,
     ordered,
     read_ahead,
     session_hash,
+    started_at,
     stop_values,
     stopped_note,
     to_updates,
@@ -58,12 +59,15 @@ def run_stream(
     overrides: dict[str, Any] | None = None,
     kind: str = "run",
     pace: float = 0.0,
+    clicked: float | None = None,
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
     """(output values, run record) pairs for one run; bad input gives one message update.
 
     ``pace`` (reasoning tokens/s, 0 = off) slows the display of weights-free runs, which finish too
-    fast to follow; real-model runs are shown at the model's own speed."""
-    started = time.monotonic()  # a Stop pressed after this stops this run
+    fast to follow; real-model runs are shown at the model's own speed. ``clicked``: when Run was
+    pressed (:func:`~videoseg.ui.common.click_time`); a Stop since then, even one pressed while the
+    run waited in the queue, stops it."""
+    started = started_at(clicked)
     try:
         path = file_path(video)
         query = check_query(query)
@@ -165,17 +169,25 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
     last_run = gr.State(None)
 
     def run_paced(
-        video_value: Any, query_value: str, preset_value: str, pace_value: float, request: gr.Request
+        video_value: Any,
+        query_value: str,
+        preset_value: str,
+        pace_value: float,
+        clicked_value: float | None,
+        request: gr.Request,
     ) -> Iterator[list[Any]]:
         record = None
-        for values, rec in run_stream(ctx, video_value, query_value, preset_value, request, pace=pace_value):
+        runs = run_stream(
+            ctx, video_value, query_value, preset_value, request, pace=pace_value, clicked=clicked_value
+        )
+        for values, rec in runs:
             record = rec or record
             yield [*to_updates(values), record if record is not None else gr.skip()]
 
     def run(
         video_value: Any, query_value: str, preset_value: str, request: gr.Request
     ) -> Iterator[list[Any]]:
-        yield from run_paced(video_value, query_value, preset_value, 0.0, request)
+        yield from run_paced(video_value, query_value, preset_value, 0.0, None, request)
 
     # The page's Run button also sends the presentation pace; the public API endpoint ``run`` keeps
     # exactly (video file, query text, preset name), served by a hidden trigger.
@@ -183,12 +195,18 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
     outputs = [*ordered(view), last_run]
     options = {"concurrency_limit": 2, "show_progress": "minimal"}
     api_trigger.click(run, inputs=[video, query, preset], outputs=outputs, api_name="run", **options)
-    run_btn.click(
-        run_paced, inputs=[video, query, preset, pace], outputs=outputs, api_visibility="private", **options
-    )
-    query.submit(
-        run_paced, inputs=[video, query, preset, pace], outputs=outputs, api_visibility="private", **options
-    )
+    clicked = gr.State(None)
+    stamp = {
+        "outputs": clicked,
+        "api_visibility": "private",
+        "concurrency_limit": None,
+        "show_progress": "hidden",
+    }
+    paced_inputs = [video, query, preset, pace, clicked]
+    for trigger in (run_btn.click, query.submit):  # stamp the click unqueued, then run (queued)
+        trigger(click_time, **stamp).then(
+            run_paced, inputs=paced_inputs, outputs=outputs, api_visibility="private", **options
+        )
 
     wire_stop(ctx, stop_btn, view, "run", "Run")
 
