@@ -6,7 +6,9 @@ Shapes-world scenarios (the weights-free test bed) are folders in the DAVIS layo
 generated once into the explorer's temp root, so the app always opens on something that runs on a
 CPU in seconds. :func:`ground_truth_for` recognises an example video by its content (an upload is a
 copy under another name) and returns the ground truth of the expression whose text is the query,
-which lets the Compare tab score runs. :func:`load_gt_zip` reads user-given ground truth instead.
+which lets the Compare tab score runs. :func:`match_recorded_example` recognises an example from a
+trace's recorded video metadata when the recorded file is gone (a replay of a run on an example).
+:func:`load_gt_zip` reads user-given ground truth instead.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,6 +144,60 @@ def match_example(video_path: str | Path, examples: list[Example]) -> Example | 
     return None
 
 
+# video -> (mtime, (num_frames, width, height, fps)); an example is opened once to learn these
+_infos: dict[Path, tuple[float, tuple[int, int, int, float] | None]] = {}
+
+
+def video_info(ex: Example) -> tuple[int, int, int, float] | None:
+    """(num_frames, width, height, fps) of the example's video; None when it cannot be read."""
+    from videoseg.video import open_video
+
+    try:
+        mtime = ex.video.stat().st_mtime
+    except OSError:
+        return None
+    cached = _infos.get(ex.video)
+    if cached is None or cached[0] != mtime:
+        try:
+            with open_video(ex.video) as video:
+                width, height = video.size
+                info: tuple[int, int, int, float] | None = (len(video), width, height, float(video.fps))
+        except (OSError, ValueError):
+            info = None
+        cached = (mtime, info)
+        _infos[ex.video] = cached
+    return cached[1]
+
+
+def match_recorded_example(
+    recorded: dict, examples: list[Example], path_parts: Sequence[str] = ()
+) -> Example | None:
+    """The one example whose video has the recorded frame count, size and frame rate, else None.
+
+    For a trace whose recorded video file is no longer there (Gradio's cache copy of an example, a
+    run on another machine). Several examples alike are told apart only by their folder's name among
+    ``path_parts`` (the recorded path's parts); when that leaves more than one, none is guessed.
+    """
+    try:
+        frames, width, height = (int(recorded[k]) for k in ("num_frames", "width", "height"))
+        fps = float(recorded["fps"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    found = []
+    for ex in examples:
+        info = video_info(ex)
+        # the fps is written as a float: compare it with a tolerance, the rest exactly
+        if (
+            info is not None
+            and info[:3] == (frames, width, height)
+            and abs(info[3] - fps) <= 1e-3 * max(fps, 1.0)
+        ):
+            found.append(ex)
+    if len(found) > 1:
+        found = [ex for ex in found if ex.name in path_parts]
+    return found[0] if len(found) == 1 else None
+
+
 def read_annotations(directory: Path) -> np.ndarray:
     """(T, H, W) uint8 object ids from a folder of palette PNGs."""
     from videoseg.video import read_mask_pngs
@@ -153,8 +210,11 @@ def ground_truth_for(
 ) -> tuple[np.ndarray, str] | None:
     """((T, H, W) bool union of the expression's objects, a description) or None when unknown."""
     ex = match_example(video_path, examples)
-    if ex is None:
-        return None
+    return example_ground_truth(ex, query) if ex is not None else None
+
+
+def example_ground_truth(ex: Example, query: str) -> tuple[np.ndarray, str] | None:
+    """As :func:`ground_truth_for`, for a known example: None when no expression has the query's text."""
     expression = ex.expression_for(query)
     if expression is None:
         return None
@@ -182,9 +242,12 @@ __all__ = [
     "TRACES_DIR",
     "Example",
     "available_examples",
+    "example_ground_truth",
     "example_rows",
     "find_examples",
     "ground_truth_for",
     "load_gt_zip",
     "match_example",
+    "match_recorded_example",
+    "video_info",
 ]

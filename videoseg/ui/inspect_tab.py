@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import gradio as gr
 import numpy as np
+from gradio.utils import get_upload_folder
 
 from videoseg import events as ev
 from videoseg.trace import TraceError, read_trace
@@ -35,7 +36,14 @@ from videoseg.ui.common import (
     until_stopped,
     wire_stop,
 )
-from videoseg.ui.examples import EXAMPLES_DIR, TRACES_DIR
+from videoseg.ui.examples import (
+    EXAMPLES_DIR,
+    TRACES_DIR,
+    Example,
+    example_ground_truth,
+    match_example,
+    match_recorded_example,
+)
 from videoseg.ui.live import LiveView, empty_outputs
 from videoseg.ui.session import UploadError, hide_paths
 from videoseg.viz.curves import jf_curves_figure
@@ -55,7 +63,8 @@ def _load_trace(ctx: AppContext, trace: Any) -> list[ev.Event]:
     try:
         events = list(read_trace(path))
     except TraceError as exc:
-        raise UploadError(f"This trace cannot be read: {exc}") from exc
+        # the message names the file by its path: a visitor sees its name, not the server's folders
+        raise UploadError(f"This trace cannot be read: {hide_paths(str(exc), path.parent)}") from exc
     except UnicodeDecodeError as exc:
         raise UploadError("This trace cannot be read: it is not a text (JSON Lines) file") from exc
     if not events:
@@ -67,26 +76,70 @@ def _load_trace(ctx: AppContext, trace: Any) -> list[ev.Event]:
     return events
 
 
-def _recorded_video(ctx: AppContext, start: ev.RunStarted, session: str | None) -> Path | None:
-    """The recorded video path when it is one this server may show (bundled examples, this session)."""
-    raw = (start.video or {}).get("path")
-    if not raw:
+def _resolved(raw: Any) -> Path | None:
+    """The recorded video path made absolute (relative ones are the repository's), or None."""
+    if not isinstance(raw, str) or not raw.strip():
         return None
-    p = Path(raw)
-    if not p.is_absolute():
-        p = EXAMPLES_DIR.parent / p
-    p = p.resolve()
-    # bundled examples (or the ones generated into the store), and this session's own files only:
-    # a crafted trace must not show another visitor's video or overlay
-    store = ctx.store
-    allowed = [
-        EXAMPLES_DIR.resolve(),
-        (store.root / "examples").resolve(),
-        store.session_dir(session).resolve(),
-    ]
-    if p.is_file() and any(p.is_relative_to(a) for a in allowed):
-        return p
-    return None
+    try:
+        p = Path(raw)
+        return (p if p.is_absolute() else EXAMPLES_DIR.parent / p).resolve()
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
+def _is_file(p: Path) -> bool:
+    try:
+        return p.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _recorded_video(
+    ctx: AppContext, start: ev.RunStarted, session: str | None
+) -> tuple[Path | None, Example | None, str]:
+    """(video to show, the bundled example it is, how it was found) for a trace's recorded video.
+
+    Shown as is: a recorded file under the bundled examples (or the ones generated into the store)
+    or in this session's own folder. A recorded file in Gradio's upload cache (a Run on an example
+    uploads a copy) is only compared byte for byte with the examples, and the example's own file is
+    shown. Another visitor's folder is never read, compared or guessed at: a crafted trace must not
+    show another visitor's video or overlay. Anywhere else, or gone: the one example with the
+    recorded frame count, size and fps, if any; such a path itself is never opened.
+    """
+    recorded = start.video if isinstance(start.video, dict) else {}
+    p = _resolved(recorded.get("path"))
+    if p is not None:
+        store = ctx.store
+        allowed = [
+            EXAMPLES_DIR.resolve(),
+            (store.root / "examples").resolve(),
+            store.session_dir(session).resolve(),
+        ]
+        if any(p.is_relative_to(a) for a in allowed):
+            if _is_file(p):
+                try:
+                    ex = match_example(p, ctx.examples)
+                except OSError:
+                    ex = None
+                return p, ex, "the recorded video"
+        elif p.is_relative_to(store.root.resolve()):
+            return None, None, ""
+        elif p.is_relative_to(Path(get_upload_folder()).resolve()) and _is_file(p):
+            try:
+                ex = match_example(p, ctx.examples)
+            except OSError:
+                ex = None
+            if ex is None:
+                return None, None, ""  # an upload of another video: not shown, not guessed at
+            return ex.video, ex, "same bytes as the recorded video"
+    ex = match_recorded_example(recorded, ctx.examples, p.parts if p is not None else ())
+    if ex is None:
+        return None, None, ""
+    return (
+        ex.video,
+        ex,
+        "found by the recorded frame count, size and frame rate; the recorded file is not used",
+    )
 
 
 def replay_stream(
@@ -101,7 +154,15 @@ def replay_stream(
     session = session_hash(request)
     try:
         events = _load_trace(ctx, trace)
-        video_path = file_path(video) or _recorded_video(ctx, events[0], session)
+        video_path = file_path(video)
+        if video_path:
+            try:
+                example = match_example(video_path, ctx.examples)
+            except OSError:
+                example = None
+            how = "the given video"
+        else:
+            video_path, example, how = _recorded_video(ctx, events[0], session)
         opened = ctx.caps.open(video_path) if video_path else None
     except UploadError as exc:
         gr.Warning(str(exc))
@@ -111,17 +172,24 @@ def replay_stream(
         out_dir = ctx.store.new_run_dir(session, "replay")
         trace_copy = out_dir / "trace.jsonl"
         trace_copy.write_bytes(Path(file_path(trace)).read_bytes())
-        view = LiveView(out_dir, opened, trace=False, trace_source=trace_copy)
-        recorded = events[0].video or {}
+        notes = []
+        recorded = events[0].video if isinstance(events[0].video, dict) else {}
         if opened is not None and (
             len(opened) != recorded.get("num_frames")
             or list(opened.size) != [recorded.get("width"), recorded.get("height")]
         ):
             opened.close()
-            opened = view.video = None
-            view.messages.append(
+            opened = example = None
+            notes.append(
                 "⚠️ The given video does not match the recorded one; masks are drawn on a blank canvas."
             )
+        gt_present, gt_note = _example_ground_truth(
+            example, events[0].query, len(opened) if opened is not None else 0
+        )
+        if example is not None:
+            notes.append(f"ℹ️ Video: the bundled example `{example.name}` ({how}).{gt_note}")
+        view = LiveView(out_dir, opened, trace=False, trace_source=trace_copy, gt_present=gt_present)
+        view.messages.extend(notes)
         if opened is None:
             view.messages.append(
                 "ℹ️ Replay without the video: masks are drawn on a blank canvas "
@@ -143,6 +211,23 @@ def replay_stream(
     finally:
         if opened is not None:
             opened.close()
+
+
+def _example_ground_truth(
+    example: Example | None, query: str, num_frames: int
+) -> tuple[list[bool] | None, str]:
+    """(per-frame presence for the timeline, a note) of the example's expression whose text is the
+    recorded query: what a live Run of the same example shows."""
+    if example is None:
+        return None, ""
+    try:
+        found = example_ground_truth(example, query)
+    except (OSError, ValueError):
+        return None, ""  # ground truth is optional decoration on the timeline
+    if found is None or len(found[0]) != num_frames:
+        return None, ""
+    gt, description = found
+    return gt.reshape(len(gt), -1).any(axis=1).tolist(), f" Ground truth on the timeline: {description}."
 
 
 def _overlay_pred_gt(frame: np.ndarray, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -212,6 +297,19 @@ def case_details(
     return "\n\n".join(lines), fig, items
 
 
+_NO_CASES = (
+    "No expression with both ground truth and a prediction was found in {source}. Expected: a folder with "
+    "{q}expressions.json{q} + {q}Annotations/{q} and either traces ({q}*.jsonl{q} whose query is an "
+    "expression) or {q}pred/<expression id>/*.png{q}."
+)
+
+
+def markdown_text(text: str) -> str:
+    """``text`` shown as written in a Markdown status: a ``*`` in a file pattern does not start
+    emphasis, and ``<name>`` is not taken for an HTML tag (and removed)."""
+    return text.replace("\\", "\\\\").replace("*", "\\*").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def inspect_run(
     ctx: AppContext, archive: Any, request: gr.Request | None = None
 ) -> tuple[list[Any], list[dict]]:
@@ -219,6 +317,7 @@ def inspect_run(
     skip = gr.skip()
     session = session_hash(request)
     unreadable: list[str] = []  # what is wrong with the expressions.json files
+    shown = None  # the status's Markdown form of an error, when it differs from the toast's text
     try:
         out_dir = ctx.store.new_run_dir(session, "inspect")
         if archive is not None:
@@ -235,14 +334,12 @@ def inspect_run(
                 f"No expression could be used from {source}: " + "; ".join(unreadable[:3]) + "."
             )
         if not cases:
-            raise UploadError(
-                f"No expression with both ground truth and a prediction was found in {source}. Expected: a folder "
-                "with expressions.json + Annotations/ and either traces (*.jsonl whose query is an expression) "
-                "or pred/<expression id>/*.png."
-            )
+            # the toast shows plain text; the status is Markdown, where the patterns go in code spans
+            shown = _NO_CASES.format(source=source, q="`")
+            raise UploadError(_NO_CASES.format(source=source, q=""))
     except UploadError as exc:
         gr.Warning(str(exc))
-        return [f"### ❌ {exc}", skip, skip, skip, skip, skip], []
+        return [f"### ❌ {shown or markdown_text(str(exc))}", skip, skip, skip, skip, skip], []
     results, problems = [], list(unreadable)
     for case in cases:
         try:
@@ -252,7 +349,7 @@ def inspect_run(
     if not results:
         msg = "No case could be scored: " + "; ".join(problems[:3])
         gr.Warning(msg)
-        return [f"### ❌ {msg}", skip, skip, skip, skip, skip], []
+        return [f"### ❌ {markdown_text(msg)}", skip, skip, skip, skip, skip], []
     results.sort(key=lambda r: r.mean["J&F"])
     rows = [
         [
@@ -281,7 +378,7 @@ def inspect_run(
     ]
     details, fig, gallery = case_details(ctx, results[0], out_dir)
     status = f"### Ranked {len(results)} expression(s) from {source}, worst first" + (
-        "\n\n⚠️ " + "; ".join(problems) if problems else ""
+        "\n\n⚠️ " + markdown_text("; ".join(problems)) if problems else ""
     )
     labels = [r["label"] for r in records]
     return [status, rows, gr.update(choices=labels, value=labels[0]), details, fig, gallery], records
