@@ -891,3 +891,29 @@ def test_run_and_compare_stamp_the_click_before_queueing(tmp_path: Path) -> None
         assert stamp.fn is click_time and stamp.concurrency_limit is None, first  # never queued
         (then,) = [d for d in deps if d.get("trigger_after") == first["id"]]
         assert first["outputs"][0] in then["inputs"], (first, then)  # the stamp reaches the run
+
+
+def test_an_upload_is_checked_at_once_in_the_run_tab(ctx: AppContext, tmp_path: Path) -> None:
+    from videoseg.ui.app import build_demo
+    from videoseg.ui.run_tab import upload_status
+    from videoseg.video import open_video
+
+    with open_video(ctx.examples[0].video) as video:
+        expected = f"Video ready: {len(video)} frames, {video.size[0]}×{video.size[1]}"
+    status = upload_status(ctx, str(ctx.examples[0].video))
+    assert status is not None and status.startswith(expected), status
+    bogus = tmp_path / "holiday.mp4"
+    bogus.write_bytes(b"this is not a video")
+    status = upload_status(ctx, str(bogus))
+    assert status is not None and status.startswith("### ❌ This video cannot be used"), status
+    assert str(tmp_path) not in status, status
+    assert upload_status(ctx, None) is None  # the video was cleared: nothing to say
+
+    demo = build_demo(store=SessionStore(tmp_path / "store"))
+    tab = demo.run_tab
+    (dep,) = [
+        d
+        for d in demo.config["dependencies"]
+        if [tab["video"]._id, "upload"] in [list(t) for t in d["targets"]]
+    ]
+    assert dep["outputs"] == [tab["view"]["status"]._id]

@@ -126,6 +126,23 @@ def run_stream(
         opened.close()
 
 
+def upload_status(ctx: AppContext, video: Any) -> str | None:
+    """The Run tab's status right after an upload: the video's size and length, or why it cannot be
+    used (the browser's player only says "Video not playable"); None when there is no video."""
+    path = file_path(video)
+    if not path:
+        return None
+    try:
+        meta = ctx.caps.check_video(path)
+    except UploadError as exc:
+        gr.Warning(str(exc))
+        return f"### ❌ {exc}"
+    return (
+        f"Video ready: {meta['num_frames']} frames, {meta['width']}×{meta['height']}, "
+        f"{meta['fps']:.1f} fps ({meta['duration']:.1f} s). Type a query and press **Run**."
+    )
+
+
 def cache_examples_lazily() -> bool:
     """Whether examples are cached lazily: on a Hugging Face Space (``SPACE_ID`` set) unless
     ``VIDEOSEG_CACHE_EXAMPLES=off``; elsewhere only with ``VIDEOSEG_CACHE_EXAMPLES=lazy``, because a
@@ -209,6 +226,13 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
         )
 
     wire_stop(ctx, stop_btn, view, "run", "Run")
+    video.upload(
+        lambda value: upload_status(ctx, value) or gr.skip(),
+        inputs=video,
+        outputs=view["status"],
+        api_visibility="private",
+        show_progress="hidden",
+    )
 
     def run_example(
         video_value: Any, query_value: str, preset_value: str, request: gr.Request
@@ -248,4 +272,4 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
     }
 
 
-__all__ = ["build_run_tab", "run_stream", "stop_values"]
+__all__ = ["build_run_tab", "run_stream", "stop_values", "upload_status"]
