@@ -867,6 +867,24 @@ def test_a_stop_pressed_while_a_comparison_waited_in_the_queue_stops_it(ctx: App
     assert not list(ctx.store.root.glob("s-*/compare*"))  # neither preset ran
 
 
+def test_a_stop_pressed_while_a_replay_or_repropagation_waited_stops_it(ctx: AppContext) -> None:
+    from videoseg.ui.common import click_time
+    from videoseg.ui.inspect_tab import replay_stream
+
+    trace = sorted(TRACES_DIR.glob("*.jsonl"))[0]
+    clicked = click_time()
+    ctx.request_stop(None, "replay")
+    out = _final(list(replay_stream(ctx, str(trace), clicked=clicked)))
+    assert out["status"].startswith("### ⏹ Cancelled"), out["status"]
+
+    cues = json.dumps([{"obj_id": 1, "box": [10, 10, 60, 60]}])
+    clicked = click_time()
+    ctx.request_stop(None, "re-propagation")
+    video = str(ctx.examples[0].video)
+    updates = list(repropagate_stream(ctx, video, "fix", 0, cues, "shapes", clicked=clicked))
+    assert updates[-1][0].startswith("### ⏹ Cancelled"), updates[-1][0]
+
+
 @pytest.mark.parametrize(
     ("clicked", "same"),
     [(None, False), ("soon", False), (-1.0, False), (1e12, False), (0.0, True), (5.0, True)],
@@ -879,13 +897,14 @@ def test_started_at_trusts_only_a_past_click_time(clicked: Any, same: bool) -> N
     assert value == clicked if same else before <= value <= time.monotonic()
 
 
-def test_run_and_compare_stamp_the_click_before_queueing(tmp_path: Path) -> None:
+def test_long_actions_stamp_the_click_before_queueing(tmp_path: Path) -> None:
     from videoseg.ui.app import build_demo
     from videoseg.ui.common import click_time
 
     demo = build_demo(store=SessionStore(tmp_path / "store"))
     deps = demo.config["dependencies"]
-    for button in (demo.run_tab["run"], demo.compare_tab["compare"]):
+    buttons = [demo.run_tab["run"], demo.compare_tab["compare"], demo.inspect_tab["replay"]]
+    for button in (*buttons, demo.interactive_tab["repropagate"]):
         (first,) = [d for d in deps if [button._id, "click"] in [list(t) for t in d["targets"]]]
         stamp = demo.fns[first["id"]]
         assert stamp.fn is click_time and stamp.concurrency_limit is None, first  # never queued

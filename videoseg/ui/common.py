@@ -376,6 +376,18 @@ def started_at(clicked: Any) -> float:
     return float(clicked) if isinstance(clicked, (int, float)) and 0 <= clicked <= now else now
 
 
+def stamped(trigger: Callable[..., Any], fn: Callable[..., Any], inputs: list[Any], **options: Any) -> Any:
+    """Wire ``trigger`` (e.g. ``button.click``) to ``fn(*inputs, clicked, request)``: a first step
+    that never queues stamps the click (:func:`click_time`), then ``fn`` runs, queued, with
+    ``options``. ``fn`` passes ``clicked`` to :func:`started_at`, so a Stop pressed while it waited
+    in the queue stops it. The stamp is a ``gr.State``, which API callers do not send (they get None)."""
+    clicked = gr.State(None)
+    first = trigger(
+        click_time, outputs=clicked, api_visibility="private", concurrency_limit=None, show_progress="hidden"
+    )
+    return first.then(fn, inputs=[*inputs, clicked], **options)
+
+
 def file_path(value: Any) -> str | None:
     """A path from a Gradio file value (str, dict with "path", or an object with ``.name``)."""
     if value is None:
@@ -398,6 +410,7 @@ __all__ = [
     "ordered",
     "read_ahead",
     "session_hash",
+    "stamped",
     "started_at",
     "stop_values",
     "stopped_message",

@@ -18,10 +18,10 @@ import numpy as np
 
 from videoseg.ui.common import (
     AppContext,
-    click_time,
     drive,
     file_path,
     session_hash,
+    stamped,
     started_at,
     stopped_message,
     until_stopped,
@@ -242,12 +242,10 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
         yield from compare_stream(ctx, video_value, query_value, a, b, gt_value, request, clicked_value)
 
     outputs = [status, a_timeline, a_key, a_video, b_timeline, b_key, b_video, curves, summary]
-    clicked = gr.State(None)
-    go.click(
-        click_time, outputs=clicked, api_visibility="private", concurrency_limit=None, show_progress="hidden"
-    ).then(
+    stamped(
+        go.click,
         compare,
-        inputs=[video, query, preset_a, preset_b, gt_zip, clicked],
+        [video, query, preset_a, preset_b, gt_zip],
         outputs=outputs,
         api_name="compare",
         concurrency_limit=1,

@@ -10,7 +10,6 @@ that most likely failed (:mod:`videoseg.ui.analysis`).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ from videoseg.ui.common import (
     message_outputs,
     ordered,
     session_hash,
+    stamped,
+    started_at,
     stopped_note,
     to_updates,
     until_stopped,
@@ -143,14 +144,20 @@ def _recorded_video(
 
 
 def replay_stream(
-    ctx: AppContext, trace: Any, video: Any = None, request: gr.Request | None = None, pace: float = 0.0
+    ctx: AppContext,
+    trace: Any,
+    video: Any = None,
+    request: gr.Request | None = None,
+    pace: float = 0.0,
+    clicked: float | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Run-view output values for a replayed trace (message-only values for bad input).
 
     ``pace``: reasoning tokens per second to show (0: as fast as possible), so a recorded run can be
     presented step by step. The tab's Stop (:func:`~videoseg.ui.common.wire_stop`, for "replay")
-    ends it as cancelled at its next event, as the Run tab's Stop ends a run."""
-    started = time.monotonic()  # a Stop pressed after this stops this replay
+    ends it as cancelled at its next event, as the Run tab's Stop ends a run; ``clicked``: when
+    Replay was pressed (a Stop since then, even while it waited in the queue, stops it)."""
+    started = started_at(clicked)
     session = session_hash(request)
     try:
         events = _load_trace(ctx, trace)
@@ -443,14 +450,19 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
     wire_stop(ctx, stop_btn, view, "replay", "Replay")
 
     def replay(
-        trace_value: Any, video_value: Any, pace_value: float, request: gr.Request
+        trace_value: Any,
+        video_value: Any,
+        pace_value: float,
+        clicked_value: float | None,
+        request: gr.Request,
     ) -> Iterator[list[Any]]:
-        for values in replay_stream(ctx, trace_value, video_value, request, pace=pace_value):
+        for values in replay_stream(ctx, trace_value, video_value, request, pace_value, clicked_value):
             yield to_updates(values)
 
-    replay_btn.click(
+    stamped(
+        replay_btn.click,
         replay,
-        inputs=[trace, video, pace],
+        [trace, video, pace],
         outputs=ordered(view),
         api_name="replay",
         concurrency_limit=2,
@@ -458,15 +470,19 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
     )
     if last_run is not None:
 
-        def replay_last(record: dict | None, pace_value: float, request: gr.Request) -> Iterator[list[Any]]:
+        def replay_last(
+            record: dict | None, pace_value: float, clicked_value: float | None, request: gr.Request
+        ) -> Iterator[list[Any]]:
             if not record:
                 yield to_updates(
                     message_outputs("No run yet in this session: run something in the Run tab first.")
                 )
                 return
-            yield from replay(record["trace"], record["video"], pace_value, request)
+            yield from replay(record["trace"], record["video"], pace_value, clicked_value, request)
 
-        last_btn.click(replay_last, inputs=[last_run, pace], outputs=ordered(view), api_visibility="private")
+        stamped(
+            last_btn.click, replay_last, [last_run, pace], outputs=ordered(view), api_visibility="private"
+        )
 
     with gr.Tab("Rank failures"):
         gr.Markdown(
@@ -513,6 +529,7 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
         "trace": trace,
         "video": video,
         "view": view,
+        "replay": replay_btn,
         "stop": stop_btn,
         "archive": archive,
         "ranking": ranking,

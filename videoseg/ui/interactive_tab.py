@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +24,8 @@ from videoseg.ui.common import (
     drive,
     file_path,
     session_hash,
+    stamped,
+    started_at,
     stopped_note,
     until_stopped,
     wire_stop,
@@ -229,12 +230,15 @@ def repropagate_stream(
     cues_json: str,
     preset_name: str,
     request: gr.Request | None = None,
+    clicked: float | None = None,
 ) -> Iterator[list[Any]]:
     """Streams [status, keyframe image, propagation strip, overlay video, downloads].
 
     The tab's Stop (:func:`~videoseg.ui.common.wire_stop`, for "re-propagation") ends it as
-    cancelled at its next event, as the Run tab's Stop ends a run; what it showed stays."""
-    started = time.monotonic()  # a Stop pressed after this stops this re-propagation
+    cancelled at its next event, as the Run tab's Stop ends a run; what it showed stays.
+    ``clicked``: when Re-propagate was pressed (a Stop since then, even while it waited in the
+    queue, stops it)."""
+    started = started_at(clicked)
     cancel = threading.Event()
     skip = gr.skip()
     try:
@@ -399,15 +403,17 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
         frame_value: float,
         cues_value: str,
         preset_value: str,
+        clicked_value: float | None,
         request: gr.Request,
     ) -> Iterator[list[Any]]:
         yield from repropagate_stream(
-            ctx, video_value, query_value, frame_value, cues_value, preset_value, request
+            ctx, video_value, query_value, frame_value, cues_value, preset_value, request, clicked_value
         )
 
-    prop_btn.click(
+    stamped(
+        prop_btn.click,
         repropagate,
-        inputs=[video, query, frame, cues, preset],
+        [video, query, frame, cues, preset],
         outputs=[status, key_image, strip, out_video, downloads],
         api_name="repropagate",
         concurrency_limit=2,

@@ -18,13 +18,13 @@ import gradio as gr
 from videoseg.ui.common import (
     AppContext,
     build_run_view,
-    click_time,
     drive,
     file_path,
     message_outputs,
     ordered,
     read_ahead,
     session_hash,
+    stamped,
     started_at,
     stop_values,
     stopped_note,
@@ -212,17 +212,14 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
     outputs = [*ordered(view), last_run]
     options = {"concurrency_limit": 2, "show_progress": "minimal"}
     api_trigger.click(run, inputs=[video, query, preset], outputs=outputs, api_name="run", **options)
-    clicked = gr.State(None)
-    stamp = {
-        "outputs": clicked,
-        "api_visibility": "private",
-        "concurrency_limit": None,
-        "show_progress": "hidden",
-    }
-    paced_inputs = [video, query, preset, pace, clicked]
-    for trigger in (run_btn.click, query.submit):  # stamp the click unqueued, then run (queued)
-        trigger(click_time, **stamp).then(
-            run_paced, inputs=paced_inputs, outputs=outputs, api_visibility="private", **options
+    for trigger in (run_btn.click, query.submit):
+        stamped(
+            trigger,
+            run_paced,
+            [video, query, preset, pace],
+            outputs=outputs,
+            api_visibility="private",
+            **options,
         )
 
     wire_stop(ctx, stop_btn, view, "run", "Run")
