@@ -1,4 +1,4 @@
-"""Command line: ``python -m videoseg {run,replay,synth,eval} ...``.
+"""Command line: ``python -m videoseg {run,replay,synth,eval,benchmark} ...``.
 
 Each subcommand lives beside the code it drives and registers itself here through an
 ``add_parser(subparsers)`` function that sets ``func`` (called with the parsed args, returns an exit code).
@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "replay": "videoseg.run_cli",
     "synth": "videoseg.shapes.cli",
     "eval": "videoseg.eval_cli",
+    "benchmark": "videoseg.bench_cli",
 }
 
 
