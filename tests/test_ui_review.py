@@ -936,3 +936,22 @@ def test_an_upload_is_checked_at_once_in_the_run_tab(ctx: AppContext, tmp_path: 
         if [tab["video"]._id, "upload"] in [list(t) for t in d["targets"]]
     ]
     assert dep["outputs"] == [tab["view"]["status"]._id]
+
+
+def test_interactive_resegment_draws_the_mask_in_front_of_its_cues(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from videoseg.ui import interactive_tab
+    from videoseg.viz.overlay import keyframe_overlay
+
+    seen: list[tuple[int, int]] = []
+
+    def spy(frame: Any, masks: Any, cues: Any) -> Any:
+        seen.append((masks.shape[0], len(cues)))
+        return keyframe_overlay(frame, masks, cues)
+
+    monkeypatch.setattr(interactive_tab, "keyframe_overlay", spy)
+    cues = json.dumps([{"obj_id": 1, "box": [10, 10, 60, 60]}, {"obj_id": 2, "point": [100, 100]}])
+    image, status = resegment(ctx, str(ctx.examples[0].video), 0, cues, "shapes")
+    assert status.startswith("✅") and isinstance(image, str), status
+    assert seen == [(2, 2)]  # the Stage 3a drawing (mask over thin cues), not the cues panel's

@@ -12,9 +12,12 @@ from videoseg.cues import TargetCues
 from videoseg.events import SamplerLevel, SamplerPercent, SamplerResult
 from videoseg.viz.curves import jf_curves_figure, per_frame_scores, summarise
 from videoseg.viz.overlay import (
+    TARGET_FRAME_COLOUR,
     contact_sheet,
     cues_legend_html,
     draw_cues,
+    keyframe_overlay,
+    light_cues_marker_size,
     mark_frame,
     marker_radius,
     overlay_masks,
@@ -108,6 +111,72 @@ def test_contact_sheet_dims_unfilled_tiles() -> None:
     assert sheet.shape == (2 * 12 + 2, 3 * 22 + 2, 3)
     assert tuple(sheet[2 + 5, 2 + 10]) == (200, 200, 200)  # filled tile as is
     assert sheet[2 + 5, 24 + 10].max() < 100  # unfilled tile dimmed
+
+
+def _small_target() -> tuple[np.ndarray, np.ndarray, TargetCues]:
+    """A 320x240 frame with a 30-pixel target and the cues a reasoner gives for it."""
+    frame = _frame(240, 320, 100)
+    masks = np.zeros((1, 240, 320), dtype=bool)
+    masks[0, 100:130, 150:180] = True
+    cues = TargetCues(box=[147, 97, 182, 132], point=[165, 115], negatives=[[120, 60]], obj_id=1)
+    return frame, masks, cues
+
+
+def _mask_visible_fraction(img: np.ndarray, masks: np.ndarray) -> float:
+    """Share of the mask's inside (its 3-pixel rim left out) showing the mask's blended colour."""
+    inner = cv2.erode(masks[0].astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    tinted = overlay_masks(_frame(240, 320, 100), masks, contour=False, alpha=0.5)
+    close = (np.abs(img.astype(int) - tinted.astype(int)) <= 40).all(axis=2)
+    return float(close[inner].mean())
+
+
+def test_keyframe_overlay_keeps_a_small_mask_visible() -> None:
+    """Step 3a panel: the mask of a ~30 px target stays visible under its cues (bug: the filled
+    + disc and the thick box of the step 2 panel, drawn on top, hid most of it)."""
+    frame, masks, cues = _small_target()
+    out = keyframe_overlay(frame, masks, [cues])
+    assert (frame == 100).all()  # input untouched
+    assert _mask_visible_fraction(out, masks) >= 0.9
+    # drawing the step 2 cues over the mask (the old keyframe panel) hides far more of it
+    assert _mask_visible_fraction(draw_cues(overlay_masks(frame, masks), [cues]), masks) < 0.8
+    red = np.array(target_colour(0))
+    # the mask's outline is on top, in the target's colour
+    assert (np.abs(out[100, 165].astype(int) - red) < 40).all()
+    # the cues are still there, light: the box edge (outside the mask) in the target colour ...
+    assert (np.abs(out[97, 165].astype(int) - red) < 60).all()
+    assert tuple(out[95, 165]) == (100, 100, 100)  # ... 1 px thin, no black outline
+    # ... the + centre brighter than the tinted mask around it, and small
+    arm = light_cues_marker_size(frame)
+    assert out[115, 165].mean() > out[115, 165 + arm + 3].mean() + 40
+    # ... and the negative point a ring with the frame showing inside it
+    assert tuple(out[60 - arm, 120]) != (100, 100, 100) and tuple(out[60 - 1, 120]) == (100, 100, 100)
+
+
+def test_keyframe_overlay_without_cues_is_the_mask_overlay() -> None:
+    frame, masks, _ = _small_target()
+    assert (keyframe_overlay(frame, masks, [], alpha=0.5) == overlay_masks(frame, masks, alpha=0.5)).all()
+
+
+def test_contact_sheet_writes_labels_under_the_tiles_below_a_top_band() -> None:
+    tiles = [_frame(30, 40, 200) for _ in range(5)]
+    plain = contact_sheet(tiles, [True] * 5, columns=3)
+    sheet = contact_sheet(tiles, [True, True, False, True, True], ["0", "25", "50", "75", "99"], 1, 3, True)
+    assert sheet.shape[1] == plain.shape[1] and sheet.shape[0] > plain.shape[0]
+    # the tiles themselves are untouched by their labels: find tile 0 below the top band
+    col = sheet[:, 2 + 20]
+    first = int(np.argmax((col == 200).all(axis=1)))
+    assert first >= 2 + 12  # an empty band above the first row (the UI's label floats over it)
+    assert sheet[:first].max() == 24
+    assert (sheet[first : first + 30, 2 : 2 + 40] == 200).all()
+    band = sheet[first + 30 : first + 30 + 12, 2 : 2 + 40]
+    assert band.max() > 200 and np.median(band) < 60  # white text on a dark band under the tile
+    key_band = sheet[first + 30 : first + 30 + 12, 44 : 44 + 40]
+    yellow = np.abs(key_band.astype(int) - np.array(TARGET_FRAME_COLOUR)).max(axis=2) < 60
+    assert yellow.any()  # the highlighted tile's number in the highlight colour
+    dim_band = sheet[first + 30 : first + 30 + 12, 86 : 86 + 40]
+    assert 100 < dim_band.max() < 200  # a tile not filled yet: its number grey
+    with pytest.raises(ValueError, match="labels"):
+        contact_sheet(tiles, [True] * 5, ["0"])
 
 
 def test_cues_legend_uses_target_colours() -> None:

@@ -4,6 +4,7 @@ Interactive, About). :func:`build_demo` builds it; ``app.py`` at the repository 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import gradio as gr
 
@@ -16,10 +17,47 @@ from videoseg.ui.interactive_tab import build_interactive_tab
 from videoseg.ui.run_tab import build_run_tab
 from videoseg.ui.session import SessionStore, UploadCaps
 
-CSS = """
-.vs-reason { white-space: pre-wrap; max-height: 320px; overflow-y: auto; font-size: 0.85em; }
+# The run view's styling (videoseg.ui.common.build_run_view gives the components these classes).
+STAGE_TABLE = '.table-wrap:has(th[title="backend"]):has(th[title="tokens"])'
+CSS = (
+    """
 .vs-status h3 { margin: 0.2em 0; }
+/* Stage 2 reasoning panel: scroll inside it instead of growing the page, and a panel label like
+   every other panel's (a Markdown block shows none of its own). */
+.block.vs-reasoning { max-height: 520px; overflow-y: auto; padding-top: 34px !important; }
+.block.vs-reasoning::before {
+  content: "Stage 2 · reasoning";
+  position: absolute; top: 0; left: 0; z-index: var(--layer-2); display: inline-flex;
+  padding: var(--block-label-padding); font-size: var(--block-label-text-size);
+  font-weight: var(--block-label-text-weight); line-height: var(--line-sm);
+  color: var(--block-label-text-color); background: var(--block-label-background-fill);
+  border: var(--block-label-border-width) solid var(--block-label-border-color);
+  border-top: none; border-left: none; border-radius: 0 0 var(--block-label-radius) 0;
+}
+.vs-reason { white-space: pre-wrap; max-height: 320px; overflow-y: auto; font-size: 0.85em; }
+/* Per-stage table: every cell readable at any width; a long value wraps instead of ending in "…". */
 """
+    + STAGE_TABLE
+    + """ span.text {
+  white-space: normal; overflow-wrap: anywhere; text-overflow: clip; overflow: visible;
+}
+"""
+    + STAGE_TABLE
+    + """ :is(.body-cell, .header-cell) {
+  font-family: var(--font); font-size: var(--text-sm); }
+"""
+    + STAGE_TABLE
+    + """ .cell-wrap { padding: 4px 5px; }
+@media (max-width: 480px) {
+"""
+    + STAGE_TABLE
+    + """ :is(.body-cell, .header-cell) { font-size: var(--text-xs); }
+"""
+    + STAGE_TABLE
+    + """ .cell-wrap { padding: 3px 2px; }
+}
+"""
+)
 
 INTRO = """# VideoSeg-R1 Explorer
 Segment the object a free-form query refers to in a video, and see each step of VideoSeg-R1 as it
@@ -66,7 +104,15 @@ def build_demo(store: SessionStore | None = None, caps: UploadCaps | None = None
             ctx.end_session(session_hash(request))
 
         demo.unload(forget)
-    demo.css = (demo.css or "") + CSS
+    # Gradio 6 takes css in launch() and drops what the Blocks carried, so every launch of this demo
+    # (app.py, a Space, the tests' in-process servers) gets the explorer's CSS unless told otherwise.
+    launch = demo.launch
+
+    def launch_with_css(*args: Any, **kwargs: Any) -> Any:
+        kwargs["css"] = (kwargs.get("css") or "") + CSS
+        return launch(*args, **kwargs)
+
+    demo.launch = launch_with_css  # type: ignore[method-assign]
     demo.ctx = ctx  # type: ignore[attr-defined]  # for tests and benchmarks
     demo.run_tab = run  # type: ignore[attr-defined]
     demo.compare_tab = compare  # type: ignore[attr-defined]

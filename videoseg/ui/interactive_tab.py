@@ -33,7 +33,7 @@ from videoseg.ui.common import (
 from videoseg.ui.live import SKIP, LiveView
 from videoseg.ui.runner import check_preset, check_query, pipeline_events, preset_choices
 from videoseg.ui.session import UploadError
-from videoseg.viz.overlay import cues_legend_html, draw_cues, overlay_masks
+from videoseg.viz.overlay import cues_legend_html, draw_cues, keyframe_overlay
 
 MODES = ("positive point", "negative point", "box (2 clicks)")
 MAX_TARGETS = 8  # targets one can click (the "Target number" field's range)
@@ -213,7 +213,7 @@ def resegment(
     masks = np.zeros((max(c.obj_id for c in cues), *frame.shape[:2]), dtype=bool)
     for c, (mask, _) in zip(cues, results):
         masks[c.obj_id - 1] = mask
-    img = draw_cues(overlay_masks(frame, masks), cues)
+    img = keyframe_overlay(frame, masks, cues)  # the mask in front: small targets stay visible
     scores = ", ".join(
         f"target {c.obj_id}: score {s:.2f}, {int(m.sum())} px" for c, (m, s) in zip(cues, results)
     )

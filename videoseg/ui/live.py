@@ -35,6 +35,7 @@ from videoseg.viz.overlay import (
     contact_sheet,
     cues_legend_html,
     draw_cues,
+    keyframe_overlay,
     mark_frame,
     overlay_masks,
 )
@@ -58,8 +59,11 @@ OUTPUT_NAMES = (
     "downloads",
 )
 STAGE_HEADERS = ["stage", "backend", "status", "s", "tokens", "frames"]
-MAX_TILES = 96
-TILE_WIDTH = 96
+# The strip is shown about 300 px high: 5 rows of 12 tiles keep each tile's frame number (written
+# under it, see contact_sheet) legible there; at 96 tiles in 8 rows the numbers were a few pixels.
+MAX_TILES = 60
+STRIP_COLUMNS = 12
+TILE_WIDTH = 80
 
 
 class Skip:
@@ -70,6 +74,21 @@ class Skip:
 
 
 SKIP = Skip()
+
+
+def strip_frames(num_frames: int, keyframe: int, max_tiles: int = MAX_TILES) -> list[int]:
+    """Frames shown in the propagation strip: at most ``max_tiles``, evenly spread, keyframe included.
+
+    When the keyframe is not one of the evenly spread frames it takes the place of the nearest one,
+    so the sheet keeps whole rows (an extra tile would start a row of its own).
+    """
+    count = max(1, min(max_tiles, num_frames))
+    frames = sorted({round(i * (num_frames - 1) / max(1, count - 1)) for i in range(count)})
+    if 0 <= keyframe < num_frames and keyframe not in frames:
+        nearest = min(range(len(frames)), key=lambda i: abs(frames[i] - keyframe))
+        frames[nearest] = keyframe
+        frames.sort()
+    return frames
 
 
 def _stage_of(event: ev.Event) -> str:
@@ -227,10 +246,7 @@ class LiveView:
         n = e.num_frames
         if n <= 0:
             return
-        count = min(MAX_TILES, n)
-        self._tile_frames = sorted(
-            {round(i * (n - 1) / max(1, count - 1)) for i in range(count)} | {e.keyframe}
-        )
+        self._tile_frames = strip_frames(n, e.keyframe)
         self._tile_of = {f: i for i, f in enumerate(self._tile_frames)}
         w, h = self._size()
         tile_h = max(8, round(TILE_WIDTH * h / max(1, w)))
@@ -248,7 +264,8 @@ class LiveView:
             small = np.stack(
                 [cv2.resize(m.astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST) > 0 for m in masks]
             )
-            self._tiles[tile] = overlay_masks(self._tiles[tile], small, alpha=0.55, contour=False)
+            # with its outline: on an 80-pixel tile a small target's tint alone is hard to see
+            self._tiles[tile] = overlay_masks(self._tiles[tile], small, alpha=0.55, contour=True)
         self._tile_done[tile] = True
 
     # ------------------------------------------------------------------ rendering
@@ -416,8 +433,8 @@ class LiveView:
         masks = np.zeros((max(s.keyframe_masks) + 1, *frame.shape[:2]), dtype=bool)
         for target, e in s.keyframe_masks.items():
             masks[target] = decode_rle(e.rle)
-        img = overlay_masks(frame, masks)
-        img = draw_cues(img, [e.cues for e in s.keyframe_masks.values() if e.cues])
+        # the mask in front, its cues thin and hollow under it (the step 2 panel shows them in full)
+        img = keyframe_overlay(frame, masks, [e.cues for e in s.keyframe_masks.values() if e.cues])
         return _write_image(self._new_path(f"keyframe-{idx}"), img)
 
     def _render_no_keyframe_mask(self) -> str | None:
@@ -441,9 +458,11 @@ class LiveView:
         if not self._tiles:
             return None
         key = self.state.keyframe
-        labels = [str(f) for f in self._tile_frames]
+        highlight = self._tile_of.get(key)
+        # the keyframe's tile says so (its label is yellow, like its border)
+        labels = [f"{f} key" if f == key else str(f) for f in self._tile_frames]
         sheet = contact_sheet(
-            self._tiles, self._tile_done, labels, highlight=self._tile_of.get(key), columns=12
+            self._tiles, self._tile_done, labels, highlight=highlight, columns=STRIP_COLUMNS, top_band=True
         )
         return _write_image(self._new_path("propagation", ".png"), sheet)
 

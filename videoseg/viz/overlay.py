@@ -5,6 +5,10 @@ as a filled disc with a "+", each negative point as a hollow disc with a "−". 
 blended in the same colour with a solid contour, so a target keeps its colour across the cues image,
 the keyframe mask, the propagated video and the text legend (:func:`cues_legend_html`).
 
+The keyframe-mask panel (step 3a, :func:`keyframe_overlay`) shows the mask first: its cues are drawn
+thin and hollow *under* the translucent mask, whose outline goes on top, so a small target (~30 px)
+is not hidden by the markers that the step 2 panel draws at full size.
+
 All functions take and return (H, W, 3) uint8 RGB arrays and never modify their input. Coordinates
 are pixels of the frame being drawn on (the original video's pixels for event data).
 """
@@ -155,6 +159,49 @@ def draw_cues(
     return out
 
 
+def light_cues_marker_size(frame: np.ndarray) -> int:
+    """Half-length in pixels of the thin + / ring markers of :func:`keyframe_overlay`."""
+    return max(3, round(4 * _scale(frame)))
+
+
+def keyframe_overlay(
+    frame: np.ndarray,
+    masks: np.ndarray | Sequence[np.ndarray],
+    cues: Sequence[TargetCues | dict[str, Any]],
+    alpha: float = 0.5,
+) -> np.ndarray:
+    """The step 3a keyframe mask with the cues it came from, the mask in front.
+
+    Cues are drawn first and light (1-pixel box without label, a small white "+" for the centre, a
+    small ring with a bar for a negative point), then the (K, H, W) masks are blended over them with
+    their contour on top. Unlike :func:`draw_cues` (the step 2 panel), nothing here is filled, so
+    the mask of even a ~30-pixel target stays visible.
+    """
+    _check_frame(frame)
+    out = frame.copy()
+    s = _scale(frame)
+    thin = max(1, round(s))
+    arm = light_cues_marker_size(frame)
+    for item in cues:
+        c = _as_cues(item)
+        colour = target_colour(c.obj_id - 1)
+        if c.box is not None:
+            p1 = (round(c.box[0]), round(c.box[1]))
+            p2 = (round(c.box[2]), round(c.box[3]))
+            cv2.rectangle(out, p1, p2, colour, thin, cv2.LINE_AA)
+        if c.point is not None:
+            x, y = round(c.point[0]), round(c.point[1])
+            # white on a black shadow: readable through the tint of the target's own colour
+            for col, dx in (((0, 0, 0), 1), ((255, 255, 255), 0)):
+                cv2.line(out, (x - arm + dx, y + dx), (x + arm + dx, y + dx), col, thin)
+                cv2.line(out, (x + dx, y - arm + dx), (x + dx, y + arm + dx), col, thin)
+        for p in c.negatives:
+            x, y = round(p[0]), round(p[1])
+            cv2.circle(out, (x, y), arm, colour, thin, cv2.LINE_AA)
+            cv2.line(out, (x - arm // 2, y), (x + arm // 2, y), colour, thin)
+    return overlay_masks(out, masks, alpha=alpha, contour=True)
+
+
 def mark_frame(frame: np.ndarray, colour: tuple[int, int, int], width: int | None = None) -> np.ndarray:
     """A coloured border inside the frame (gallery: target / reference / key frames)."""
     _check_frame(frame)
@@ -170,19 +217,33 @@ def contact_sheet(
     labels: Sequence[str] | None = None,
     highlight: int | None = None,
     columns: int = 12,
+    top_band: bool = False,
+    label_scale: float = 0.5,
 ) -> np.ndarray:
     """Tiles on a grid, row-major; tiles not ``filled`` yet are shown dimmed and grey.
 
     All tiles must share one (h, w, 3) shape. ``highlight`` (a tile index, e.g. the keyframe) gets a
-    yellow border. Used for the propagation strip that fills in both directions from the keyframe.
+    yellow border. ``labels`` (e.g. frame numbers) are written in a dark band *under* each tile, in
+    white at ``label_scale`` (OpenCV font scale), so they never cover the thumbnail; the
+    ``highlight`` tile's label is yellow. ``top_band`` adds an empty dark band on top (a tenth of
+    the height): the UI floats its panel label and buttons over the image's top edge, which then
+    cover the band instead of the first row of tiles. Used for the propagation strip that fills
+    in both directions from the keyframe.
     """
     if not tiles:
         raise ValueError("no tiles")
+    if labels is not None and len(labels) != len(tiles):
+        raise ValueError(f"{len(labels)} labels for {len(tiles)} tiles")
     h, w = tiles[0].shape[:2]
     cols = max(1, min(columns, len(tiles)))
     rows = (len(tiles) + cols - 1) // cols
     gap = 2
-    sheet = np.full((rows * (h + gap) + gap, cols * (w + gap) + gap, 3), 24, dtype=np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (_, text_h), base = cv2.getTextSize("0123456789", font, label_scale, 1)
+    band = text_h + base + 4 if labels is not None else 0
+    head = max(round(0.1 * rows * (h + band + gap)), 12) if top_band else 0
+    cell_h = h + band
+    sheet = np.full((head + rows * (cell_h + gap) + gap, cols * (w + gap) + gap, 3), 24, dtype=np.uint8)
     for i, tile in enumerate(tiles):
         if tile.shape[:2] != (h, w):
             raise ValueError("tiles differ in size")
@@ -192,15 +253,17 @@ def contact_sheet(
             img = (grey * 0.35 + 20).astype(np.uint8).repeat(3, axis=2)
         if highlight is not None and i == highlight:
             img = mark_frame(img, TARGET_FRAME_COLOUR, width=2)
-        if labels is not None:
-            img = img.copy()
-            cv2.putText(img, labels[i], (2, h - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 0, 0), 2, cv2.LINE_AA)
-            cv2.putText(
-                img, labels[i], (2, h - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1, cv2.LINE_AA
-            )
         r, c = divmod(i, cols)
-        y, x = gap + r * (h + gap), gap + c * (w + gap)
+        y, x = head + gap + r * (cell_h + gap), gap + c * (w + gap)
         sheet[y : y + h, x : x + w] = img
+        if labels is not None:
+            # the keyframe's number in the highlight colour, the others white (dimmed until filled)
+            colour = (
+                TARGET_FRAME_COLOUR if i == highlight else (255, 255, 255) if filled[i] else (150, 150, 150)
+            )
+            cv2.putText(
+                sheet, labels[i], (x + 2, y + h + 2 + text_h), font, label_scale, colour, 1, cv2.LINE_AA
+            )
     return sheet
 
 
@@ -233,6 +296,8 @@ __all__ = [
     "contact_sheet",
     "cues_legend_html",
     "draw_cues",
+    "keyframe_overlay",
+    "light_cues_marker_size",
     "mark_frame",
     "marker_radius",
     "overlay_masks",

@@ -218,11 +218,41 @@ def timeline_figure(
             line={"color": _rgb(TARGET_FRAME_COLOUR), "width": 2, "dash": "dash"},
         )
     x_max = (num_frames - 1) if num_frames else None
+    # Layout, top to bottom: room for the UI's floating panel label, the title, the frame axis (on
+    # top, like a Gantt chart), the rows, then the legend directly under the rows. With the axis at
+    # the bottom, the legend (placed in plot fractions) overlapped its "frame" title; a legend
+    # under the rows has its own space. The long title became a title and a subtitle, so a phone
+    # does not clip it.
+    label_px, heading_px, axis_px = 48, 40, 42
+    height = label_px + heading_px + axis_px + 46 * max(1, len(rows)) + 100
+    heading: dict[str, object] = {"text": title, "font": {"size": 14}}
+    if title is None:
+        heading = {
+            "text": "HTFS: where to look",
+            "subtitle": {"text": "coarse → fine, top → bottom", "font": {"size": 11}},
+            "font": {"size": 14},
+        }
     fig.update_layout(
-        title={"text": title or "HTFS: where to look (coarse → fine, top → bottom)", "font": {"size": 14}},
-        height=max(220, 70 + 46 * max(1, len(rows))),
-        margin={"l": 10, "r": 10, "t": 40, "b": 30},
-        legend={"orientation": "h", "y": -0.25, "font": {"size": 11}},
+        title={
+            **heading,
+            "x": 0.01,
+            "xanchor": "left",
+            "yref": "container",
+            "y": 1 - label_px / height,
+            "yanchor": "top",
+        },
+        height=height,
+        margin={"l": 10, "r": 10, "t": label_px + heading_px + axis_px, "b": 10},
+        legend={
+            "orientation": "h",
+            "y": 0,
+            "yanchor": "top",
+            "x": 0,
+            "xanchor": "left",
+            # about 3 rows of entries; more (a phone) scroll inside the legend, the rows keep their size
+            "maxheight": 88,
+            "font": {"size": 11},
+        },
         plot_bgcolor="white",
         hovermode="closest",
     )
@@ -236,6 +266,8 @@ def timeline_figure(
     )
     fig.update_xaxes(
         title_text="frame",
+        title_standoff=4,
+        side="top",
         showgrid=True,
         gridcolor="#eee",
         zeroline=False,
