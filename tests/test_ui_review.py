@@ -955,3 +955,24 @@ def test_interactive_resegment_draws_the_mask_in_front_of_its_cues(
     image, status = resegment(ctx, str(ctx.examples[0].video), 0, cues, "shapes")
     assert status.startswith("✅") and isinstance(image, str), status
     assert seen == [(2, 2)]  # the Stage 3a drawing (mask over thin cues), not the cues panel's
+
+
+def test_a_run_that_finds_no_target_says_so_instead_of_done(ctx: AppContext, tmp_path: Path) -> None:
+    from videoseg import events as ev
+    from videoseg.ui.live import LiveView
+    from videoseg.ui.run_tab import run_stream
+
+    out = _final([v for v, _ in run_stream(ctx, str(ctx.examples[0].video), "橙色的正方形", "shapes")])
+    assert out["status"].startswith("### ⚠️ Done, but no target found: the reasoner named no target"), out[
+        "status"
+    ]
+    assert "✅" not in out["status"]
+
+    view = LiveView(tmp_path / "v", None, trace=False)  # a model answer that cannot be read
+    view.apply(ev.ParseError(message="no <answer> block", raw="I think it is the cat"))
+    view.apply(ev.RunFinished(num_frames=12, num_targets=0, seconds=1.5))
+    status = view.render_status()
+    assert "no target found: the reasoner's answer could not be read (no &lt;answer&gt; block)" in status, (
+        status
+    )
+    assert "empty on all 12 frames" in status

@@ -287,9 +287,20 @@ class LiveView:
         status = s.status
         if status == "finished":
             f = s.finished
-            lines.append(
-                f"### ✅ Done: {f.num_targets} target(s) on {f.num_frames} frames in {f.seconds:.2f} s"
-            )
+            if f.num_targets:
+                lines.append(
+                    f"### ✅ Done: {f.num_targets} target(s) on {f.num_frames} frames in {f.seconds:.2f} s"
+                )
+            else:  # a finished run that found nothing is not a success to celebrate: say why
+                why = (
+                    f"the reasoner's answer could not be read ({html.escape(s.parse_error.message)})"
+                    if s.parse_error is not None
+                    else "the reasoner named no target; its reasoning (Stage 2) says why"
+                )
+                lines.append(
+                    f"### ⚠️ Done, but no target found: {why}. The masks are empty on all "
+                    f"{f.num_frames} frames ({f.seconds:.2f} s)."
+                )
         elif status in ("error", "cancelled"):
             err = next(e for e in s.errors if e.fatal)
             head = "⏹ Cancelled" if status == "cancelled" else f"❌ The {err.for_stage} stage failed"
