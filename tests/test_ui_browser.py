@@ -9,38 +9,17 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser import FLAGS, chromium
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-CHROMIUM = os.environ.get("VIDEOSEG_CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
 pytestmark = pytest.mark.browser
-
-
-def _chromium() -> str:
-    path = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    if not path:
-        pytest.fail(
-            f"chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
-            "(never `playwright install`), or set VIDEOSEG_CHROMIUM",
-            pytrace=False,
-        )
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_run_example_in_browser(server: Any) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    executable = _chromium()
+    executable = chromium()
     shots = Path(tempfile.mkdtemp(prefix="videoseg-ui-screens-"))
     print(f"\nscreenshots: {shots}")
     with sync_playwright() as p:
@@ -115,7 +94,7 @@ def test_stop_mid_run_and_typed_frame_in_browser(server: Any) -> None:
     redraws that frame, so clicks land on the frame on screen."""
     from playwright.sync_api import expect, sync_playwright
 
-    executable = _chromium()
+    executable = chromium()
     shots = Path(tempfile.mkdtemp(prefix="videoseg-ui-review-"))
     example = server.ctx.examples[0]
     with sync_playwright() as p:

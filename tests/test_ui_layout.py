@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.browser import FLAGS, chromium
 from videoseg import events as ev
 from videoseg.masks import encode_rle
 from videoseg.ui.live import MAX_TILES, STAGE_HEADERS, STRIP_COLUMNS, LiveView, strip_frames
@@ -200,18 +200,6 @@ def test_every_launch_carries_the_css(tmp_path: Path) -> None:
         demo.close()
 
 
-CHROMIUM = os.environ.get("VIDEOSEG_CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
 @pytest.mark.browser
 def test_phone_width_stage_table_and_reasoning_panel(tmp_path: Path) -> None:
     """At 390 px (a phone) no per-stage cell is cut off with "…"; the reasoning panel has its label
@@ -221,9 +209,7 @@ def test_phone_width_stage_table_and_reasoning_panel(tmp_path: Path) -> None:
     from videoseg.ui.app import build_demo
     from videoseg.ui.session import SessionStore
 
-    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    if not executable:
-        pytest.fail("chromium not found: `apt-get install -y chromium` (never `playwright install`)")
+    executable = chromium()
     demo = build_demo(store=SessionStore(tmp_path))
     demo.queue().launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     try:

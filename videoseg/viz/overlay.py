@@ -116,6 +116,11 @@ def _marker(img: np.ndarray, x: float, y: float, colour: tuple[int, int, int], s
         cv2.line(img, (centre[0] - arm, centre[1]), (centre[0] + arm, centre[1]), colour, bar)
 
 
+def _corners(box: Sequence[float]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """A box's top-left and bottom-right pixel corners, as OpenCV draws them."""
+    return (round(box[0]), round(box[1])), (round(box[2]), round(box[3]))
+
+
 def draw_cues(
     frame: np.ndarray, cues: Sequence[TargetCues | dict[str, Any]], pending: Sequence[float] | None = None
 ) -> np.ndarray:
@@ -132,8 +137,7 @@ def draw_cues(
         c = _as_cues(item)
         colour = target_colour(c.obj_id - 1)
         if c.box is not None:
-            p1 = (round(c.box[0]), round(c.box[1]))
-            p2 = (round(c.box[2]), round(c.box[3]))
+            p1, p2 = _corners(c.box)
             cv2.rectangle(out, p1, p2, (0, 0, 0), line + 2, cv2.LINE_AA)
             cv2.rectangle(out, p1, p2, colour, line, cv2.LINE_AA)
             label = f"{c.obj_id}"
@@ -186,9 +190,7 @@ def keyframe_overlay(
         c = _as_cues(item)
         colour = target_colour(c.obj_id - 1)
         if c.box is not None:
-            p1 = (round(c.box[0]), round(c.box[1]))
-            p2 = (round(c.box[2]), round(c.box[3]))
-            cv2.rectangle(out, p1, p2, colour, thin, cv2.LINE_AA)
+            cv2.rectangle(out, *_corners(c.box), colour, thin, cv2.LINE_AA)
         if c.point is not None:
             x, y = round(c.point[0]), round(c.point[1])
             # white on a black shadow: readable through the tint of the target's own colour
