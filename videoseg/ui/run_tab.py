@@ -232,8 +232,9 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
     )
 
     def run_example(
-        video_value: Any, query_value: str, preset_value: str, request: gr.Request
+        video_value: Any, query_value: str, preset_value: str, request: gr.Request | None = None
     ) -> Iterator[list[Any]]:
+        # Gradio's lazy example caching calls this through a wrapper that passes no request.
         for values, _ in run_stream(ctx, video_value, query_value, preset_value, request):
             yield to_updates(values)
 
