@@ -899,15 +899,32 @@ def test_started_at_trusts_only_a_past_click_time(clicked: Any, same: bool) -> N
 
 def test_long_actions_stamp_the_click_before_queueing(tmp_path: Path) -> None:
     from videoseg.ui.app import build_demo
-    from videoseg.ui.common import click_time
+    from videoseg.ui.common import stop_values
 
     demo = build_demo(store=SessionStore(tmp_path / "store"))
     deps = demo.config["dependencies"]
-    buttons = [demo.run_tab["run"], demo.compare_tab["compare"], demo.inspect_tab["replay"]]
-    for button in (*buttons, demo.interactive_tab["repropagate"]):
+    actions = [
+        (demo.run_tab["run"], demo.run_tab["view"]["status"], "run", "Run"),
+        (demo.compare_tab["compare"], demo.compare_tab["status"], "comparison", "Compare"),
+        (demo.inspect_tab["replay"], demo.inspect_tab["view"]["status"], "replay", "Replay"),
+        (
+            demo.interactive_tab["repropagate"],
+            demo.interactive_tab["status"],
+            "re-propagation",
+            "Re-propagate",
+        ),
+    ]
+    for button, status, what, again in actions:
         (first,) = [d for d in deps if [button._id, "click"] in [list(t) for t in d["targets"]]]
         stamp = demo.fns[first["id"]]
-        assert stamp.fn is click_time and stamp.concurrency_limit is None, first  # never queued
+        assert stamp.concurrency_limit is None, first  # never queued
+        assert first["outputs"] == [first["outputs"][0], status._id]
+        before = time.monotonic()
+        clicked, waiting = stamp.fn()
+        assert before <= clicked <= time.monotonic()
+        assert waiting.startswith("### ⏳") and what in waiting, waiting
+        # a Stop pressed while it waits is acknowledged at once (the ⏳ marks work not yet done)
+        assert stop_values(waiting, None, what, again)[0].startswith("### ⏹ Cancelled")
         (then,) = [d for d in deps if d.get("trigger_after") == first["id"]]
         assert first["outputs"][0] in then["inputs"], (first, then)  # the stamp reaches the run
 

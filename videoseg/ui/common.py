@@ -376,14 +376,32 @@ def started_at(clicked: Any) -> float:
     return float(clicked) if isinstance(clicked, (int, float)) and 0 <= clicked <= now else now
 
 
-def stamped(trigger: Callable[..., Any], fn: Callable[..., Any], inputs: list[Any], **options: Any) -> Any:
+def waiting_status(what: str = "run") -> str:
+    """The status shown from the click until the work starts: it may wait in the queue, and the
+    ⏳ lets its Stop (:func:`stop_values`) acknowledge a Stop pressed meanwhile."""
+    return f"### ⏳ Starting the {what}… (on a busy server it waits for a free slot; Stop cancels it)"
+
+
+def stamped(
+    trigger: Callable[..., Any],
+    fn: Callable[..., Any],
+    inputs: list[Any],
+    status: gr.components.Component,
+    what: str = "run",
+    **options: Any,
+) -> Any:
     """Wire ``trigger`` (e.g. ``button.click``) to ``fn(*inputs, clicked, request)``: a first step
-    that never queues stamps the click (:func:`click_time`), then ``fn`` runs, queued, with
-    ``options``. ``fn`` passes ``clicked`` to :func:`started_at`, so a Stop pressed while it waited
-    in the queue stops it. The stamp is a ``gr.State``, which API callers do not send (they get None)."""
+    that never queues stamps the click (:func:`click_time`) and shows :func:`waiting_status` in
+    ``status``, then ``fn`` runs, queued, with ``options``. ``fn`` passes ``clicked`` to
+    :func:`started_at`, so a Stop pressed while it waited in the queue stops it (and is
+    acknowledged at once). The stamp is a ``gr.State``, which API callers do not send (they get None)."""
     clicked = gr.State(None)
     first = trigger(
-        click_time, outputs=clicked, api_visibility="private", concurrency_limit=None, show_progress="hidden"
+        lambda: (click_time(), waiting_status(what)),
+        outputs=[clicked, status],
+        api_visibility="private",
+        concurrency_limit=None,
+        show_progress="hidden",
     )
     return first.then(fn, inputs=[*inputs, clicked], **options)
 
@@ -417,5 +435,6 @@ __all__ = [
     "stopped_note",
     "to_updates",
     "until_stopped",
+    "waiting_status",
     "wire_stop",
 ]

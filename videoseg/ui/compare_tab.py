@@ -246,6 +246,8 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
         go.click,
         compare,
         [video, query, preset_a, preset_b, gt_zip],
+        status,
+        "comparison",
         outputs=outputs,
         api_name="compare",
         concurrency_limit=1,

@@ -463,6 +463,8 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
         replay_btn.click,
         replay,
         [trace, video, pace],
+        view["status"],
+        "replay",
         outputs=ordered(view),
         api_name="replay",
         concurrency_limit=2,
@@ -481,7 +483,13 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
             yield from replay(record["trace"], record["video"], pace_value, clicked_value, request)
 
         stamped(
-            last_btn.click, replay_last, [last_run, pace], outputs=ordered(view), api_visibility="private"
+            last_btn.click,
+            replay_last,
+            [last_run, pace],
+            view["status"],
+            "replay",
+            outputs=ordered(view),
+            api_visibility="private",
         )
 
     with gr.Tab("Rank failures"):

@@ -414,6 +414,8 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
         prop_btn.click,
         repropagate,
         [video, query, frame, cues, preset],
+        status,
+        "re-propagation",
         outputs=[status, key_image, strip, out_video, downloads],
         api_name="repropagate",
         concurrency_limit=2,

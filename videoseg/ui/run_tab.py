@@ -217,6 +217,8 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
             trigger,
             run_paced,
             [video, query, preset, pace],
+            view["status"],
+            "run",
             outputs=outputs,
             api_visibility="private",
             **options,
