@@ -189,7 +189,17 @@ def test_from_dict_keeps_the_target_number_whatever_the_keys(data: dict) -> None
         {"point": [5, 6], "negatives": [[1, 2], [3, 4]]},  # ours, typed without a "box" key
         {"box": None, "point": [5, 6], "negatives": [[1, 2], [3, 4]]},
         {"point_2d": [5, 6], "neg_points": [[1, 2], [3, 4]]},  # the model's keys
+        {"box": [0, 0, 9, 9], "neg_point_2d": [[1, 2], [3, 4]]},  # ours and the model's, mixed
     ],
 )
 def test_from_dict_keeps_the_negative_points_whatever_the_keys(data: dict) -> None:
     assert TargetCues.from_dict(data).negatives == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_from_dict_reads_the_models_keys_beside_ours_and_checks_numbers() -> None:
+    cues = TargetCues.from_dict({"obj_id": 2, "box": [100, 100, 150, 150], "neg_point_2d": [900, 900]})
+    assert (
+        cues.box == [100.0, 100.0, 150.0, 150.0] and cues.negatives == [[900.0, 900.0]] and cues.obj_id == 2
+    )
+    with pytest.raises(ValueError, match=r"non-number"):
+        TargetCues.from_dict({"box": [1, 2, "three", 4]})

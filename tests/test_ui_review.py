@@ -191,6 +191,8 @@ def test_replay_shows_only_this_sessions_recorded_video(
         ([{"obj_id": 10**6, "box": [10, 10, 100, 100]}], "must be 1 to"),  # would allocate 70 GB
         ([{"obj_id": 2, "point": [5, 5]}, {"obj_id": 2, "box": [1, 1, 9, 9]}], "given twice"),
         ([{"obj_id": "two", "point": [5, 5]}], "cue 1"),
+        ([{"bx": [10, 10, 100, 100]}], "cue 1: unknown key 'bx'"),  # not "No cues yet"
+        ([{"box": [10, 10, 100, 100], "negative": [5, 5]}], "cue 1: unknown key 'negative'"),
     ],
 )
 def test_bad_target_numbers_give_messages(ctx: AppContext, cues: list[dict], message: str) -> None:

@@ -142,19 +142,12 @@ class TargetCues:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TargetCues:
-        """Inverse of :meth:`to_dict`; also accepts the model's keys (``bbox_2d`` ...)."""
-        if any(k in data for k in BOX_KEYS + POINT_KEYS + NEG_KEYS) and "box" not in data:
-            cues = _target_from_model_item(data, index=0, raw=json.dumps(data))
-            # the target number and frame, when given beside the model's keys, are kept
-            cues.obj_id = int(data.get("obj_id", cues.obj_id))
-            cues.frame_idx = int(data.get("frame_idx", cues.frame_idx))
-            return cues
+        """Inverse of :meth:`to_dict`; each cue may also use the model's keys (``bbox_2d``,
+        ``point_2d``, ``neg_point_2d`` ...), mixed with ours in one item. Numbers are checked."""
+        obj_id = int(data.get("obj_id", 1))
+        box, point, negatives = _cue_values(data, obj_id, json.dumps(data, default=str))
         return cls(
-            box=data.get("box"),
-            point=data.get("point"),
-            negatives=list(data.get("negatives") or []),
-            obj_id=int(data.get("obj_id", 1)),
-            frame_idx=int(data.get("frame_idx", 0)),
+            box=box, point=point, negatives=negatives, obj_id=obj_id, frame_idx=int(data.get("frame_idx", 0))
         )
 
     def to_model_dict(self) -> dict[str, Any]:
@@ -301,7 +294,10 @@ def _numbers(value: Any, n: int, what: str, index: int, raw: str) -> list[float]
     return out
 
 
-def _target_from_model_item(item: dict[str, Any], index: int, raw: str) -> TargetCues:
+def _cue_values(
+    item: dict[str, Any], index: int, raw: str
+) -> tuple[list[float] | None, list[float] | None, list[list[float]]]:
+    """(box, point, negatives) of one target, whichever of the known keys hold them."""
     box_v = next((item[k] for k in BOX_KEYS if item.get(k) is not None), None)
     point_v = next((item[k] for k in POINT_KEYS if item.get(k) is not None), None)
     neg_v = next((item[k] for k in NEG_KEYS if item.get(k) is not None), None)
@@ -313,6 +309,11 @@ def _target_from_model_item(item: dict[str, Any], index: int, raw: str) -> Targe
             negatives = [_numbers(p, 2, "neg_point_2d", index, raw) for p in neg_v]
         elif neg_v != []:
             negatives = [_numbers(neg_v, 2, "neg_point_2d", index, raw)]
+    return box, point, negatives
+
+
+def _target_from_model_item(item: dict[str, Any], index: int, raw: str) -> TargetCues:
+    box, point, negatives = _cue_values(item, index, raw)
     if box is None and point is None:
         raise CueParseError(f"target {index} has neither a bbox_2d nor a point_2d", raw=raw)
     return TargetCues(box=box, point=point, negatives=negatives, obj_id=index + 1)

@@ -18,7 +18,7 @@ import cv2
 import gradio as gr
 import numpy as np
 
-from videoseg.cues import TargetCues
+from videoseg.cues import BOX_KEYS, NEG_KEYS, POINT_KEYS, TargetCues
 from videoseg.ui.common import (
     AppContext,
     drive,
@@ -42,6 +42,9 @@ MISSING_VIDEO = "upload one, or press “Use the Run tab's video”"
 STREAM_OUTPUTS = ("status", "keyframe_image", "strip", "video", "downloads")
 
 
+CUE_KEYS = frozenset(("obj_id", "frame_idx", *BOX_KEYS, *POINT_KEYS, *NEG_KEYS))
+
+
 def parse_cues(text: str | None, frame_idx: int, size: tuple[int, int] | None = None) -> list[TargetCues]:
     """The cues JSON (a list of TargetCues dicts) moved to ``frame_idx``; ValueError with the reason.
 
@@ -60,6 +63,12 @@ def parse_cues(text: str | None, frame_idx: int, size: tuple[int, int] | None = 
     for i, item in enumerate(data):
         if not isinstance(item, dict):
             raise ValueError(f"cue {i + 1} is not an object")
+        unknown = [k for k in item if k not in CUE_KEYS]
+        if unknown:  # a misspelt key would silently drop its cue
+            raise ValueError(
+                f"cue {i + 1}: unknown key {unknown[0]!r}; use box [x1, y1, x2, y2], point [x, y], "
+                "negatives [[x, y], ...] (or the model's bbox_2d, point_2d, neg_point_2d) and obj_id"
+            )
         try:
             c = TargetCues.from_dict(item)
             # from_dict reads an item without a "box" key in the model's format and numbers it 1;
