@@ -676,3 +676,27 @@ def test_launch_options_follow_the_environment(monkeypatch: pytest.MonkeyPatch) 
     assert options == {"server_name": "0.0.0.0", "server_port": 7999, "max_file_size": 80 * 1024**2}
     monkeypatch.delenv("GRADIO_SERVER_NAME")
     assert launch_options()["server_name"] == "127.0.0.1"
+
+
+def test_api_takes_named_arguments_and_leaves_optional_ones_out(app: Any, example: Any) -> None:
+    """The endpoints' parameters are named as a caller would (video, query, preset_a ...) and the
+    optional ones (replay's video and pace, compare's ground truth) can be left out."""
+    from gradio_client import handle_file
+
+    _, client = app
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    names = {name: [p["parameter_name"] for p in api[name]["parameters"]] for name in api}
+    assert names["/run"] == ["video", "query", "preset"]
+    assert names["/compare"] == ["video", "query", "preset_a", "preset_b", "ground_truth_zip"]
+    assert names["/replay"] == ["trace", "video", "pace"]
+    assert names["/repropagate"] == ["video", "query", "frame", "cues", "preset"]
+
+    trace = sorted((Path(__file__).resolve().parents[1] / "examples" / "traces").glob("*.jsonl"))[0]
+    replayed = list(client.submit(trace=handle_file(str(trace)), api_name="/replay"))
+    assert replayed and "Done" in str(replayed[-1]), replayed[-1]
+    compared = list(
+        client.submit(
+            video=handle_file(str(example.video)), query=example.expressions[0]["text"], api_name="/compare"
+        )
+    )
+    assert "Compared" in str(compared[-1][0]), compared[-1][0]

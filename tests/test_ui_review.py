@@ -995,3 +995,40 @@ def test_a_run_that_finds_no_target_says_so_instead_of_done(ctx: AppContext, tmp
         status
     )
     assert "empty on all 12 frames" in status
+
+
+@pytest.mark.parametrize(
+    ("value", "frames", "expected"),
+    [
+        (0, 10, 0),
+        (9.0, 10, 9),  # the slider sends floats
+        ("3", 10, 3),
+        (None, 10, 0),
+        (10, 10, "Frame 10 does not exist: the video has 10 frames (0 to 9)."),
+        (-1, 10, "Frame -1 does not exist"),
+        (10.7, 71, "The frame must be a whole number, not 10.7."),
+        ("ten", 10, "The frame must be a number, not 'ten'."),
+    ],
+)
+def test_frame_numbers_are_checked_not_clamped(value: Any, frames: int, expected: int | str) -> None:
+    from videoseg.ui.interactive_tab import frame_index
+    from videoseg.ui.session import UploadError
+
+    if isinstance(expected, int):
+        assert frame_index(value, frames) == expected
+    else:
+        with pytest.raises(UploadError, match=re.escape(expected)):
+            frame_index(value, frames)
+
+
+def test_resegment_and_repropagate_refuse_a_frame_outside_the_video(ctx: AppContext) -> None:
+    from videoseg.video import open_video
+
+    video = str(ctx.examples[0].video)
+    with open_video(video) as v:
+        n = len(v)
+    cues = json.dumps([{"obj_id": 1, "box": [10, 10, 60, 60]}])
+    _, status = resegment(ctx, video, n + 400, cues, "shapes")
+    assert status == f"❌ Frame {n + 400} does not exist: the video has {n} frames (0 to {n - 1}).", status
+    (only,) = list(repropagate_stream(ctx, video, "", 10.7, cues, "shapes"))
+    assert "whole number" in only[0], only[0]

@@ -230,16 +230,17 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
     curves = gr.Plot(label="Per-frame J&F")
     summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="Summary", interactive=False)
 
+    # API parameter names are these functions' own; a None default makes one optional for a client.
     def compare(
-        video_value: Any,
-        query_value: str,
-        a: str,
-        b: str,
-        gt_value: Any,
-        clicked_value: float | None,
-        request: gr.Request,
+        video: Any,
+        query: str,
+        preset_a: str,
+        preset_b: str,
+        ground_truth_zip: Any = None,
+        clicked: float | None = None,
+        request: gr.Request | None = None,
     ) -> Iterator[list[Any]]:
-        yield from compare_stream(ctx, video_value, query_value, a, b, gt_value, request, clicked_value)
+        yield from compare_stream(ctx, video, query, preset_a, preset_b, ground_truth_zip, request, clicked)
 
     outputs = [status, a_timeline, a_key, a_video, b_timeline, b_key, b_video, curves, summary]
     stamped(

@@ -449,14 +449,15 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
         view = build_run_view()
     wire_stop(ctx, stop_btn, view, "replay", "Replay")
 
+    # API parameter names are these functions' own; a None default makes one optional for a client.
     def replay(
-        trace_value: Any,
-        video_value: Any,
-        pace_value: float,
-        clicked_value: float | None,
-        request: gr.Request,
+        trace: Any,
+        video: Any = None,
+        pace: float = 0.0,
+        clicked: float | None = None,
+        request: gr.Request | None = None,
     ) -> Iterator[list[Any]]:
-        for values in replay_stream(ctx, trace_value, video_value, request, pace_value, clicked_value):
+        for values in replay_stream(ctx, trace, video, request, pace, clicked):
             yield to_updates(values)
 
     stamped(
@@ -516,8 +517,8 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
             worst = gr.Gallery(label="Worst frames", columns=2, height=320)
         records = gr.State([])
 
-    def do_inspect(archive_value: Any, request: gr.Request) -> list[Any]:
-        values, recs = inspect_run(ctx, archive_value, request)
+    def do_inspect(predictions_zip: Any = None, request: gr.Request | None = None) -> list[Any]:
+        values, recs = inspect_run(ctx, predictions_zip, request)
         return [*values, recs if recs else gr.skip()]
 
     inspect_btn.click(

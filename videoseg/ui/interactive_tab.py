@@ -143,9 +143,32 @@ def _dump(cues: list[TargetCues]) -> str:
     return json.dumps([c.to_dict() for c in cues])
 
 
-def _frame(ctx: AppContext, video: Any, frame_idx: int) -> tuple[np.ndarray, int]:
+def frame_index(value: Any, num_frames: int) -> int:
+    """The frame number the caller gave, checked: a whole number from 0 to ``num_frames - 1``.
+
+    The slider keeps the page within range; an API caller (or a stale slider) is told, instead of
+    the work silently running on another frame."""
+    try:
+        number = float(value if value is not None else 0)
+    except (TypeError, ValueError):
+        raise UploadError(f"The frame must be a number, not {value!r}.") from None
+    if not number.is_integer():
+        raise UploadError(f"The frame must be a whole number, not {number:g}.")
+    if not 0 <= number < num_frames:
+        raise UploadError(
+            f"Frame {number:g} does not exist: the video has {num_frames} frames (0 to {num_frames - 1})."
+        )
+    return int(number)
+
+
+def _frame(ctx: AppContext, video: Any, frame_idx: Any, strict: bool = False) -> tuple[np.ndarray, int]:
+    """(frame, its index); ``strict``: an index outside the video is an error, else it is clamped
+    (the frame view follows a slider that may still hold the previous video's range)."""
     with ctx.caps.open(file_path(video), MISSING_VIDEO) as v:
-        idx = min(max(int(frame_idx or 0), 0), len(v) - 1)
+        if strict:
+            idx = frame_index(frame_idx, len(v))
+        else:
+            idx = min(max(int(float(frame_idx or 0)), 0), len(v) - 1)
         return v.frames([idx])[0], idx
 
 
@@ -203,7 +226,7 @@ def resegment(
     """(image of the new keyframe mask with its cues, status Markdown)."""
     try:
         preset_name = check_preset(preset_name, ("segmenter",))  # the cues are typed: no reasoner
-        frame, idx = _frame(ctx, video, int(frame_idx or 0))
+        frame, idx = _frame(ctx, video, frame_idx, strict=True)
         cues = parse_cues(cues_json, idx, (frame.shape[1], frame.shape[0]))
         if not cues or all(c.is_empty for c in cues):
             raise UploadError("No cues yet: click on the frame to add a point or a box first.")
@@ -261,8 +284,8 @@ def repropagate_stream(
         yield [f"❌ {exc}", skip, skip, skip, skip]
         return
     try:
-        idx = min(max(int(frame_idx or 0), 0), len(opened) - 1)
         try:
+            idx = frame_index(frame_idx, len(opened))
             cues = parse_cues(cues_json, idx, tuple(opened.size))
             if not cues or all(c.is_empty for c in cues):
                 raise ValueError("No cues yet: click on the frame to add a point or a box first.")
@@ -397,27 +420,26 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
         draw, inputs=[video, frame, cues, pending], outputs=[image, legend], api_visibility="private"
     )
 
+    # API parameter names are these functions' own: keep them the words a caller would use.
     def do_resegment(
-        video_value: Any, frame_value: float, cues_value: str, preset_value: str, request: gr.Request
+        video: Any, frame: float, cues: str, preset: str, request: gr.Request
     ) -> tuple[Any, str]:
-        return resegment(ctx, video_value, frame_value, cues_value, preset_value, request)
+        return resegment(ctx, video, frame, cues, preset, request)
 
     seg_btn.click(
         do_resegment, inputs=[video, frame, cues, preset], outputs=[key_image, status], api_name="resegment"
     )
 
     def repropagate(
-        video_value: Any,
-        query_value: str,
-        frame_value: float,
-        cues_value: str,
-        preset_value: str,
-        clicked_value: float | None,
-        request: gr.Request,
+        video: Any,
+        query: str,
+        frame: float,
+        cues: str,
+        preset: str,
+        clicked: float | None = None,
+        request: gr.Request | None = None,
     ) -> Iterator[list[Any]]:
-        yield from repropagate_stream(
-            ctx, video_value, query_value, frame_value, cues_value, preset_value, request, clicked_value
-        )
+        yield from repropagate_stream(ctx, video, query, frame, cues, preset, request, clicked)
 
     stamped(
         prop_btn.click,

@@ -201,10 +201,9 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
             record = rec or record
             yield [*to_updates(values), record if record is not None else gr.skip()]
 
-    def run(
-        video_value: Any, query_value: str, preset_value: str, request: gr.Request
-    ) -> Iterator[list[Any]]:
-        yield from run_paced(video_value, query_value, preset_value, 0.0, None, request)
+    # API parameter names are these functions' own: keep them the words a caller would use.
+    def run(video: Any, query: str, preset: str, request: gr.Request) -> Iterator[list[Any]]:
+        yield from run_paced(video, query, preset, 0.0, None, request)
 
     # The page's Run button also sends the presentation pace; the public API endpoint ``run`` keeps
     # exactly (video file, query text, preset name), served by a hidden trigger.
