@@ -1032,3 +1032,14 @@ def test_resegment_and_repropagate_refuse_a_frame_outside_the_video(ctx: AppCont
     assert status == f"❌ Frame {n + 400} does not exist: the video has {n} frames (0 to {n - 1}).", status
     (only,) = list(repropagate_stream(ctx, video, "", 10.7, cues, "shapes"))
     assert "whole number" in only[0], only[0]
+
+
+def test_an_upload_over_a_limit_is_told_in_words(ctx: AppContext) -> None:
+    from videoseg.ui.session import UploadCaps, UploadError
+
+    caps = UploadCaps(max_frames=5)
+    with pytest.raises(UploadError) as exc:
+        caps.open(str(ctx.examples[0].video))
+    message = str(exc.value)
+    assert "video too long: it has more than 5 frames, the limit" in message, message
+    assert "VideoCaps" not in message and "Limits here: videos up to" in message, message

@@ -106,7 +106,9 @@ class UploadCaps:
         try:
             return open_video(p, caps=self.video_caps())
         except VideoError as exc:
-            reason = hide_paths(str(exc), p.parent)
+            # the library names the setting for developers ("(VideoCaps.max_frames)"); a visitor
+            # gets the limits in words right after
+            reason = re.sub(r" \(VideoCaps\.\w+\)", "", hide_paths(str(exc), p.parent))
             raise UploadError(
                 f"This video cannot be used: {reason}. Limits here: {self.describe()}."
             ) from exc
