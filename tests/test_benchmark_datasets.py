@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from videoseg import bench_cli
+from videoseg import bench_cli, models, pipeline, weights
 from videoseg.datasets import DatasetError, FrameFolder, load_benchmark
 from videoseg.masks import encode_rle
 from videoseg.metrics import expression_scores, robustness
@@ -301,18 +301,34 @@ def test_resume_skips_finished_expressions(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_a_failed_run_counts_as_empty_masks_and_is_retried(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = make_mevis(tmp_path / "mevis")
     out, report = tmp_path / "out", tmp_path / "scores.json"
-    # shapes-xmem needs XMem.pth, which is not there: every run ends in a propagator error
-    argv = ["--layout", "mevis", "--root", str(root), "--out", str(out), "--preset", "shapes-xmem",
-            "--limit", "1", "--json", str(report)]  # fmt: skip
+
+    def broken(config: Any) -> Any:
+        raise RuntimeError("the propagator cannot start")
+
+    # every run ends in a propagator error
+    monkeypatch.setattr(pipeline, "make_propagator", broken)
+    argv = [
+        "--layout",
+        "mevis",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--limit",
+        "1",
+        "--json",
+        str(report),
+    ]
     assert bench(argv) == 1
     captured = capsys.readouterr()
     assert "every run failed" in captured.err and "scored as empty masks" in captured.out
     assert not _pred(out, "vid_a", "0").any()  # written as empty masks, as a benchmark scores them
     row = json.loads(report.read_text())["per_expression"][0]
+    assert any("the propagator cannot start" in e for e in row["errors"])
     expr = SCENARIOS["vid_a"].expressions[0]
     empty = expression_scores(np.zeros_like(SCENARIOS["vid_a"].masks), SCENARIOS["vid_a"].masks, expr.obj_ids)
     assert row["status"] == "error" and row["errors"] and row["J"] == pytest.approx(empty.j_mean)
@@ -419,6 +435,105 @@ def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (
         bench(["--layout", "mevis", "--root", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     )
+
+
+class _Started(Exception):
+    """Raised by the stand-in pipeline: the benchmark got as far as running an expression."""
+
+
+def _no_run(*args: object, **kwargs: object) -> None:
+    raise _Started
+
+
+def test_a_real_preset_without_weights_is_refused_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_mevis(tmp_path / "mevis")
+    out = tmp_path / "out"
+    monkeypatch.setattr(models, "hub_reachable", lambda: False)
+    monkeypatch.setattr(weights, "locate", lambda model_id: (False, "not here"))
+    monkeypatch.setattr(pipeline, "run", _no_run)
+    argv = ["--layout", "mevis", "--root", str(root), "--out", str(out)]
+    assert bench([*argv, "--preset", "paper"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --preset paper needs weights"), lines
+    for model_id in ("Qwen/Qwen2.5-VL-7B-Instruct", "facebook/sam2.1-hiera-large", "XMem.pth"):
+        assert f"`{model_id}`" in lines[0]
+    assert not out.exists()  # nothing ran, nothing written
+    assert bench([*argv, "--preset", "paper-sam2-video"]) == 2
+    assert "XMem" not in capsys.readouterr().err  # only the stages this preset uses
+    # with a reachable hub the weights download as before: the runs start
+    monkeypatch.setattr(models, "hub_reachable", lambda: True)
+    with pytest.raises(_Started):
+        bench([*argv, "--preset", "paper"])
+
+
+def test_a_weights_free_benchmark_never_probes_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_mevis(tmp_path / "mevis")
+
+    def probe() -> bool:
+        raise AssertionError("a weights-free preset probed the hub")
+
+    monkeypatch.setattr(models, "hub_reachable", probe)
+    monkeypatch.setattr(pipeline, "run", _no_run)
+    with pytest.raises(_Started):
+        bench(["--layout", "mevis", "--root", str(root), "--out", str(tmp_path / "out")])
+
+
+@pytest.mark.parametrize(
+    ("json_path", "message"),
+    [
+        ("{out}", "is the --out folder"),
+        ("{tmp}", "is a folder around --out"),
+        ("{tmp}/mevis", "is a folder, not a file"),
+        ("{out}/benchmark.json", "which the benchmark writes itself"),
+        ("{out}/benchmark_runs.jsonl", "which the benchmark writes itself"),
+        ("{out}/Annotations/vid_a/x.json", "inside --out's Annotations folder"),
+        ("{out}/traces/x.json", "inside --out's traces folder"),
+        ("{tmp}/afile/x.json", "afile is a file, not a folder"),
+    ],
+)
+def test_a_json_path_that_cannot_be_written_is_refused_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], json_path: str,
+    message: str
+) -> None:  # fmt: skip
+    root = make_mevis(tmp_path / "mevis")
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "out"  # not created yet: the clash is found from the paths alone
+    monkeypatch.setattr(pipeline, "run", _no_run)
+    target = json_path.format(out=out, tmp=tmp_path)
+    assert bench(["--layout", "mevis", "--root", str(root), "--out", str(out), "--json", target]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_json_folder_is_made_before_the_runs(tmp_path: Path) -> None:
+    root = make_mevis(tmp_path / "mevis")
+    report = tmp_path / "new" / "deeper" / "scores.json"
+    argv = ["--layout", "mevis", "--root", str(root), "--out", str(tmp_path / "out"), "--json", str(report)]
+    assert bench([*argv, "--limit", "1"]) == 0
+    assert json.loads(report.read_text())["counts"]["run"] == 1
+
+
+def test_a_json_folder_that_cannot_be_made_is_refused_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_mevis(tmp_path / "mevis")
+    monkeypatch.setattr(pipeline, "run", _no_run)
+    real_mkdir = Path.mkdir
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self.name == "reports":
+            raise PermissionError(13, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    report = tmp_path / "reports" / "scores.json"
+    argv = ["--layout", "mevis", "--root", str(root), "--out", str(tmp_path / "out"), "--json", str(report)]
+    assert bench(argv) == 2
+    assert "cannot create its folder (Permission denied)" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------- FrameFolder

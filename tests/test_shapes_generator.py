@@ -174,6 +174,56 @@ def test_generate_rejects_bad_arguments(kwargs, match):
         generate(**kwargs)
 
 
+@pytest.mark.parametrize(("family", "seed"), [*((f, 1) for f in SHORT), *(("turn", s) for s in range(2, 9))])
+def test_long_clips_of_every_family_build(family, seed):
+    # Speeds are per frame and events at fractions of the clip: unpaced, 300 frames sent the movers
+    # out of the frame and turn / occlusion / multi_target / distractor_shape never built.
+    sc = generate(seed, family, frames=300)
+    assert sc.num_frames == 300 and sc.family == family
+    for e in sc.expressions:
+        assert is_unambiguous(parse_query(e.text), sc.facts, e.obj_ids)
+        assert sc.expression_mask(e).any()
+
+
+def test_a_long_clip_keeps_its_events_and_paces_its_movers():
+    sc = generate(1, "turn", frames=300)
+    t = _target(sc)
+    turn = next(f for f in sc.facts.tracks if f.obj_id == t).events[0]
+    c = _centroids(sc.masks, t)
+    k = round(turn[1] * sc.fps)
+    before, after = c[k - 1] - c[k - 20], c[k + 20] - c[k + 1]
+    assert abs(before @ after / (np.linalg.norm(before) * np.linalg.norm(after))) < 0.2  # still 90 deg
+    # turners move 1.6-2.6 px per frame in clips of up to 96 frames; 300 frames slow them by 96/300
+    # (measured over the straight 19-frame legs: single steps are below a pixel)
+    for leg in (before, after):
+        assert 1.6 * 96 / 300 - 0.1 < np.linalg.norm(leg) / 19 < 2.6 * 96 / 300 + 0.1
+    assert np.all((sc.masks == t).any(axis=(1, 2)))  # in the frame all along
+
+
+def test_default_lengths_keep_full_speed():
+    sc = generate(1, "turn", frames=96)  # the family's longest default clip: unpaced
+    t = _target(sc)
+    c = _centroids(sc.masks, t)
+    k = round(next(f for f in sc.facts.tracks if f.obj_id == t).events[0][1] * sc.fps)
+    for leg in (c[k - 1] - c[k - 20], c[k + 20] - c[k + 1]):
+        assert 1.5 < np.linalg.norm(leg) / 19 < 2.7
+
+
+def test_synth_help_and_failure_advice(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["synth", "--help"])
+    text = capsys.readouterr().out
+    assert "Annotations/%05d.png" in text and "%%" not in text
+    # multi_target crowds 128x96 frames at its default lengths: the advice names what helps
+    assert cli_main(["synth", "--seed", "1", "--family", "multi_target", "--size", "128x96",
+                     "--out", str(tmp_path / "s")]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "could not build a 'multi_target' scenario" in err and "another seed or a larger --size" in err
+    assert "more frames" not in err
+    assert cli_main(["synth", "--seed", "1", "--family", "multi_target", "--size", "160x120",
+                     "--out", str(tmp_path / "s"), "--frames", "300"]) == 0  # fmt: skip
+
+
 def test_synth_cli_writes_the_scenario(tmp_path, capsys):
     out = tmp_path / "s"
     assert cli_main(["synth", "--seed", "4", "--family", "turn", "--out", str(out), "--frames", "50"]) == 0

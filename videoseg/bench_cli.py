@@ -25,7 +25,13 @@ Ctrl-C or a crash leaves only finished expressions on disk. ``<out>/benchmark_ru
 each run (status, errors, seconds); ``<out>/benchmark.json`` records layout, split and preset, and
 a re-run with another preset into the same folder is refused (its masks would be mixed in).
 
-Exit codes: 0 done, 1 the data cannot be read or every run failed, 2 bad arguments, 130 Ctrl-C.
+Before any expression runs, the arguments are checked: ``--json`` may not be the ``--out`` folder or
+a file the benchmark writes there, and its folder is created (or refused) now, not after the runs;
+a preset whose weights are missing while the hub cannot be reached is refused with one line naming
+every missing checkpoint (:mod:`videoseg.weights`), instead of every run failing on them.
+
+Exit codes: 0 done, 1 the data cannot be read or every run failed, 2 bad arguments (missing weights
+included), 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from videoseg import weights
 from videoseg.datasets import LAYOUTS, BenchExpression, Benchmark, DatasetError, load_benchmark
 
 RUN_LOG = "benchmark_runs.jsonl"
@@ -285,6 +292,23 @@ def print_summary(bench: Benchmark, summary: dict[str, Any], counts: dict[str, i
 # -------------------------------------------------------------------------------------- main
 
 
+def _json_clash(json_path: Path, out: Path) -> str | None:
+    """Why ``--json`` would collide with ``--out``: the folder itself, a folder around it, or a file
+    the benchmark writes there (its masks, logs, traces or submission)."""
+    target = Path(os.path.abspath(json_path))
+    folder = Path(os.path.abspath(out))
+    if target == folder:
+        return f"--json {json_path} is the --out folder; give a file path, e.g. {out / 'scores.json'}"
+    if target in folder.parents:
+        return f"--json {json_path} is a folder around --out {out}; give a file path"
+    if target in {folder / META_FILE, folder / RUN_LOG, folder / SUBMISSION}:
+        return f"--json {json_path} is {target.name}, which the benchmark writes itself; choose another name"
+    for inner in ("Annotations", "traces"):
+        if folder / inner in target.parents:
+            return f"--json {json_path} is inside --out's {inner} folder; choose another path"
+    return None
+
+
 def _check_meta(out: Path, meta: dict[str, Any]) -> str | None:
     """Why ``out`` holds another benchmark run (its masks would be mixed with these), or None."""
     path = out / META_FILE
@@ -347,10 +371,30 @@ def main(args: argparse.Namespace) -> int:
         problems.append(f"--root {args.root} is not a folder")
     problems.append(check_output_dir(args.out, "--out"))
     if args.json is not None:
-        problems.append(check_output_file(args.json, "--json", keep_unless=_looks_like_ours))
+        problems.append(
+            _json_clash(args.json, args.out)
+            or check_output_file(args.json, "--json", keep_unless=_looks_like_ours)
+        )
     problems = [p for p in problems if p]
+    if not problems and args.json is not None:
+        # The summary is written after every run: a folder missing for it is made now, and one
+        # that cannot be made is refused now, not after hours of runs.
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problems.append(f"--json {args.json}: cannot create its folder ({exc.strerror or exc})")
     if problems:
         print(f"error: {problems[0]}", file=sys.stderr)
+        return 2
+    config = make_preset(args.preset)
+    # Every checkpoint the preset needs, named at once before any expression runs (otherwise each
+    # run fails on the first missing one and the scores are all zeros).
+    missing = weights.unavailable(config)
+    if missing:
+        print(
+            f"error: {weights.command_line_message(args.preset, config, missing, with_options=False)}",
+            file=sys.stderr,
+        )
         return 2
     try:
         bench = load_benchmark(args.layout, args.root, args.split)
@@ -386,7 +430,6 @@ def main(args: argparse.Namespace) -> int:
     for note in bench.notes:
         print(f"note: {note}")
 
-    config = make_preset(args.preset)
     earlier = _earlier_runs(args.out)
     rows: list[dict[str, Any]] = []
     counts = {"run": 0, "skipped": 0, "failed": 0, "unscored": 0}

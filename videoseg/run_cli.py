@@ -6,7 +6,12 @@
 prints a recorded run as a readable log and, with ``--out``, writes the same outputs from the trace
 (the overlay needs the video the trace names).
 
-Exit codes: 0 success, 1 the run (or the trace) ended in an error, 2 bad arguments or unreadable trace.
+Exit codes: 0 success, 1 the run (or the trace) ended in an error, 2 bad arguments, an unreadable
+trace, or weights the configuration needs that are not here and cannot be downloaded (the hub is
+unreachable: every missing checkpoint is named in one line before any stage runs, see
+:mod:`videoseg.weights`). A run (or replayed trace) that finds no target still exits 0, with a
+``warning:`` line on stderr saying so and why, when the events tell (an unreadable answer, a reasoner
+that named no target, empty keyframe masks).
 
 Nothing the user made is lost: output paths are checked before any model loads (a file where a
 folder should be, a trace path that holds something other than a trace, such as the input video,
@@ -28,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from videoseg import events as ev
+from videoseg import weights
 from videoseg.config import PRESETS, describe_presets, preset
 from videoseg.outputs import (
     MASK_NAME,
@@ -119,6 +125,15 @@ def _run_main(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    # Every checkpoint the stages need, named at once before any stage runs (and not one at a time
+    # as each stage fails after the earlier ones ran) when they are missing and cannot be downloaded.
+    missing = weights.unavailable(config)
+    if missing:
+        print(
+            f"error: {weights.command_line_message(args.preset, config, missing, with_options=True)}",
+            file=sys.stderr,
+        )
+        return 2
     if args.trace is not None and args.trace.is_file() and args.trace.stat().st_size:
         print(f"note: replacing the earlier trace {args.trace}", file=sys.stderr)
     from videoseg.trace import TraceError, tee
@@ -177,6 +192,10 @@ def _finish(state: RunState, out: Path | None, quiet: bool, video_path: str | No
     if state.finished is None:
         print("error: the run ended without finishing (truncated trace?)", file=sys.stderr)
         return 1
+    # A run that finds nothing still worked (exit 0), but empty masks must not pass unnoticed.
+    nothing = no_target_reason(state)
+    if nothing is not None:
+        print(f"warning: {nothing}", file=sys.stderr)
     if out is not None:
         try:
             notes = write_outputs(state, out, video_path=video_path)
@@ -189,6 +208,45 @@ def _finish(state: RunState, out: Path | None, quiet: bool, video_path: str | No
         if not quiet:
             print(f"wrote {out}")
     return 0
+
+
+def no_target_reason(state: RunState) -> str | None:
+    """Why a finished run's masks are empty on every frame, as far as the events tell; None when it
+    found a target with a non-empty keyframe mask."""
+    num_targets = state.finished.num_targets if state.finished is not None else state.num_targets
+    if num_targets == 0:
+        if state.parse_error is not None:
+            return (
+                "no target found: the reasoner's answer could not be read "
+                f"({state.parse_error.message}); every mask is empty"
+            )
+        if state.cues == []:
+            return "no target found: the reasoner named none for this query; every mask is empty"
+        return "no target found; every mask is empty"
+    if not _every_mask_empty(state):
+        return None
+    if state.keyframe_masks and all(m.area == 0 for m in state.keyframe_masks.values()):
+        return (
+            f"no target found: the reasoner named {num_targets} target(s) but the segmenter's keyframe "
+            "masks are empty; every mask is empty"
+        )
+    return f"no target found: the reasoner named {num_targets} target(s) but every mask is empty"
+
+
+def _every_mask_empty(state: RunState) -> bool:
+    """Whether no frame's mask has a single pixel (read from the RLE counts, without decoding)."""
+    from pycocotools import mask as coco_mask
+
+    try:
+        for idx in state.masks:
+            for rle in state.masks.rles(idx):
+                counts = rle["counts"]
+                counts = counts.encode("ascii") if isinstance(counts, str) else counts
+                if coco_mask.area({"size": list(rle["size"]), "counts": counts}) > 0:
+                    return False
+    except Exception:  # a damaged mask: writing the outputs names it; no guess here
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- outputs
@@ -451,4 +509,4 @@ def describe_event(event: ev.Event, verbose: bool = False) -> str | None:
     return None
 
 
-__all__ = ["add_parser", "describe_event", "overlay", "write_outputs"]
+__all__ = ["add_parser", "describe_event", "no_target_reason", "overlay", "write_outputs"]

@@ -29,7 +29,8 @@ def add_parser(subparsers: Any) -> None:
         "synth",
         help="generate a shapes-world video with ground-truth masks and expressions",
         description=(
-            "Write DIR/video.mp4, DIR/Annotations/%%05d.png, DIR/expressions.json and DIR/meta.json "
+            # argparse %-formats argument help, not the description: a single % is printed as is
+            "Write DIR/video.mp4, DIR/Annotations/%05d.png, DIR/expressions.json and DIR/meta.json "
             "for one deterministic scenario."
         ),
     )
@@ -82,7 +83,8 @@ def _main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # no scenario of the family fits these settings
-        print(f"error: {exc}; try another seed, more frames or a larger --size", file=sys.stderr)
+        # Clip length does not matter (movers slow down in long clips); crowding in small frames does.
+        print(f"error: {exc}; try another seed or a larger --size", file=sys.stderr)
         return 1
     try:
         out, replaced = _save(scenario, args.out)

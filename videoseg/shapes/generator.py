@@ -345,9 +345,23 @@ def _turned(h: tuple[float, float], direction: str) -> tuple[float, float]:
 class _Builder:
     """Places objects one by one with collision checks; raises _Retry when it cannot."""
 
-    def __init__(self, rng: np.random.Generator, T: int, W: int, H: int, size_range: tuple[float, float]):
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        T: int,
+        W: int,
+        H: int,
+        size_range: tuple[float, float],
+        pace: float = 1.0,
+    ):
         self.rng, self.T, self.W, self.H = rng, T, W, H
         self.size_range = size_range
+        # Speeds are in pixels per frame and the scripted events happen at fractions of T, so a
+        # path is ~speed x T long: in a clip longer than the family's range it would leave the
+        # frame and no placement would succeed (all 80 attempts). ``pace`` (<= 1) slows every
+        # mover down so its path keeps the share of the frame it has in the family's longest
+        # default clip at the default size; 1.0 for clips of the family's default lengths.
+        self.pace = pace
         self.objs: list[_Obj] = []
         self.margin = 6.0
 
@@ -459,6 +473,7 @@ class _Builder:
             else:
                 a = self.rng.uniform(0, 2 * np.pi)
                 v = np.array([np.cos(a), np.sin(a)]) * self.rng.uniform(0.5 * max_speed, max_speed)
+                v = v * self.pace
             return _path(self.T, p0, [(self.T, *v)]), np.ones(self.T, bool), []
 
         return make
@@ -467,7 +482,7 @@ class _Builder:
         def make():
             h0 = _HEADINGS[int(self.rng.choice([0, 90, 180, 270]))]
             h1 = _turned(h0, direction)
-            v = self.rng.uniform(*speed)
+            v = self.rng.uniform(*speed) * self.pace
             n2 = self.T - t_turn
             leg1 = np.array(h0) * v * t_turn
             leg2 = np.array(h1) * v * n2
@@ -485,7 +500,7 @@ class _Builder:
         def make():
             p0 = self.random_point(size)
             a = self.rng.uniform(0, 2 * np.pi)
-            v = np.array([np.cos(a), np.sin(a)]) * self.rng.uniform(*speed)
+            v = np.array([np.cos(a), np.sin(a)]) * self.rng.uniform(*speed) * self.pace
             return _path(self.T, p0, [(t_stop, *v)]), np.ones(self.T, bool), [("stop", t_stop)]
 
         return make
@@ -497,7 +512,7 @@ class _Builder:
             present = np.arange(self.T) >= t_appear
             if not enter:
                 p0 = self.random_point(size)
-                v = np.zeros(2) if self.rng.random() < 0.5 else self.rng.uniform(-0.6, 0.6, 2)
+                v = np.zeros(2) if self.rng.random() < 0.5 else self.rng.uniform(-0.6, 0.6, 2) * self.pace
                 pos = _path(self.T, p0, [(self.T, *v)])
                 return pos, present, []
             side = int(self.rng.integers(4))
@@ -505,17 +520,17 @@ class _Builder:
             n = self.T - t_appear
             if side in (0, 1):  # left / right border, moving horizontally
                 travel = self.W - size - m
-                v = min(self.rng.uniform(*speed), travel / max(n, 1))
+                v = min(self.rng.uniform(*speed) * self.pace, travel / max(n, 1))
                 y = self.rng.uniform(m, self.H - m)
                 start = (-size - 1, y) if side == 0 else (self.W + size + 1, y)
                 vel = (v, 0.0) if side == 0 else (-v, 0.0)
             else:
                 travel = self.H - size - m
-                v = min(self.rng.uniform(*speed), travel / max(n, 1))
+                v = min(self.rng.uniform(*speed) * self.pace, travel / max(n, 1))
                 x = self.rng.uniform(m, self.W - m)
                 start = (x, -size - 1) if side == 2 else (x, self.H + size + 1)
                 vel = (0.0, v) if side == 2 else (0.0, -v)
-            if v < 0.7:
+            if v < 0.7 * self.pace:
                 return np.full((self.T, 2), -1e4), present, []  # too slow to enter: rejected
             pos = np.zeros((self.T, 2))
             pos[t_appear:] = _path(n, start, [(n, *vel)])
@@ -627,7 +642,7 @@ def _fam_occlusion(b: _Builder) -> list[_Spec]:
     def crossing():
         horizontal = rng.random() < 0.6
         sign = 1.0 if rng.random() < 0.5 else -1.0
-        v = rng.uniform(1.4, 2.6)
+        v = rng.uniform(1.4, 2.6) * b.pace
         off = rng.uniform(-0.25, 0.25) * size_o
         if horizontal:
             vel, start = (sign * v, 0.0), (p_o[0] - sign * v * t_c, p_o[1] + off)
@@ -721,7 +736,7 @@ def _fam_distractor_shape(b: _Builder) -> list[_Spec]:
 
     def leaver():
         side = int(rng.integers(4))
-        v = rng.uniform(1.8, 2.8)
+        v = rng.uniform(1.8, 2.8) * b.pace
         m = size * 1.3 + b.margin
         if side in (0, 1):
             y = rng.uniform(m, H - m)
@@ -969,13 +984,20 @@ def generate(
     if W < 128 or H < 96:
         raise ValueError(f"frame size must be at least 128x96, got {W}x{H}")
     scale = min(W / DEFAULT_SIZE[0], H / DEFAULT_SIZE[1])
+    base_w, base_h = LONG_SIZE if family == "long" else DEFAULT_SIZE
+    room = min(W / base_w, H / base_h)  # frame size relative to the family's default one
     size_range = (13.0 * scale, 18.0 * scale) if family != "long" else (11.0, 13.0)
     last_error = ""
     for attempt in range(80):
         rng = np.random.default_rng([seed, FAMILIES.index(family), attempt])
         lo, hi = _FRAME_RANGE[family]
         T = int(frames) if frames is not None else int(rng.integers(lo, hi + 1))
-        b = _Builder(rng, T, W, H, size_range)
+        # Clips up to the family's longest default length keep full speed at any size, so every
+        # scenario made before long clips were paced stays byte for byte the same.
+        pace = 1.0
+        if hi < T:
+            pace = hi / T * min(1.0, room)
+        b = _Builder(rng, T, W, H, size_range, pace=pace)
         try:
             specs = _FAMILY_FUNCS[family](b)
             bg = _background(rng, W, H)

@@ -6,101 +6,36 @@ run inside ``spaces.GPU`` (a no-op off a Hugging Face ZeroGPU Space) with a dura
 the number of frames and the models involved, so a Space asks for as much GPU time as the input needs.
 :func:`preset_requirements` tells, without any network access, which weights a preset needs, whether
 they are already on this machine (Hugging Face cache or a local path) and roughly what it would
-download.
+download; the logic lives in :mod:`videoseg.weights`, shared with the command line.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import spaces
 
+from videoseg import weights
 from videoseg.config import PRESETS, PipelineConfig, preset
 from videoseg.events import Event
 from videoseg.pipeline import query_problem
 from videoseg.stages import VideoSource
 
-# Approximate download sizes (GB) of the checkpoints the presets name, for the "what would it
-# download" hint only (bf16 / fp32 safetensors as published on the hub).
-APPROX_GB = {
-    "Qwen/Qwen2.5-VL-7B-Instruct": 16.6,
-    "Qwen/Qwen2.5-VL-3B-Instruct": 7.5,
-    "Ricky06662/VisionReasoner-7B": 16.6,
-    "Ricky06662/Seg-Zero-7B": 16.6,
-    "facebook/sam2.1-hiera-tiny": 0.16,
-    "facebook/sam2.1-hiera-small": 0.18,
-    "facebook/sam2.1-hiera-base-plus": 0.32,
-    "facebook/sam2.1-hiera-large": 0.9,
-    "XMem.pth": 0.25,
-}
-
-
-@dataclass
-class Requirement:
-    """One set of weights a preset needs."""
-
-    what: str  # "reasoner" | "segmenter" | "propagator"
-    model_id: str
-    present: bool
-    where: str  # where it was found, or where it would come from
-
-    @property
-    def approx_gb(self) -> float | None:
-        return APPROX_GB.get(self.model_id) or APPROX_GB.get(Path(self.model_id).name)
-
-
-def _hub_cached(model_id: str) -> str | None:
-    """Path of the cached config of a hub model, without network; None when not cached."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    for filename in ("config.json", "model.safetensors.index.json"):
-        try:
-            found = try_to_load_from_cache(model_id, filename)
-        except Exception:  # a malformed id is simply "not cached"
-            return None
-        if isinstance(found, str):
-            return found
-    return None
+# The requirement logic is the CLI's too (videoseg.weights); the explorer keeps its names.
+Requirement = weights.Requirement
+APPROX_GB = weights.APPROX_GB
 
 
 def _locate(model_id: str) -> tuple[bool, str]:
-    p = Path(model_id).expanduser()
-    if p.exists():
-        return True, f"local path {p}"
-    if model_id == "XMem.pth":
-        from videoseg.propagation.xmem.propagator import xmem_cache_path
-
-        cached_xmem = xmem_cache_path()
-        if cached_xmem.is_file():
-            return True, f"local path {cached_xmem}"
-        return False, "download of the official release on first use (github.com/hkchengrex/XMem)"
-    cached = _hub_cached(model_id)
-    if cached:
-        return True, "Hugging Face cache"
-    if "/" in model_id and not model_id.startswith((".", "/")):
-        return False, f"hub download ({model_id})"
-    return False, f"file {model_id} not found (download it and give its path)"
+    """Where a checkpoint is (a separate name here so tests can pretend nothing is on the server)."""
+    return weights.locate(model_id)
 
 
 def preset_requirements(name: str) -> list[Requirement]:
     """Weights the preset needs (empty for weights-free presets)."""
-    config = preset(name)
-    needs: list[tuple[str, str]] = []
-    if config.vlm not in ("shapes", "manual"):
-        needs.append(("reasoner", config.vlm))
-    if config.segmenter in ("sam2", "sam2-official"):
-        needs.append(("segmenter", config.sam2_model))
-    if config.propagator == "xmem":
-        needs.append(("propagator", config.xmem_checkpoint))
-    elif config.propagator == "sam2" and config.sam2_model not in {m for _, m in needs}:
-        needs.append(("propagator", config.sam2_model))
-    return [Requirement(what, model_id, *_locate(model_id)) for what, model_id in needs]
+    return weights.requirements(preset(name), locate_fn=_locate)
 
 
 def describe_preset(name: str) -> str:
@@ -215,7 +150,7 @@ def check_query(query: str | None, required: bool = True) -> str:
     return text
 
 
-STAGE_ROLES = ("reasoner", "segmenter", "propagator")
+STAGE_ROLES = weights.STAGE_ROLES
 
 
 def check_preset(name: str | None, roles: tuple[str, ...] = STAGE_ROLES) -> str:
@@ -224,22 +159,22 @@ def check_preset(name: str | None, roles: tuple[str, ...] = STAGE_ROLES) -> str:
 
     Weights missing on a server that cannot reach the Hugging Face hub are named all at once, before
     the run starts, instead of the first stage to need them failing after a download attempt with
-    a message about one of them."""
-    from videoseg.models import hub_endpoint, hub_reachable
+    a message about one of them. Weights-free presets never probe the hub."""
     from videoseg.ui.session import UploadError
 
     if not name or name not in PRESETS:
         raise UploadError(f"Unknown preset {name!r}; choose one of: {', '.join(PRESETS)}.")
-    missing = [r for r in preset_requirements(name) if r.what in roles and not r.present]
-    if missing and not hub_reachable():
-        listed = "; ".join(
-            f"{r.what} `{r.model_id}`" + (f" (~{r.approx_gb:g} GB)" if r.approx_gb else "") for r in missing
-        )
-        free = ", ".join(f"`{n}`" for n in PRESETS if not preset_requirements(n))
+    missing = weights.unavailable(preset(name), roles, locate_fn=_locate)
+    if missing:
+        free = ", ".join(f"`{n}`" for n in weights.weights_free_presets())
         raise UploadError(
-            f"The `{name}` preset needs weights that are not on this server, and this server cannot "
-            f"download them (no connection to {hub_endpoint()}): {listed}. Pick a weights-free preset "
-            f"({free}), or run the app on a machine with the weights or a network connection."
+            weights.unavailable_message(
+                f"The `{name}` preset",
+                missing,
+                "this server",
+                f"Pick a weights-free preset ({free}), or run the app on a machine with the weights or "
+                "a network connection.",
+            )
         )
     return name
 
