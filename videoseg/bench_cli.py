@@ -389,12 +389,9 @@ def main(args: argparse.Namespace) -> int:
     config = make_preset(args.preset)
     # Every checkpoint the preset needs, named at once before any expression runs (otherwise each
     # run fails on the first missing one and the scores are all zeros).
-    missing = weights.unavailable(config)
-    if missing:
-        print(
-            f"error: {weights.command_line_message(args.preset, config, missing, with_options=False)}",
-            file=sys.stderr,
-        )
+    refusal = weights.command_line_refusal(args.preset, config, with_options=False)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
         return 2
     try:
         bench = load_benchmark(args.layout, args.root, args.split)

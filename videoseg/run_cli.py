@@ -127,12 +127,9 @@ def _run_main(args: argparse.Namespace) -> int:
         return 2
     # Every checkpoint the stages need, named at once before any stage runs (and not one at a time
     # as each stage fails after the earlier ones ran) when they are missing and cannot be downloaded.
-    missing = weights.unavailable(config)
-    if missing:
-        print(
-            f"error: {weights.command_line_message(args.preset, config, missing, with_options=True)}",
-            file=sys.stderr,
-        )
+    refusal = weights.command_line_refusal(args.preset, config, with_options=True)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
         return 2
     if args.trace is not None and args.trace.is_file() and args.trace.stat().st_size:
         print(f"note: replacing the earlier trace {args.trace}", file=sys.stderr)

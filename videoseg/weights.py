@@ -189,6 +189,15 @@ def command_line_message(
     )
 
 
+def command_line_refusal(preset_name: str, config: PipelineConfig, with_options: bool) -> str | None:
+    """``run`` / ``benchmark``: the ``error:`` line refusing ``config`` before any work when weights
+    it needs are missing and cannot be downloaded from here, else None (see :func:`unavailable`)."""
+    missing = unavailable(config)
+    if not missing:
+        return None
+    return f"error: {command_line_message(preset_name, config, missing, with_options)}"
+
+
 def xmem_cache_hint() -> str:
     """Where the XMem checkpoint is looked for without a path (``$VIDEOSEG_CACHE`` or ~/.cache/videoseg)."""
     from videoseg.propagation.xmem.propagator import xmem_cache_path
@@ -201,6 +210,7 @@ __all__ = [
     "STAGE_ROLES",
     "Requirement",
     "command_line_message",
+    "command_line_refusal",
     "listing",
     "locate",
     "needed",
