@@ -451,6 +451,7 @@ def test_a_real_preset_without_weights_is_refused_before_any_run(
     root = make_mevis(tmp_path / "mevis")
     out = tmp_path / "out"
     monkeypatch.setattr(models, "hub_reachable", lambda: False)
+    monkeypatch.setattr(models, "url_reachable", lambda url: False)  # XMem's server
     monkeypatch.setattr(weights, "locate", lambda model_id: (False, "not here"))
     monkeypatch.setattr(pipeline, "run", _no_run)
     argv = ["--layout", "mevis", "--root", str(root), "--out", str(out)]
@@ -464,6 +465,7 @@ def test_a_real_preset_without_weights_is_refused_before_any_run(
     assert "XMem" not in capsys.readouterr().err  # only the stages this preset uses
     # with a reachable hub the weights download as before: the runs start
     monkeypatch.setattr(models, "hub_reachable", lambda: True)
+    monkeypatch.setattr(models, "url_reachable", lambda url: True)  # XMem's server
     with pytest.raises(_Started):
         bench([*argv, "--preset", "paper"])
 
@@ -477,6 +479,8 @@ def test_a_weights_free_benchmark_never_probes_the_hub(
         raise AssertionError("a weights-free preset probed the hub")
 
     monkeypatch.setattr(models, "hub_reachable", probe)
+
+    monkeypatch.setattr(models, "url_reachable", lambda url: probe())
     monkeypatch.setattr(pipeline, "run", _no_run)
     with pytest.raises(_Started):
         bench(["--layout", "mevis", "--root", str(root), "--out", str(tmp_path / "out")])

@@ -79,7 +79,7 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the suite runs in offline mode (conftest)
-    monkeypatch.setattr(models, "_probe", None)
+    monkeypatch.setattr(models, "_probes", {})
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)  # the probe would ask a proxy of this machine instead
     return cache
@@ -95,10 +95,10 @@ def test_the_probe_connects_once_and_remembers(offline: Path, monkeypatch: pytes
         server.bind(("127.0.0.1", 0))
         server.listen()
         monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
-        monkeypatch.setattr(models, "_probe", None)
+        monkeypatch.setattr(models, "_probes", {})
         assert models.hub_reachable() is True
 
-    monkeypatch.setattr(models, "_probe", None)
+    monkeypatch.setattr(models, "_probes", {})
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     net.calls.clear()
     assert models.hub_reachable() is False and net.calls == []  # offline mode: not even tried
@@ -119,7 +119,7 @@ def test_behind_a_proxy_the_probe_asks_the_proxy(offline: Path, monkeypatch: pyt
 
 def test_local_folders_never_probe_the_hub(tiny_sam2_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     net = _NetLog(monkeypatch)
-    monkeypatch.setattr(models, "_probe", None)
+    monkeypatch.setattr(models, "_probes", {})
     assert models.hub_offline(str(tiny_sam2_dir)) is False
     assert net.calls == []
 

@@ -153,6 +153,7 @@ def _no_run(*args: object, **kwargs: object) -> None:
 def unreachable_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     """No connection to the hub; only files that exist count as present weights."""
     monkeypatch.setattr(models, "hub_reachable", lambda: False)
+    monkeypatch.setattr(models, "url_reachable", lambda url: False)  # XMem's server
     monkeypatch.setattr(weights, "locate", lambda model_id: (Path(model_id).exists(), "not here"))
     monkeypatch.setattr(pipeline, "run", _no_run)
 
@@ -211,6 +212,7 @@ def test_with_a_reachable_hub_missing_weights_are_left_to_download(
 ) -> None:
     directory, _ = scenario_dir
     monkeypatch.setattr(models, "hub_reachable", lambda: True)
+    monkeypatch.setattr(models, "url_reachable", lambda url: True)  # XMem's server
     with pytest.raises(_Started):
         main(["run", str(directory / "video.mp4"), "q", "--preset", "paper", "--out", str(tmp_path / "o")])
 
@@ -224,6 +226,8 @@ def test_a_weights_free_run_never_probes_the_hub(
         raise AssertionError("a weights-free run probed the hub")
 
     monkeypatch.setattr(models, "hub_reachable", probe)
+
+    monkeypatch.setattr(models, "url_reachable", lambda url: probe())
     monkeypatch.setattr(pipeline, "run", _no_run)
     with pytest.raises(_Started):
         main(["run", str(directory / "video.mp4"), "q", "--preset", "shapes", "--out", str(tmp_path / "o")])

@@ -795,6 +795,8 @@ def unreachable_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     from videoseg.ui import runner
 
     monkeypatch.setattr(models, "hub_reachable", lambda: False)
+
+    monkeypatch.setattr(models, "url_reachable", lambda url: False)  # XMem's server
     monkeypatch.setattr(runner, "_locate", lambda model_id: (False, "not here"))
 
 
@@ -831,6 +833,8 @@ def test_weights_free_presets_never_probe_the_hub(monkeypatch: pytest.MonkeyPatc
         raise AssertionError("a weights-free preset probed the hub")
 
     monkeypatch.setattr(models, "hub_reachable", probe)
+
+    monkeypatch.setattr(models, "url_reachable", lambda url: probe())
     assert check_preset("shapes") == "shapes"
 
 

@@ -4,6 +4,7 @@ every missing checkpoint when the hub cannot be reached (``videoseg.weights``)."
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -58,23 +59,32 @@ def test_requirements_keep_only_the_asked_roles_and_use_the_locator() -> None:
     assert weights.Requirement("reasoner", "./mine", False, "").approx_gb is None
 
 
-def _probe_counter(monkeypatch: pytest.MonkeyPatch, reachable: bool) -> list[int]:
-    calls: list[int] = []
+def _probe_counter(
+    monkeypatch: pytest.MonkeyPatch, reachable: bool, xmem_server: bool | None = None
+) -> list[str]:
+    """Record the servers probed: "hub" for the Hugging Face hub, else the probed URL's host."""
+    calls: list[str] = []
 
-    def probe() -> bool:
-        calls.append(1)
+    def hub() -> bool:
+        calls.append("hub")
         return reachable
 
-    monkeypatch.setattr(models, "hub_reachable", probe)
+    def url(address: str) -> bool:
+        calls.append(str(urlsplit(address).hostname))
+        return reachable if xmem_server is None else xmem_server
+
+    monkeypatch.setattr(models, "hub_reachable", hub)
+    monkeypatch.setattr(models, "url_reachable", url)
     return calls
 
 
 @pytest.mark.parametrize("name", [n for n in PRESETS if preset(n).weights_free])
 def test_weights_free_presets_never_probe_the_hub(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    def probe() -> bool:
+    def probe(*_: object) -> bool:
         raise AssertionError("the hub was probed")
 
     monkeypatch.setattr(models, "hub_reachable", probe)
+    monkeypatch.setattr(models, "url_reachable", probe)
     assert weights.unavailable(preset(name), locate_fn=lambda m: (False, "")) == []
 
 
@@ -91,13 +101,48 @@ def test_unavailable_only_when_something_is_missing_and_the_hub_is_unreachable(
     assert weights.unavailable(preset("paper"), locate_fn=all_here) == []
     assert calls == []  # everything present: no probe
     missing = weights.unavailable(preset("paper"), locate_fn=nothing_here)
-    assert [r.model_id for r in missing] == [QWEN7, SAM2L, "XMem.pth"] and calls == [1]
+    assert [r.model_id for r in missing] == [QWEN7, SAM2L, "XMem.pth"]
+    assert set(calls) == {"hub", "github.com"}  # each from where it would come
     only_segmenter = weights.unavailable(preset("paper"), ("segmenter",), locate_fn=nothing_here)
     assert [r.what for r in only_segmenter] == ["segmenter"]
 
     calls = _probe_counter(monkeypatch, reachable=True)
     assert weights.unavailable(preset("paper"), locate_fn=nothing_here) == []  # they download
-    assert calls == [1]
+    assert set(calls) == {"hub", "github.com"}
+
+
+@pytest.mark.parametrize(
+    ("hub", "xmem_server", "refused"),
+    [
+        (True, False, ["XMem.pth"]),  # the hub answers, the XMem release's server does not
+        (False, True, [QWEN7, SAM2L]),  # and the other way round
+    ],
+)
+def test_each_checkpoint_is_judged_by_the_server_it_comes_from(
+    monkeypatch: pytest.MonkeyPatch, hub: bool, xmem_server: bool, refused: list[str]
+) -> None:
+    _probe_counter(monkeypatch, reachable=hub, xmem_server=xmem_server)
+    missing = weights.unavailable(preset("paper"), locate_fn=lambda m: (False, "not here"))
+    assert [r.model_id for r in missing] == refused
+    text = weights.listing(missing)
+    assert ("no connection to github.com" in text) == (not xmem_server), text
+    assert ("no connection to huggingface.co" in text) == (not hub), text
+
+
+def test_a_missing_local_path_or_a_switched_off_download_is_refused_even_online(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _probe_counter(monkeypatch, reachable=True)
+    config = preset("paper", vlm=str(tmp_path / "no-such-qwen"))
+    missing = weights.unavailable(config, locate_fn=lambda m: (m != SAM2L and m != "XMem.pth", ""))
+    assert missing == []  # nothing missing: nothing refused
+    missing = weights.unavailable(config, locate_fn=lambda m: (m != str(tmp_path / "no-such-qwen"), ""))
+    assert [r.model_id for r in missing] == [str(tmp_path / "no-such-qwen")]
+    assert "no such file or folder" in weights.listing(missing)
+    monkeypatch.setenv("VIDEOSEG_XMEM_DOWNLOAD", "0")
+    missing = weights.unavailable(config, locate_fn=lambda m: (m != "XMem.pth", ""))
+    assert [r.model_id for r in missing] == ["XMem.pth"]
+    assert "VIDEOSEG_XMEM_DOWNLOAD=0" in weights.listing(missing)
 
 
 def test_unavailable_uses_locate_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,7 +191,8 @@ def test_the_command_line_message_names_every_missing_checkpoint_on_one_line() -
     assert "\n" not in text
     for model_id in (QWEN7, SAM2L, "XMem.pth"):
         assert f"`{model_id}`" in text
-    assert "~16.6 GB" in text and models.hub_endpoint() in text and "--preset paper" in text
+    assert "~16.6 GB, no connection to huggingface.co" in text and "--preset paper" in text
+    assert "`XMem.pth` (~0.25 GB, no connection to github.com)" in text  # each says why
     assert "--vlm / --sam2 / --xmem PATH" in text and "shapes" in text
 
     # SAM2 used as the propagator only: its option is --sam2, and options are not repeated

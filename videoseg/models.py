@@ -82,7 +82,7 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 _PROBE_SECONDS = 3.0  # how long the connection attempt to the hub may take
 _PROBE_KEEP = 300.0  # how long a probe's answer is trusted (network comes and goes on a laptop)
-_probe: tuple[float, bool] | None = None
+_probes: dict[tuple[str, int], tuple[float, bool]] = {}  # (host, port) -> (when, reachable)
 
 
 def hub_endpoint() -> str:
@@ -96,28 +96,34 @@ def hub_reachable() -> bool:
     """Whether the hub endpoint accepts a TCP connection (``HF_HUB_OFFLINE=1`` says no without trying)."""
     from huggingface_hub import constants
 
-    global _probe
     if constants.is_offline_mode():
         return False
-    now = time.monotonic()
-    if _probe is not None and now - _probe[0] < _PROBE_KEEP:
-        return _probe[1]
-    url = urlsplit(hub_endpoint())
+    return url_reachable(hub_endpoint())
+
+
+def url_reachable(address: str) -> bool:
+    """Whether the server of ``address`` (a URL) accepts a TCP connection, through the configured
+    proxy when there is one; each server is tried at most once per :data:`_PROBE_KEEP` seconds."""
+    url = urlsplit(address)
     port = url.port or (80 if url.scheme == "http" else 443)
     proxy = urllib.request.getproxies().get(url.scheme) or urllib.request.getproxies().get("all")
-    # Behind a proxy the direct connection may be refused although the hub clients (which use the
-    # proxy) get through: connect to the proxy instead.
+    # Behind a proxy the direct connection may be refused although the download clients (which use
+    # the proxy) get through: connect to the proxy instead.
     if proxy and not urllib.request.proxy_bypass(url.hostname or ""):
         via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
         host, port = via.hostname or "", via.port or (443 if via.scheme == "https" else 80)
     else:
         host = url.hostname or ""
+    now = time.monotonic()
+    known = _probes.get((host, port))
+    if known is not None and now - known[0] < _PROBE_KEEP:
+        return known[1]
     try:
         with socket.create_connection((host, port), timeout=_PROBE_SECONDS):
             reachable = True
-    except (OSError, ValueError):  # no DNS, refused, timed out, malformed endpoint
+    except (OSError, ValueError):  # no DNS, refused, timed out, malformed address
         reachable = False
-    _probe = (now, reachable)
+    _probes[(host, port)] = (now, reachable)
     return reachable
 
 

@@ -15,9 +15,11 @@ network.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from videoseg.config import WEIGHTS_FREE_VLMS, PipelineConfig
 
@@ -119,21 +121,51 @@ def requirements(
 def unavailable(
     config: PipelineConfig, roles: Iterable[str] = STAGE_ROLES, locate_fn: Locator | None = None
 ) -> list[Requirement]:
-    """The weights of ``roles`` that are neither here nor downloadable now (the hub cannot be
-    reached); empty when everything is here or the hub answers. Probes the hub only when something
-    is missing."""
-    missing = [r for r in requirements(config, roles, locate_fn) if not r.present]
-    if not missing:
-        return []
-    from videoseg import models  # looked up at call time: tests replace hub_reachable
+    """The weights of ``roles`` that are neither here nor downloadable now; empty when everything
+    is here or can be fetched. Probes only where something is missing: the hub for hub ids, the
+    XMem release's server for the default XMem checkpoint (a local path that does not exist cannot
+    be fetched at all)."""
+    return [
+        r for r in requirements(config, roles, locate_fn) if not r.present and not downloadable(r.model_id)
+    ]
 
-    return [] if models.hub_reachable() else missing
+
+def downloadable(model_id: str) -> bool:
+    """Whether a checkpoint not on this machine could be fetched from here now."""
+    from videoseg import models  # looked up at call time: tests replace the probes
+
+    if model_id == "XMem.pth":  # the default: the official release, downloaded on first use
+        from videoseg.propagation.xmem.network import XMEM_URL
+
+        return os.environ.get("VIDEOSEG_XMEM_DOWNLOAD", "1") != "0" and models.url_reachable(XMEM_URL)
+    if model_id.startswith((".", "/", "~")) or "/" not in model_id:
+        return False  # a local path (or a bare file name) that is not there
+    return models.hub_reachable()
+
+
+def _why_not_fetched(model_id: str) -> str:
+    """Why a missing checkpoint cannot be fetched: the server it would come from, or no such file."""
+    from videoseg.models import hub_endpoint
+
+    if model_id == "XMem.pth":
+        from videoseg.propagation.xmem.network import XMEM_URL
+
+        if os.environ.get("VIDEOSEG_XMEM_DOWNLOAD", "1") == "0":
+            return "its download is switched off (VIDEOSEG_XMEM_DOWNLOAD=0)"
+        return f"no connection to {urlsplit(XMEM_URL).hostname}"
+    if model_id.startswith((".", "/", "~")) or "/" not in model_id:
+        return "no such file or folder"
+    return f"no connection to {urlsplit(hub_endpoint()).hostname}"
 
 
 def listing(missing: Iterable[Requirement]) -> str:
-    """``reasoner `id` (~16.6 GB); segmenter `id` (~0.9 GB)``: every missing checkpoint in one line."""
+    """``reasoner `id` (~16.6 GB, no connection to huggingface.co); ...``: every missing checkpoint
+    in one line, with its size and why it cannot be fetched."""
     return "; ".join(
-        f"{r.what} `{r.model_id}`" + (f" (~{r.approx_gb:g} GB)" if r.approx_gb else "") for r in missing
+        f"{r.what} `{r.model_id}` ("
+        + ", ".join([*([f"~{r.approx_gb:g} GB"] if r.approx_gb else []), _why_not_fetched(r.model_id)])
+        + ")"
+        for r in missing
     )
 
 
@@ -147,13 +179,8 @@ def weights_free_presets() -> list[str]:
 def unavailable_message(subject: str, missing: list[Requirement], place: str, advice: str) -> str:
     """One message naming every missing checkpoint: ``subject`` (e.g. "The `paper` preset") needs
     weights that are not on ``place`` ("this server", "this machine") and cannot be downloaded from
-    here; then ``advice`` (what to do instead)."""
-    from videoseg.models import hub_endpoint
-
-    return (
-        f"{subject} needs weights that are not on {place}, and {place} cannot download them "
-        f"(no connection to {hub_endpoint()}): {listing(missing)}. {advice}"
-    )
+    here (each one says why); then ``advice`` (what to do instead)."""
+    return f"{subject} needs weights that are not on {place} and cannot be fetched from here: {listing(missing)}. {advice}"
 
 
 # Where a command-line user can give a local copy of each checkpoint instead (``run`` options).
@@ -211,6 +238,7 @@ __all__ = [
     "Requirement",
     "command_line_message",
     "command_line_refusal",
+    "downloadable",
     "listing",
     "locate",
     "needed",
