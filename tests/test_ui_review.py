@@ -1047,3 +1047,28 @@ def test_an_upload_over_a_limit_is_told_in_words(ctx: AppContext) -> None:
     message = str(exc.value)
     assert "video too long: it has more than 5 frames, the limit" in message, message
     assert "VideoCaps" not in message and "Limits here: videos up to" in message, message
+
+
+def test_the_preset_list_says_when_weights_cannot_be_fetched_here(unreachable_hub: None) -> None:
+    from videoseg.ui.runner import describe_preset, preset_choices
+
+    labels = {name: label for label, name in preset_choices()}
+    assert labels["paper"] == "paper · needs weights not on this server"
+    assert labels["shapes"] == "shapes · weights-free"
+    text = describe_preset("paper")
+    assert "⛔ not here and cannot be fetched from here (no connection to huggingface.co)" in text, text
+    assert "(no connection to github.com)" in text and "Cannot run on this server" in text, text
+    assert "Would download" not in text
+
+
+def test_the_preset_list_offers_the_download_when_it_can_be_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
+    from videoseg import models
+    from videoseg.ui import runner
+
+    monkeypatch.setattr(models, "hub_reachable", lambda: True)
+    monkeypatch.setattr(models, "url_reachable", lambda url: True)
+    monkeypatch.setattr(runner, "_locate", lambda model_id: (False, "hub download"))
+    labels = {name: label for label, name in runner.preset_choices()}
+    assert labels["paper"] == "paper · needs weights (~17.8 GB download)"
+    text = runner.describe_preset("paper")
+    assert "⬇ not here, hub download" in text and "Would download about 17.8 GB" in text, text

@@ -143,7 +143,7 @@ def downloadable(model_id: str) -> bool:
     return models.hub_reachable()
 
 
-def _why_not_fetched(model_id: str) -> str:
+def why_not_fetched(model_id: str) -> str:
     """Why a missing checkpoint cannot be fetched: the server it would come from, or no such file."""
     from videoseg.models import hub_endpoint
 
@@ -163,7 +163,7 @@ def listing(missing: Iterable[Requirement]) -> str:
     in one line, with its size and why it cannot be fetched."""
     return "; ".join(
         f"{r.what} `{r.model_id}` ("
-        + ", ".join([*([f"~{r.approx_gb:g} GB"] if r.approx_gb else []), _why_not_fetched(r.model_id)])
+        + ", ".join([*([f"~{r.approx_gb:g} GB"] if r.approx_gb else []), why_not_fetched(r.model_id)])
         + ")"
         for r in missing
     )
@@ -246,5 +246,6 @@ __all__ = [
     "unavailable",
     "unavailable_message",
     "weights_free_presets",
+    "why_not_fetched",
     "xmem_cache_hint",
 ]

@@ -47,14 +47,21 @@ def describe_preset(name: str) -> str:
     if not reqs:
         return f"**{name}**: {desc}. Runs without any weights, on the CPU, in seconds."
     lines = [f"**{name}**: {desc}."]
-    missing_gb = 0.0
+    missing_gb, stuck = 0.0, False
     for r in reqs:
         size = f" (~{r.approx_gb:g} GB)" if r.approx_gb else ""
-        mark = "✅ present" if r.present else "⬇ not here"
-        lines.append(f"- {r.what}: `{r.model_id}`{size}: {mark}, {r.where}")
-        if not r.present and r.approx_gb:
-            missing_gb += r.approx_gb
-    if missing_gb:
+        if r.present:
+            mark = f"✅ present, {r.where}"
+        elif weights.downloadable(r.model_id):
+            mark = f"⬇ not here, {r.where}"
+            missing_gb += r.approx_gb or 0.0
+        else:
+            mark = f"⛔ not here and cannot be fetched from here ({weights.why_not_fetched(r.model_id)})"
+            stuck = True
+        lines.append(f"- {r.what}: `{r.model_id}`{size}: {mark}")
+    if stuck:
+        lines.append("Cannot run on this server as it is: pick a weights-free preset, or bring the weights.")
+    elif missing_gb:
         lines.append(f"Would download about {missing_gb:.1f} GB; needs a GPU to run in reasonable time.")
     return "\n".join(lines)
 
@@ -68,9 +75,11 @@ def preset_choices() -> list[tuple[str, str]]:
             label = f"{name} · weights-free"
         elif all(r.present for r in reqs):
             label = f"{name} · weights present"
-        else:
+        elif all(weights.downloadable(r.model_id) for r in reqs if not r.present):
             gb = sum(r.approx_gb or 0.0 for r in reqs if not r.present)
             label = f"{name} · needs weights (~{gb:.1f} GB download)"
+        else:  # probed once per server (remembered), only for presets with something missing
+            label = f"{name} · needs weights not on this server"
         out.append((label, name))
     return out
 
