@@ -86,7 +86,7 @@ def locate(model_id: str) -> tuple[bool, str]:
         return False, "download of the official release on first use (github.com/hkchengrex/XMem)"
     if _hub_cached(model_id):
         return True, "Hugging Face cache"
-    if "/" in model_id and not model_id.startswith((".", "/")):
+    if _is_hub_id(model_id):
         return False, f"hub download ({model_id})"
     return False, f"file {model_id} not found (download it and give its path)"
 
@@ -130,6 +130,15 @@ def unavailable(
     ]
 
 
+def _is_hub_id(model_id: str) -> bool:
+    """``org/name``: fetched from the hub; anything else not on disk is a local path or file name."""
+    return "/" in model_id and not model_id.startswith((".", "/", "~"))
+
+
+def _xmem_download_on() -> bool:
+    return os.environ.get("VIDEOSEG_XMEM_DOWNLOAD", "1") != "0"
+
+
 def downloadable(model_id: str) -> bool:
     """Whether a checkpoint not on this machine could be fetched from here now."""
     from videoseg import models  # looked up at call time: tests replace the probes
@@ -137,10 +146,8 @@ def downloadable(model_id: str) -> bool:
     if model_id == "XMem.pth":  # the default: the official release, downloaded on first use
         from videoseg.propagation.xmem.network import XMEM_URL
 
-        return os.environ.get("VIDEOSEG_XMEM_DOWNLOAD", "1") != "0" and models.url_reachable(XMEM_URL)
-    if model_id.startswith((".", "/", "~")) or "/" not in model_id:
-        return False  # a local path (or a bare file name) that is not there
-    return models.hub_reachable()
+        return _xmem_download_on() and models.url_reachable(XMEM_URL)
+    return _is_hub_id(model_id) and models.hub_reachable()  # a missing local path never is
 
 
 def why_not_fetched(model_id: str) -> str:
@@ -150,10 +157,10 @@ def why_not_fetched(model_id: str) -> str:
     if model_id == "XMem.pth":
         from videoseg.propagation.xmem.network import XMEM_URL
 
-        if os.environ.get("VIDEOSEG_XMEM_DOWNLOAD", "1") == "0":
+        if not _xmem_download_on():
             return "its download is switched off (VIDEOSEG_XMEM_DOWNLOAD=0)"
         return f"no connection to {urlsplit(XMEM_URL).hostname}"
-    if model_id.startswith((".", "/", "~")) or "/" not in model_id:
+    if not _is_hub_id(model_id):
         return "no such file or folder"
     return f"no connection to {urlsplit(hub_endpoint()).hostname}"
 
