@@ -1,4 +1,4 @@
-"""Speed of ``videoseg.metrics`` J and F against the DAVIS toolkit's algorithm (tests/davis_reference.py).
+"""Speed of ``videoseg.eval.metrics`` J and F against the DAVIS toolkit's algorithm (tests/davis_reference.py).
 
 Scores 100 frames of random blobs at 480x854 (DAVIS 480p), prediction = ground truth disturbed by
 shifted and extra blobs, and prints seconds per call, the speed-up, and the largest difference from the
@@ -18,11 +18,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import davis_reference as ref
-
-from videoseg.metrics import boundary_f, jaccard
+from tests.support import davis_reference as ref
+from videoseg.eval.metrics import boundary_f, jaccard
 
 
 def random_blobs(rng: np.random.Generator, frames: int, height: int, width: int, blobs: int) -> np.ndarray:

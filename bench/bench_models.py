@@ -18,7 +18,7 @@ the difficulty rating, the reasoning, the keyframe mask and XMem propagation.
     python bench/bench_models.py --tiny
 
 Random weights are built with ``from_config`` and placed in the per-process model cache
-(:mod:`videoseg.models`) under the real id, so the backends then run exactly as with downloaded weights.
+(:mod:`videoseg.runtime.loading`) under the real id, so the backends then run exactly as with downloaded weights.
 The paper's ids (Qwen2.5-VL 3B / 7B, VisionReasoner-7B, Seg-Zero-7B, the SAM2 / SAM2.1 sizes) are
 described in :mod:`bench.architectures` and need no network; other ids fetch their config from the hub.
 A random VLM rarely stops early, so its generation runs to the token cap (the worst case); its text is
@@ -44,10 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import architectures  # noqa: E402
-from videoseg import models  # noqa: E402
-from videoseg.config import PipelineConfig  # noqa: E402
-from videoseg.cues import TargetCues  # noqa: E402
-from videoseg.stages import Clip, ReasonRequest  # noqa: E402
+from videoseg.runtime import loading as models  # noqa: E402
+from videoseg.core.config import PipelineConfig  # noqa: E402
+from videoseg.core.cues import TargetCues  # noqa: E402
+from videoseg.core.interfaces import Clip, ReasonRequest  # noqa: E402
 
 
 def _peak_rss_mb() -> float:
@@ -208,7 +208,7 @@ def bench_propagation(
     rec: Recorder, name: str, propagator: Any, frames: np.ndarray, fps: float, mask: np.ndarray
 ) -> None:
     """Propagate ``mask`` from the middle frame both ways through the whole clip."""
-    from videoseg.video import ArrayVideo
+    from videoseg.io.video import ArrayVideo
 
     video = ArrayVideo(frames, fps=fps)
     n = len(frames)
@@ -295,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     num_frames = args.frames or max(2, round(args.seconds * args.fps))
     tmp = None
     if args.tiny:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from tiny_models import build_tiny_official_sam2, build_tiny_qwen, build_tiny_sam2_video
+        sys.path.insert(0, str(ROOT))
+        from tests.support.tiny_models import build_tiny_official_sam2, build_tiny_qwen, build_tiny_sam2_video
 
         tmp = tempfile.TemporaryDirectory(prefix="bench-tiny-")
         args.vlm = str(build_tiny_qwen(Path(tmp.name) / "qwen"))

@@ -24,9 +24,9 @@ import cv2
 
 
 def _propagation_fps(video_path: Path, query: str) -> None:
-    from videoseg.config import preset
-    from videoseg.pipeline import run
-    from videoseg.state import RunState
+    from videoseg.core.config import preset
+    from videoseg.core.state import RunState
+    from videoseg.pipeline.orchestrator import run
 
     state = RunState.from_events(run(video_path, query, preset("shapes")))
     if state.status != "finished":
@@ -48,9 +48,9 @@ def _flow_only_fps(video_path: Path) -> None:
     """The propagator alone on an in-memory 480p clip (no decoding, no RLE)."""
     import numpy as np
 
-    from videoseg.config import PipelineConfig
+    from videoseg.core.config import PipelineConfig
+    from videoseg.io.video import ArrayVideo, open_video
     from videoseg.propagation.flow import FlowPropagator
-    from videoseg.video import ArrayVideo, open_video
 
     with open_video(video_path) as video:
         frames = video.frames(list(range(min(len(video), 200))))
@@ -70,11 +70,11 @@ def _flow_only_fps(video_path: Path) -> None:
 def _htfs_share() -> None:
     import numpy as np
 
-    from videoseg.config import preset
-    from videoseg.pipeline import run
+    from videoseg.core.config import preset
+    from videoseg.core.state import RunState
+    from videoseg.io.video import ArrayVideo
+    from videoseg.pipeline.orchestrator import run
     from videoseg.shapes import generate
-    from videoseg.state import RunState
-    from videoseg.video import ArrayVideo
 
     try:
         scenario = generate(0, "long")

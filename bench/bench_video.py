@@ -1,4 +1,4 @@
-"""Speed and correctness of fetching scattered frames: ``videoseg.video`` vs a full decode vs decord.
+"""Speed and correctness of fetching scattered frames: ``videoseg.io.video`` vs a full decode vs decord.
 
 For each clip (default: vtest.avi, 795 frames at 768x576; Megamind.avi and box.mp4 are where decord
 goes wrong) it fetches 32 scattered frames (random order, with a duplicate) and prints milliseconds
@@ -28,11 +28,9 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from realdata import opencv_clip
-
-from videoseg.video import open_video
+from tests.support.realdata import opencv_clip
+from videoseg.io.video import open_video
 
 
 def best_ms(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, np.ndarray]:

@@ -23,9 +23,9 @@ def main() -> int:
     parser.add_argument("--preset", default="shapes")
     args = parser.parse_args()
 
-    from videoseg import pipeline
-    from videoseg.config import preset
-    from videoseg.trace import write_trace
+    from videoseg.core.config import preset
+    from videoseg.core.trace import write_trace
+    from videoseg.pipeline import orchestrator as pipeline
     from videoseg.ui.examples import TRACES_DIR, find_examples
 
     examples = find_examples()

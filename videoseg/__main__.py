@@ -1,3 +1,3 @@
-from videoseg.cli import main
+from videoseg.cli.main import main
 
 raise SystemExit(main())

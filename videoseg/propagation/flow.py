@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from videoseg.config import PipelineConfig
-from videoseg.stages import BackendDescription, VideoSource
+from videoseg.core.config import PipelineConfig
+from videoseg.core.interfaces import BackendDescription, VideoSource
 
 BINS_SHIFT = 4  # 256 >> 4 = 16 bins per channel
 BINS = 256 >> BINS_SHIFT

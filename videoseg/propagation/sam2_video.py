@@ -27,9 +27,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from videoseg.config import PipelineConfig
-from videoseg.models import cached_model, dtype_name, hub_offline, resolve_device, resolve_dtype
-from videoseg.stages import BackendDescription, VideoSource
+from videoseg.core.config import PipelineConfig
+from videoseg.core.interfaces import BackendDescription, VideoSource
+from videoseg.runtime.loading import cached_model, dtype_name, hub_offline, resolve_device, resolve_dtype
 
 READ_CHUNK = 8  # frames decoded per read
 

@@ -4,7 +4,7 @@ The paper has an MLLM rate five axes (scene complexity, segmentation challenge, 
 motion complexity, linguistic ambiguity) from 1 to 10; the difficulty D is their mean. Easy / medium /
 hard levels map to reasoning-token budgets, and the reward is multiplied by a soft length factor
 ``s = clamp(1 - beta * (L_used - L_budget), 0, 1)`` when the reasoning is over budget (else 1).
-The paper's constants are unpublished; the defaults in :class:`~videoseg.config.PipelineConfig` are
+The paper's constants are unpublished; the defaults in :class:`~videoseg.core.config.PipelineConfig` are
 PixelThink's (same formula): beta 0.002, 96 tokens below D = 3.5, no penalty from 3.5 to 5.0, 256
 tokens at D >= 5.0.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from videoseg.config import PipelineConfig
+from videoseg.core.config import PipelineConfig
 from videoseg.sampling.answers import DIFFICULTY_AXES
 
 DEFAULT_BETA = 0.002  # PixelThink

@@ -1,7 +1,7 @@
 """Manual cues: the user is the reasoner (stage 2 replaced by clicks; weights-free).
 
 :class:`ManualVideoQA` answers the pipeline's questions from ``config.manual_cues`` (a list of
-:class:`~videoseg.cues.TargetCues` dicts, original-frame pixels, all on one frame ``frame_idx``), and
+:class:`~videoseg.core.cues.TargetCues` dicts, original-frame pixels, all on one frame ``frame_idx``), and
 says so in every answer:
 
 - interval question: there is no model to localise the query, so the honest answer is "the whole
@@ -20,9 +20,9 @@ import json
 import re
 from collections.abc import Iterator
 
-from videoseg.config import PipelineConfig
-from videoseg.cues import TargetCues
-from videoseg.stages import BackendDescription, Clip, ReasonRequest, VideoQAPrompts
+from videoseg.core.config import PipelineConfig
+from videoseg.core.cues import TargetCues
+from videoseg.core.interfaces import BackendDescription, Clip, ReasonRequest, VideoQAPrompts
 
 
 class ManualVideoQA:

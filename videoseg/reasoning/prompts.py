@@ -7,7 +7,7 @@ texts (a video placeholder before the sampler questions, the key segment / refer
 frame interleaved with the section headers of the reasoner prompt).
 
 Answer formats follow the team contract, so one parser (``videoseg.sampling.answers``,
-``videoseg.cues.parse_answer``) reads the answers of every backend:
+``videoseg.core.cues.parse_answer``) reads the answers of every backend:
 
 - interval: the first two numbers are start and end in seconds from the clip start;
 - percentage: the first number is a percentage in [0, 100];

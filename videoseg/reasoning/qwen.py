@@ -1,9 +1,9 @@
 """Qwen2.5-VL as the paper's video LLM: HTFS questions (step 1), difficulty rating and reasoner (step 2).
 
-:class:`QwenVideoQA` implements :class:`videoseg.stages.VideoQA` for any Qwen2.5-VL checkpoint, by hub id
+:class:`QwenVideoQA` implements :class:`videoseg.core.interfaces.VideoQA` for any Qwen2.5-VL checkpoint, by hub id
 or local path: the paper's ``Qwen/Qwen2.5-VL-7B-Instruct`` / ``-3B-Instruct`` and the closest released
 GRPO checkpoints ``Ricky06662/VisionReasoner-7B`` / ``Ricky06662/Seg-Zero-7B``. One loaded instance per
-``(id, device, dtype)`` is shared by every caller in the process (:mod:`videoseg.models`), so stages 1
+``(id, device, dtype)`` is shared by every caller in the process (:mod:`videoseg.runtime.loading`), so stages 1
 and 2 share the model when their ids match.
 
 How frames reach the model (the choices, and why):
@@ -49,10 +49,10 @@ import numpy as np
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from videoseg.config import PipelineConfig
-from videoseg.models import cached_model, dtype_name, hub_offline, resolve_device, resolve_dtype
+from videoseg.core.config import PipelineConfig
+from videoseg.core.interfaces import BackendDescription, Clip, ReasonRequest, VideoQAPrompts
 from videoseg.reasoning import prompts
-from videoseg.stages import BackendDescription, Clip, ReasonRequest, VideoQAPrompts
+from videoseg.runtime.loading import cached_model, dtype_name, hub_offline, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from collections.abc import Generator
 
 import numpy as np
 
-from videoseg.config import PipelineConfig
-from videoseg.events import Event, SamplerResult
+from videoseg.core.config import PipelineConfig
+from videoseg.core.events import Event, SamplerResult
+from videoseg.core.interfaces import VideoQA
 from videoseg.sampling.htfs import FrameReader, SamplerDecision, htfs, key_frames_with_target, uniform_indices
-from videoseg.stages import VideoQA
 
 
 def first_frame(reader: FrameReader, config: PipelineConfig) -> Generator[Event, None, SamplerDecision]:

@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from videoseg.config import PipelineConfig
-from videoseg.events import Event, FramesDecoded, PromptShown, RunWarning, SamplerLevel, SamplerPercent
+from videoseg.core.config import PipelineConfig
+from videoseg.core.events import Event, FramesDecoded, PromptShown, RunWarning, SamplerLevel, SamplerPercent
+from videoseg.core.interfaces import Clip, VideoQA, VideoSource
 from videoseg.sampling.answers import parse_interval, parse_percentage
-from videoseg.stages import Clip, VideoQA, VideoSource
 
 
 @dataclass
 class SamplerDecision:
-    """Where the reasoner looks (what :class:`~videoseg.events.SamplerResult` reports).
+    """Where the reasoner looks (what :class:`~videoseg.core.events.SamplerResult` reports).
 
     key_segment: [start, end] inclusive frame indices; target_frame: the frame cues are placed on;
     key_frames: key-segment frames shown to the reasoner (increasing, include the target frame);

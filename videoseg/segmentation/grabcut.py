@@ -20,9 +20,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from videoseg.config import PipelineConfig
-from videoseg.cues import TargetCues
-from videoseg.stages import BackendDescription
+from videoseg.core.config import PipelineConfig
+from videoseg.core.cues import TargetCues
+from videoseg.core.interfaces import BackendDescription
 
 WORK_SIDE = 400  # GrabCut cost grows with pixels; 400 px keeps a keyframe well under a second
 ITERATIONS = 4

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from videoseg.config import PipelineConfig
-from videoseg.cues import TargetCues
-from videoseg.models import (
+from videoseg.core.config import PipelineConfig
+from videoseg.core.cues import TargetCues
+from videoseg.core.interfaces import BackendDescription
+from videoseg.runtime.loading import (
     ModelLoadError,
     cached_model,
     dtype_name,
@@ -41,7 +42,6 @@ from videoseg.models import (
     resolve_device,
     resolve_dtype,
 )
-from videoseg.stages import BackendDescription
 
 
 @dataclass

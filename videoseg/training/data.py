@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
-from videoseg.masks import encode_rle
+from videoseg.core.masks import encode_rle
 from videoseg.reasoning import prompts
 
 DEFAULT_CUE_KINDS = ("box", "point", "negative")

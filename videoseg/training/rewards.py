@@ -41,9 +41,9 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 from scipy.optimize import linear_sum_assignment
 
-from videoseg.config import PipelineConfig
-from videoseg.cues import CueParseError, TargetCues, parse_answer, split_think_answer
-from videoseg.masks import decode_rle
+from videoseg.core.config import PipelineConfig
+from videoseg.core.cues import CueParseError, TargetCues, parse_answer, split_think_answer
+from videoseg.core.masks import decode_rle
 from videoseg.reasoning.difficulty import DEFAULT_BETA, budget_for, difficulty_level, length_factor, rate
 
 MAX_THINK_FORMAT = 1.0
@@ -165,7 +165,7 @@ def think_format_reward(text: str) -> float:
 def answer_format_reward(text: str) -> float:
     """r_answer = (1/n) * sum over the n answer items of ([has bbox_2d] + [has point_2d]), in [0, 2].
 
-    The answer is read by :func:`videoseg.cues.parse_answer`, the parser the pipeline uses, so the
+    The answer is read by :func:`videoseg.core.cues.parse_answer`, the parser the pipeline uses, so the
     reward pays for exactly what inference can consume. An unparsable answer (no ``<answer>``, not
     a list, a box that is not 4 numbers, a point that is not 2 numbers, an item with neither) and an
     empty list score 0.
@@ -326,7 +326,7 @@ def parse_targets(targets: Any) -> list[TargetCues]:
 
 
 def as_mask(mask: Any) -> np.ndarray | None:
-    """A dataset cell -> (H, W) bool: an array / nested list, or a COCO RLE dict (``videoseg.masks``)."""
+    """A dataset cell -> (H, W) bool: an array / nested list, or a COCO RLE dict (``videoseg.core.masks``)."""
     if mask is None:
         return None
     if isinstance(mask, Mapping):

@@ -8,14 +8,14 @@ from typing import Any
 
 import gradio as gr
 
-from videoseg.ui.about_tab import build_about_tab
 from videoseg.ui.common import AppContext, session_hash
-from videoseg.ui.compare_tab import build_compare_tab
 from videoseg.ui.examples import available_examples
-from videoseg.ui.inspect_tab import build_inspect_tab
-from videoseg.ui.interactive_tab import build_interactive_tab
-from videoseg.ui.run_tab import build_run_tab
 from videoseg.ui.session import SessionStore, UploadCaps
+from videoseg.ui.tabs.about import build_about_tab
+from videoseg.ui.tabs.compare import build_compare_tab
+from videoseg.ui.tabs.inspect import build_inspect_tab
+from videoseg.ui.tabs.interactive import build_interactive_tab
+from videoseg.ui.tabs.run import build_run_tab
 
 # The run view's styling (videoseg.ui.common.build_run_view gives the components these classes).
 STAGE_TABLE = '.table-wrap:has(th[title="backend"]):has(th[title="tokens"])'

@@ -17,7 +17,7 @@ from typing import Any
 
 import gradio as gr
 
-from videoseg import events as ev
+from videoseg.core import events as ev
 from videoseg.ui.examples import Example
 from videoseg.ui.live import OUTPUT_NAMES, SKIP, STAGE_HEADERS, STAGES, LiveView, empty_outputs
 from videoseg.ui.session import SessionStore, UploadCaps, hide_paths
@@ -272,7 +272,7 @@ def until_stopped(
     check runs around every event, so real-model runs (whose pipeline cannot see ``cancel`` from a
     GPU worker) and paced replays stop at their next event too; an event that arrives after Stop is
     not shown."""
-    from videoseg.pipeline import CANCELLED
+    from videoseg.pipeline.orchestrator import CANCELLED
 
     def cancelled() -> ev.RunError | None:
         if not stopped() or view.finished:

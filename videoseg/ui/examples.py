@@ -86,7 +86,7 @@ def fallback_examples(cache_root: Path) -> list[Example]:
             d = out_root / f"{family}_{seed}"
             ex = _read_example(d)
             if ex is None:
-                from videoseg.shapes.generator import generate
+                from videoseg.shapes.world.generator import generate
 
                 generate(seed, family).save(d)
                 ex = _read_example(d)
@@ -150,7 +150,7 @@ _infos: dict[Path, tuple[float, tuple[int, int, int, float] | None]] = {}
 
 def video_info(ex: Example) -> tuple[int, int, int, float] | None:
     """(num_frames, width, height, fps) of the example's video; None when it cannot be read."""
-    from videoseg.video import open_video
+    from videoseg.io.video import open_video
 
     try:
         mtime = ex.video.stat().st_mtime
@@ -200,7 +200,7 @@ def match_recorded_example(
 
 def read_annotations(directory: Path) -> np.ndarray:
     """(T, H, W) uint8 object ids from a folder of palette PNGs."""
-    from videoseg.video import read_mask_pngs
+    from videoseg.io.video import read_mask_pngs
 
     return read_mask_pngs(directory)
 

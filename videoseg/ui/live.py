@@ -1,7 +1,7 @@
 """Turning the pipeline's event stream into what the explorer shows, as the events arrive.
 
 :class:`LiveView` is one consumer of the typed event stream (beside the CLI and the trace writer): it
-folds each event into a :class:`~videoseg.state.RunState` and renders the Run tab's outputs from it:
+folds each event into a :class:`~videoseg.core.state.RunState` and renders the Run tab's outputs from it:
 the HTFS timeline (step 1), the sampled frames, the streamed reasoning and parsed cues (step 2), the
 keyframe mask and the propagation filling in both directions (step 3), a per-stage panel and, at the
 end, the downloads. A live run and a replayed trace go through exactly this code.
@@ -25,9 +25,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from videoseg import events as ev
-from videoseg.state import RunState
-from videoseg.trace import TraceWriter
+from videoseg.core import events as ev
+from videoseg.core.state import RunState
+from videoseg.core.trace import TraceWriter
 from videoseg.viz.overlay import (
     KEY_FRAME_COLOUR,
     REFERENCE_FRAME_COLOUR,
@@ -439,7 +439,7 @@ class LiveView:
         first = next(iter(s.keyframe_masks.values()))
         idx = first.frame_idx
         frame = self.frames([idx])[0]
-        from videoseg.masks import decode_rle
+        from videoseg.core.masks import decode_rle
 
         masks = np.zeros((max(s.keyframe_masks) + 1, *frame.shape[:2]), dtype=bool)
         for target, e in s.keyframe_masks.items():
@@ -536,7 +536,7 @@ class LiveView:
             yield s.label_map(idx) if idx in s.masks else np.zeros((h, w), dtype=np.uint8)
 
     def write_overlay_video(self) -> Path:
-        from videoseg.video import write_mp4
+        from videoseg.io.video import write_mp4
 
         s = self.state
         n = s.num_frames
@@ -558,7 +558,7 @@ class LiveView:
         return path
 
     def write_masks_zip(self) -> Path:
-        from videoseg.video import write_mask_pngs
+        from videoseg.io.video import write_mask_pngs
 
         folder = self.out_dir / "masks"
         paths = write_mask_pngs(folder, self._label_maps())

@@ -1,12 +1,12 @@
 """Running the pipeline for the explorer: presets, local weights, GPU time on a Space, input checks.
 
-The paper's three stages run through :func:`videoseg.pipeline.run`; this module only decides *how*
+The paper's three stages run through :func:`videoseg.pipeline.orchestrator.run`; this module only decides *how*
 the explorer calls it. Weights-free presets run in the web worker directly. Presets with real models
 run inside ``spaces.GPU`` (a no-op off a Hugging Face ZeroGPU Space) with a duration estimated from
 the number of frames and the models involved, so a Space asks for as much GPU time as the input needs.
 :func:`preset_requirements` tells, without any network access, which weights a preset needs, whether
 they are already on this machine (Hugging Face cache or a local path) and roughly what it would
-download; the logic lives in :mod:`videoseg.weights`, shared with the command line.
+download; the logic lives in :mod:`videoseg.runtime.weights`, shared with the command line.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Any
 
 import spaces
 
-from videoseg import weights
-from videoseg.config import PRESETS, PipelineConfig, preset
-from videoseg.events import Event
-from videoseg.pipeline import query_problem
-from videoseg.stages import VideoSource
+from videoseg.core.config import PRESETS, PipelineConfig, preset
+from videoseg.core.events import Event
+from videoseg.core.interfaces import VideoSource
+from videoseg.pipeline.orchestrator import query_problem
+from videoseg.runtime import weights
 
-# The requirement logic is the CLI's too (videoseg.weights); the explorer keeps its names.
+# The requirement logic is the CLI's too (videoseg.runtime.weights); the explorer keeps its names.
 Requirement = weights.Requirement
 APPROX_GB = weights.APPROX_GB
 
@@ -104,7 +104,7 @@ def gpu_seconds(
 def _pipeline_events(
     video_path: str, query: str, preset_name: str, overrides: dict[str, Any] | None, num_frames: int
 ) -> Iterator[Event]:
-    from videoseg import pipeline
+    from videoseg.pipeline import orchestrator as pipeline
 
     config = preset(preset_name, **(overrides or {}))
     yield from pipeline.run(video_path, query, config, preset=preset_name)
@@ -131,7 +131,7 @@ def pipeline_events(
     """
     config: PipelineConfig = preset(preset_name, **(overrides or {}))
     if config.weights_free:
-        from videoseg import pipeline
+        from videoseg.pipeline import orchestrator as pipeline
 
         source = opened if opened is not None else video_path
         return pipeline.run(source, query, config, preset=preset_name, cancel=cancel)
@@ -141,7 +141,7 @@ def pipeline_events(
 def check_query(query: str | None, required: bool = True) -> str:
     """The query, stripped, checked before any work starts (every tab that takes one calls this).
 
-    The cap is the pipeline's own (:data:`videoseg.pipeline.MAX_QUERY_CHARS`), so the explorer never
+    The cap is the pipeline's own (:data:`videoseg.pipeline.orchestrator.MAX_QUERY_CHARS`), so the explorer never
     accepts a query that the run would then refuse. ``required=False``: an empty query is allowed
     (the Interactive tab only records it in the trace) and gives ``""``."""
     from videoseg.ui.session import UploadError

@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoseg.video import Video, VideoCaps, VideoError, open_video
+from videoseg.io.video import Video, VideoCaps, VideoError, open_video
 
 
 class UploadError(ValueError):

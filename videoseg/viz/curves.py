@@ -1,7 +1,7 @@
 """Per-frame J&F curves (the benchmarks' score, frame by frame) for comparing runs and inspecting failures.
 
 :func:`per_frame_scores` computes J (region IoU) and F (DAVIS boundary F-measure) per frame with
-:mod:`videoseg.metrics`, the same code the evaluation uses; :func:`jf_curves_figure` plots one J&F
+:mod:`videoseg.eval.metrics`, the same code the evaluation uses; :func:`jf_curves_figure` plots one J&F
 curve per run, marking each run's target frame (the frame its cues were placed on, paper step 2), so
 a drop of quality away from the keyframe (propagation decay, step 3b) is visible at a glance.
 """
@@ -20,7 +20,7 @@ _RUN_COLOURS = ("#0a84ff", "#ff9f0a", "#30d158", "#bf5af2")
 
 def per_frame_scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, list[float]]:
     """pred, gt: (T, H, W) bool -> {"J": [...], "F": [...], "J&F": [...]} per frame."""
-    from videoseg.metrics import boundary_f, jaccard
+    from videoseg.eval.metrics import boundary_f, jaccard
 
     pred = np.asarray(pred, dtype=bool)
     gt = np.asarray(gt, dtype=bool)

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from videoseg.cues import TargetCues
+from videoseg.core.cues import TargetCues
 
 # Bright, mutually distinct colours that stay visible on the shapes world's saturated objects
 # (the contour in the same colour, plus a dark outline on markers, keeps them readable on any colour).

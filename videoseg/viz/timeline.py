@@ -7,8 +7,8 @@ target frame they average to, a row with the sampler's decision (key frames, ref
 frame), and optionally a ground-truth row showing where the target is present. The x axis is frame
 indices of the original video; hovering shows seconds too.
 
-Accepts the sampler events themselves (:class:`~videoseg.events.SamplerLevel`,
-:class:`~videoseg.events.SamplerPercent`, :class:`~videoseg.events.SamplerResult`), so a live run, a
+Accepts the sampler events themselves (:class:`~videoseg.core.events.SamplerLevel`,
+:class:`~videoseg.core.events.SamplerPercent`, :class:`~videoseg.core.events.SamplerResult`), so a live run, a
 replayed trace and a test draw the same figure.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from videoseg.events import SamplerLevel, SamplerPercent, SamplerResult
+from videoseg.core.events import SamplerLevel, SamplerPercent, SamplerResult
 from videoseg.viz.overlay import KEY_FRAME_COLOUR, REFERENCE_FRAME_COLOUR, TARGET_FRAME_COLOUR
 
 _ANSWER = "rgba(90, 110, 140, 0.9)"

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from videoseg.config import PipelineConfig
-from videoseg.models import cached_model, resolve_device
+from videoseg.core.config import PipelineConfig
+from videoseg.core.interfaces import BackendDescription, VideoSource
 from videoseg.propagation.xmem.inference import InferenceCore, long_term_count_usage
 from videoseg.propagation.xmem.network import XMEM_URL, XMem, XMemCheckpointError, load_xmem
-from videoseg.stages import BackendDescription, VideoSource
+from videoseg.runtime.loading import cached_model, resolve_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -125,7 +125,7 @@ def resolve_checkpoint(setting: str) -> Path:
 
 
 class XMemPropagator:
-    """:class:`~videoseg.stages.Propagator` backed by our XMem and the official ``XMem.pth``."""
+    """:class:`~videoseg.core.interfaces.Propagator` backed by our XMem and the official ``XMem.pth``."""
 
     def __init__(self, config: PipelineConfig):
         self.config = config

@@ -1,0 +1,1 @@
+"""Command lines: ``python -m videoseg {run,replay,synth,eval,benchmark,...}``, one module per command."""
