@@ -67,6 +67,12 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--trace", type=Path, default=None, help="also record every event to this JSON Lines file")
     p.add_argument("--vlm", default=None, help="reasoner: shapes | manual | Qwen2.5-VL hub id or local path")
     p.add_argument(
+        "--profile",
+        default=None,
+        help="how the reasoner is asked and answers: qwen2.5-vl | videoseg-r1 | visionreasoner | seg-zero "
+        "(default: the preset's; --vlm changes only the weights, never the profile)",
+    )
+    p.add_argument(
         "--sam2", default=None, help="SAM2 hub id, local path or size (tiny/small/base-plus/large)"
     )
     p.add_argument("--segmenter", choices=["sam2", "grabcut", "sam2-official"], default=None)
@@ -100,6 +106,7 @@ def _run_main(args: argparse.Namespace) -> int:
         key: value
         for key, value in (
             ("vlm", args.vlm),
+            ("profile", args.profile),
             ("sam2_model", args.sam2),
             ("segmenter", args.segmenter),
             ("propagator", args.propagator),

@@ -61,6 +61,11 @@ class PipelineConfig:
     vlm: str = _f(
         "shapes", "video QA / reasoner backend: shapes | manual | a Qwen2.5-VL hub id or local path"
     )
+    profile: str = _f(
+        "qwen2.5-vl",
+        "how the reasoner is asked and how it answers: qwen2.5-vl | videoseg-r1 | visionreasoner | "
+        "seg-zero (videoseg.reasoning.profiles); named by the preset, never guessed from --vlm",
+    )
     rate_difficulty: bool = _f(True, "ask for the 5-axis difficulty rating and derive a reasoning budget")
     easy_below: float = _f(3.5, "D below this is easy (PixelThink)")
     hard_from: float = _f(5.0, "D at or above this is hard (PixelThink)")
@@ -120,6 +125,10 @@ class PipelineConfig:
             raise ValueError("frame counts out of range")
         if self.vlm in VLM_PRESETS:
             self.vlm = VLM_PRESETS[self.vlm]
+        # Imported here: the profiles module loads image code that the config itself does not need.
+        from videoseg.reasoning.profiles import get_profile
+
+        self.profile = get_profile(self.profile).name  # unknown name: ValueError listing the known ones
         if self.sam2_model in SAM2_PRESETS:
             self.sam2_model = SAM2_PRESETS[self.sam2_model]
 
@@ -149,7 +158,7 @@ class PipelineConfig:
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
 
-_PAPER = {"vlm": VLM_PRESETS["qwen-7b"], "segmenter": "sam2", "propagator": "xmem"}
+_PAPER = {"vlm": VLM_PRESETS["qwen-7b"], "profile": "qwen2.5-vl", "segmenter": "sam2", "propagator": "xmem"}
 
 # name -> (overrides of the defaults, one-line description)
 PRESETS: dict[str, tuple[dict[str, Any], str]] = {
@@ -176,10 +185,13 @@ PRESETS: dict[str, tuple[dict[str, Any], str]] = {
         "paper models, Table 7 row: no reasoning budget",
     ),
     "visionreasoner": (
-        {**_PAPER, "vlm": VLM_PRESETS["visionreasoner-7b"]},
+        {**_PAPER, "vlm": VLM_PRESETS["visionreasoner-7b"], "profile": "visionreasoner"},
         "VisionReasoner-7B as reasoner (closest released GRPO checkpoint)",
     ),
-    "seg-zero": ({**_PAPER, "vlm": VLM_PRESETS["seg-zero-7b"]}, "Seg-Zero-7B as reasoner"),
+    "seg-zero": (
+        {**_PAPER, "vlm": VLM_PRESETS["seg-zero-7b"], "profile": "seg-zero"},
+        "Seg-Zero-7B as reasoner",
+    ),
 }
 
 

@@ -152,3 +152,52 @@ def reason_instructions(query: str, cue_kinds: Sequence[str], budget: int | None
         cue_spec=cue_spec(cue_kinds),
         example=answer_example(cue_kinds),
     )
+
+
+# --------------------------------------------------------------------------- stage 2: released single-image reasoners
+#
+# VisionReasoner-7B and Seg-Zero-7B were trained with GRPO on one fixed prompt each, and an RL-trained
+# checkpoint answers best when asked in exactly the words it was trained on (the `visionreasoner` and
+# `seg-zero` profiles exist for that). The two templates below are therefore those checkpoints' own
+# prompt strings, kept character for character, including the missing spaces between sentences (their
+# code concatenates the sentences without one): an interface constant of the checkpoint, like a special
+# token, not prose of ours. Sources: dvlab-research/VisionReasoner
+# vision_reasoner/models/vision_reasoner_model.py (DETECTION_TEMPLATE and its two-object example answer)
+# and dvlab-research/Seg-Zero inference_scripts/infer.py at its single-object version (QUESTION_TEMPLATE
+# with the bbox / points_1 / points_2 example). Both put the image first, then this text, in one user turn.
+
+VISIONREASONER_TEMPLATE = (
+    'Please find "{question}" with bboxs and points.'
+    "Compare the difference between object(s) and find the most closely matched object(s)."
+    "Output the thinking process in <think> </think> and final answer in <answer> </answer> tags."
+    "Output the bbox(es) and point(s) inside the interested object(s) in JSON format."
+    "i.e., <think> thinking process here </think>"
+    "<answer>{answer}</answer>"
+)
+"""VisionReasoner's detection / segmentation prompt; ``answer`` is :data:`VISIONREASONER_EXAMPLE`."""
+
+VISIONREASONER_EXAMPLE = '[{"bbox_2d": [10,100,200,210], "point_2d": [30,110]}, {"bbox_2d": [225,296,706,786], "point_2d": [302,410]}]'
+
+SEG_ZERO_TEMPLATE = (
+    "Please find '{question}' with bbox and points."
+    "Compare the difference between objects and find the most closely matched one."
+    "Output the thinking process in <think> </think> and final answer in <answer> </answer> tags."
+    "Output the one bbox and points of two largest inscribed circles inside the interested object in JSON format."
+    "i.e., <think> thinking process here </think>"
+    "<answer>{answer}</answer>"
+)
+"""Seg-Zero's single-object prompt; ``answer`` is :data:`SEG_ZERO_EXAMPLE` (one box, two points)."""
+
+SEG_ZERO_EXAMPLE = "{'bbox': [10,100,200,210], 'points_1': [30,110], 'points_2': [35,180]}"
+
+
+def visionreasoner_question(query: str) -> str:
+    """VisionReasoner's prompt for a query, normalised as its code does (lower case, outer . " ? ! off)."""
+    return VISIONREASONER_TEMPLATE.format(
+        question=query.strip().lower().strip('."?!'), answer=VISIONREASONER_EXAMPLE
+    )
+
+
+def seg_zero_question(query: str) -> str:
+    """Seg-Zero's prompt for a query, normalised as its code does (lower case, outer periods off)."""
+    return SEG_ZERO_TEMPLATE.format(question=query.strip().lower().strip("."), answer=SEG_ZERO_EXAMPLE)
