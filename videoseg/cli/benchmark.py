@@ -1,37 +1,27 @@
-"""``python -m videoseg benchmark``: run the whole method over a benchmark split and score it as the
-benchmark does (paper: Experiments, Tables 1-3 protocol).
+"""``python -m videoseg benchmark``: run a preset over a benchmark split and score it as the benchmark
+does (paper: Experiments, Tables 1-3 protocol), in one process or sharded over processes, GPUs and
+machines. The work itself is :mod:`videoseg.eval.benchmark`; this module reads the arguments.
 
-For every expression of the split (or of ``--videos`` / the first ``--limit``), the three stages run
-on the video's JPEG frames (:class:`videoseg.eval.datasets.FrameFolder`, decoding only the frames a stage
-asks for) and the union of the predicted targets is written where the benchmark's scoring script or
-server reads it: ``<out>/Annotations/<video>/<exp_id>/<frame>.png``, single-channel 0 / 255 PNGs
-(MeViS and ReVOS read them as grayscale, non-zero = foreground; Ref-YouTube-VOS's server takes a zip
-of that ``Annotations`` folder, written to ``<out>/submission.zip`` once every expression of the
-split has its masks).
+One process::
 
-Scores (where ground truth is released: MeViS valid_u / train, ReVOS, Ref-DAVIS17) are computed from
-the PNGs on disk with :func:`videoseg.eval.metrics.expression_scores` and
-:func:`videoseg.eval.metrics.aggregate_expressions`: per expression J and F over all its frames against
-the union of its objects, then the mean over expressions (MeViS); ReVOS adds the referring and
-reasoning subsets, overall = their mean, and robustness R from ``mask_dict_foreground.json``
-(type 2 expressions are scored but counted in neither subset, as its script does); Ref-DAVIS17
-adds the mean of each of the four annotator sets.
+    python -m videoseg benchmark --layout mevis --root data/mevis --preset paper --out runs/mevis
 
-A run that ends in an error counts as empty masks, as a benchmark would score a missing answer,
-and is reported. Re-running the same command resumes: expressions whose PNGs are all there are not
-run again (a failed one is retried); the scores of the split so far are printed at the end. Each
-expression's masks are written to a staging folder first and moved into place when complete, so
-Ctrl-C or a crash leaves only finished expressions on disk. ``<out>/benchmark_runs.jsonl`` logs
-each run (status, errors, seconds); ``<out>/benchmark.json`` records layout, split and preset, and
-a re-run with another preset into the same folder is refused (its masks would be mixed in).
+One node of 8 GPUs (each process takes its share and the GPU of its ``LOCAL_RANK``; rank 0 waits for
+the others and scores the set once; ``accelerate launch --multi_gpu --num_processes 8 -m videoseg
+benchmark ...`` is the same)::
+
+    torchrun --nproc_per_node 8 -m videoseg benchmark --layout mevis --root data/mevis --preset paper --out runs/mevis
+
+A scheduler without a launcher: ``--shard I/N`` (I from 0) per process, ``--no-wait`` when the
+shards do not all run at the same time, and ``benchmark --merge --out DIR`` once they are done.
 
 Before any expression runs, the arguments are checked: ``--json`` may not be the ``--out`` folder or
 a file the benchmark writes there, and its folder is created (or refused) now, not after the runs;
 a preset whose weights are missing while the hub cannot be reached is refused with one line naming
 every missing checkpoint (:mod:`videoseg.runtime.weights`), instead of every run failing on them.
 
-Exit codes: 0 done, 1 the data cannot be read or every run failed, 2 bad arguments (missing weights
-included), 130 Ctrl-C.
+Exit codes: 0 done, 1 the data cannot be read, every run failed, or a shard did not finish (named
+with its expressions), 2 bad arguments (missing weights included), 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -41,19 +31,13 @@ import json
 import math
 import os
 import sys
-import time
-import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from videoseg.eval.datasets import LAYOUTS, BenchExpression, Benchmark, DatasetError, load_benchmark
+from videoseg.eval import benchmark as bm
+from videoseg.eval.datasets import LAYOUTS, DatasetError, load_benchmark
 from videoseg.runtime import weights
-
-RUN_LOG = "benchmark_runs.jsonl"
-META_FILE = "benchmark.json"
-SUBMISSION = "submission.zip"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -64,12 +48,13 @@ def add_parser(subparsers: Any) -> None:
         "benchmark",
         help="run a preset over a benchmark's validation data and score it like the benchmark",
         description="Run the method over MeViS / ReVOS / Ref-YouTube-VOS (Ref-DAVIS17) data, write the "
-        "predictions in the benchmark's layout and score them where ground truth exists.",
+        "predictions in the benchmark's layout and score them where ground truth exists. Under torchrun "
+        "or accelerate launch each process runs its share of the expressions; rank 0 scores the set.",
         epilog="presets:\n" + describe_presets(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--layout", choices=LAYOUTS, required=True, help="how the data is laid out")
-    p.add_argument("--root", type=Path, required=True, help="dataset folder (see the README)")
+    p.add_argument("--layout", choices=LAYOUTS, default=None, help="how the data is laid out")
+    p.add_argument("--root", type=Path, default=None, help="dataset folder (see the README)")
     p.add_argument(
         "--split",
         default=None,
@@ -77,13 +62,13 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "--preset",
-        required=True,
-        help="named configuration, e.g. paper (the shapes-world presets only understand shapes-world "
-        "clips; they are here for trying the command out)",
+        default=None,
+        help="named configuration, e.g. paper (required: a score must say what produced it; the "
+        "shapes-world presets only understand shapes-world clips, e.g. from `synth --layout`)",
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder (predictions, logs)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (predictions, logs, results)")
     p.add_argument("--limit", type=int, default=None, help="only the first N expressions")
-    p.add_argument("--videos", default="", help="comma-separated video names to run (default: all)")
+    p.add_argument("--videos", default=None, help="comma-separated video names to run (default: all)")
     p.add_argument(
         "--fps",
         type=float,
@@ -93,217 +78,65 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--traces", action="store_true", help="record every run to <out>/traces/<video>/<exp_id>.jsonl"
     )
-    p.add_argument("--json", type=Path, default=None, help="write every row and the aggregate scores here")
+    p.add_argument(
+        "--json", type=Path, default=None, help="also write every row and the aggregate scores here"
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run share I of N (I from 0) without a launcher; under torchrun / accelerate launch the "
+        "share comes from RANK and WORLD_SIZE",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="shard 0 too ends after its share instead of waiting for the others and scoring "
+        "(then run `benchmark --merge --out DIR`)",
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="run nothing: wait for running shards, then score what is in --out (layout, root and "
+        "preset are read from its benchmark.json)",
+    )
+    p.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=bm.DEFAULT_WAIT_TIMEOUT_S,
+        metavar="S",
+        help=f"give up on a shard whose heartbeat is older than S seconds (default {bm.DEFAULT_WAIT_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--frame-cache-mb",
+        type=float,
+        default=bm.DEFAULT_FRAME_CACHE_MB,
+        metavar="MB",
+        help="decoded frames of the current video kept for its next expressions "
+        f"(default {bm.DEFAULT_FRAME_CACHE_MB}; 0 decodes again for every expression)",
+    )
     p.set_defaults(func=main)
 
 
-# ---------------------------------------------------------------------------------- selection
-
-
-def select(bench: Benchmark, videos: str = "", limit: int | None = None) -> list[BenchExpression]:
-    """The expressions to run: of ``videos`` (comma-separated names, all if empty), the first ``limit``."""
-    names = [v.strip() for v in videos.split(",") if v.strip()]
-    known = {v.name for v in bench.videos}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        listed = ", ".join(sorted(known)[:5]) + (", ..." if len(known) > 5 else "")
-        raise ValueError(f"--videos: no video {unknown[0]!r} in {bench.name} (videos: {listed})")
-    chosen = [e for e in bench.expressions() if not names or e.video in names]
-    return chosen[:limit] if limit is not None else chosen
-
-
-def prediction_dir(out: Path, expr: BenchExpression) -> Path:
-    return out / "Annotations" / expr.video / expr.exp_id
-
-
-def is_complete(out: Path, expr: BenchExpression, frames: list[str]) -> bool:
-    folder = prediction_dir(out, expr)
-    return folder.is_dir() and all((folder / f"{name}.png").is_file() for name in frames)
-
-
-# ----------------------------------------------------------------------------------- running
-
-
-def run_expression(
-    bench: Benchmark,
-    expr: BenchExpression,
-    video: Any,
-    config: Any,
-    preset: str,
-    out: Path,
-    trace_dir: Path | None = None,
-) -> dict[str, Any]:
-    """Run the pipeline for one expression and write its masks; returns the log record."""
-    from videoseg.core.state import RunState
-    from videoseg.io.outputs import staging_folder
-    from videoseg.pipeline.orchestrator import run
-
-    start = time.perf_counter()
-    events: Any = run(video, expr.text, config, preset=preset)
-    if trace_dir is not None:
-        from videoseg.core.trace import tee
-
-        trace = trace_dir / expr.video / f"{expr.exp_id}.jsonl"
-        trace.parent.mkdir(parents=True, exist_ok=True)
-        events = tee(events, trace)
-    state = RunState()
-    for event in events:
-        state.apply(event)
-    frames = bench.video(expr.video).frames
-    width, height = video.size
-    target = prediction_dir(out, expr)
-    with staging_folder(out) as staging:
-        for idx, name in enumerate(frames):
-            mask = np.zeros((height, width), dtype=np.uint8)
-            if idx in state.masks:
-                masks = state.masks[idx]
-                if masks.shape[0] and masks.shape[1:] == (height, width):
-                    mask[masks.any(axis=0)] = 255
-            _write_png(staging / f"{name}.png", mask)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in frames:  # each move is atomic: an interrupted one leaves the folder incomplete
-            os.replace(staging / f"{name}.png", target / f"{name}.png")
-    errors = [f"[{e.for_stage}] {e.message}" for e in state.errors]
-    return {
-        "video": expr.video,
-        "exp_id": expr.exp_id,
-        "preset": preset,
-        "status": "error" if state.status != "finished" else "finished",
-        "errors": errors,
-        "target_frame": state.keyframe,
-        "frames_decoded": state.frames_decoded,
-        "seconds": round(time.perf_counter() - start, 3),
-    }
-
-
-def _write_png(path: Path, mask: np.ndarray) -> None:
-    from PIL import Image
-
-    Image.fromarray(mask).save(path)  # 2-D uint8 -> a single-channel ("L") PNG
-
-
-def read_prediction(out: Path, expr: BenchExpression, frames: list[str], size: tuple[int, int]) -> np.ndarray:
-    """(T, H, W) bool of the expression's PNGs, read as the MeViS / ReVOS scripts read them
-    (grayscale, non-zero = foreground)."""
-    from PIL import Image
-
-    width, height = size
-    pred = np.zeros((len(frames), height, width), dtype=bool)
-    for i, name in enumerate(frames):
-        path = prediction_dir(out, expr) / f"{name}.png"
-        with Image.open(path) as image:
-            values = np.asarray(image.convert("L"))
-        if values.shape != (height, width):
-            raise DatasetError(
-                f"prediction {path} is {values.shape[1]}x{values.shape[0]}, the frames {width}x{height}"
-            )
-        pred[i] = values != 0
-    return pred
-
-
-def score_expression(bench: Benchmark, expr: BenchExpression, out: Path, size: tuple[int, int]) -> Any:
-    """Score the masks on disk against the ground truth (an ExpressionResult)."""
-    from videoseg.eval.metrics import expression_scores
-
-    truth = bench.ground_truth(expr, size)
-    pred = read_prediction(out, expr, bench.video(expr.video).frames, size)
-    return expression_scores(
-        pred,
-        truth.labels,
-        truth.obj_ids,
-        expr_id=expr.key,
-        # ReVOS type 2 is scored like any expression and left out of both subsets afterwards.
-        expr_type=expr.type if expr.type in ("referring", "reasoning") else "referring",
-        void_label=truth.void_label,
-    )
-
-
-# ----------------------------------------------------------------------------------- summary
-
-
-def summarize(bench: Benchmark, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Aggregate the scored rows the benchmark's way (see the module docstring)."""
-    from videoseg.eval.metrics import aggregate_expressions
-
-    scored = [r for r in rows if r.get("J") is not None]
-    summary: dict[str, Any] = {"scored": len(scored)}
-    counted = [r for r in scored if r["type"] in ("referring", "reasoning")]
-    if not counted:
-        return summary
-    agg = aggregate_expressions(
-        [{"id": r["key"], "type": r["type"], "J": r["J"], "F": r["F"], "R": r.get("R")} for r in counted]
-    )
-    summary["overall"] = agg["overall"]
-    if bench.layout == "revos":
-        summary.update(referring=agg["referring"], reasoning=agg["reasoning"], revos=agg["revos"])
-    else:  # R is a ReVOS score; elsewhere the ground truth holds no foreground file to compute it from
-        summary["overall"] = {k: v for k, v in agg["overall"].items() if k != "R"}
-    sets: dict[str, list[dict[str, Any]]] = {}
-    for r in counted:
-        if r.get("annotator"):
-            sets.setdefault(r["annotator"], []).append(r)
-    if sets:
-        per_set = {}
-        for name, members in sorted(sets.items()):
-            j = float(np.mean([m["J"] for m in members]))
-            f = float(np.mean([m["F"] for m in members]))
-            per_set[name] = {"J": j, "F": f, "J&F": (j + f) / 2, "count": len(members)}
-        summary["annotator_sets"] = per_set
-        j = float(np.mean([s["J"] for s in per_set.values()]))
-        f = float(np.mean([s["F"] for s in per_set.values()]))
-        summary["annotator_mean"] = {"J": j, "F": f, "J&F": (j + f) / 2, "sets": len(per_set)}
-    return summary
-
-
-def _format_scores(s: dict[str, Any], with_r: bool) -> str:
-    text = f"J&F {s['J&F']:.4f} (J {s['J']:.4f}, F {s['F']:.4f})"
-    if with_r and s.get("R") is not None and not math.isnan(s["R"]):
-        text += f", R {s['R']:.4f}"
-    return text
-
-
-def print_summary(bench: Benchmark, summary: dict[str, Any], counts: dict[str, int]) -> None:
-    print(
-        f"{bench.name}: {counts['run']} run, {counts['skipped']} resumed from disk, "
-        f"{counts['failed']} failed (scored as empty masks), {counts['unscored']} without ground truth"
-    )
-    if "overall" not in summary:
-        return
-    if bench.layout == "revos":
-        for key in ("referring", "reasoning"):
-            if summary.get(key):
-                print(
-                    f"  {key:<10} {_format_scores(summary[key], True)} over {summary[key]['count']} expressions"
-                )
-        if summary.get("revos"):
-            print(f"  overall    {_format_scores(summary['revos'], True)} (mean of the two subsets)")
-        else:
-            print("  overall    needs both referring and reasoning expressions (only one subset was scored)")
-    else:
-        print(
-            f"  overall {_format_scores(summary['overall'], False)} over {summary['overall']['count']} expressions"
-        )
-    for name, s in (summary.get("annotator_sets") or {}).items():
-        print(f"  {name:<19} {_format_scores(s, False)} over {s['count']} expressions")
-    if summary.get("annotator_mean"):
-        print(f"  mean of the annotator sets {_format_scores(summary['annotator_mean'], False)}")
-
-
-# -------------------------------------------------------------------------------------- main
+def _err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
 
 
 def _json_clash(json_path: Path, out: Path) -> str | None:
     """Why ``--json`` would collide with ``--out``: the folder itself, a folder around it, or a file
-    the benchmark writes there (its masks, logs, traces or submission)."""
+    the benchmark writes there (its masks, logs, traces, results or submission)."""
     target = Path(os.path.abspath(json_path))
     folder = Path(os.path.abspath(out))
     if target == folder:
         return f"--json {json_path} is the --out folder; give a file path, e.g. {out / 'scores.json'}"
     if target in folder.parents:
         return f"--json {json_path} is a folder around --out {out}; give a file path"
-    if target in {folder / META_FILE, folder / RUN_LOG, folder / SUBMISSION}:
+    if target.parent == folder and (
+        target.name in bm.WRITTEN_FILES
+        or (target.name.startswith("benchmark_runs") and target.suffix == ".jsonl")
+    ):
         return f"--json {json_path} is {target.name}, which the benchmark writes itself; choose another name"
-    for inner in ("Annotations", "traces"):
+    for inner in bm.WRITTEN_FOLDERS:
         if folder / inner in target.parents:
             return f"--json {json_path} is inside --out's {inner} folder; choose another path"
     return None
@@ -311,7 +144,7 @@ def _json_clash(json_path: Path, out: Path) -> str | None:
 
 def _check_meta(out: Path, meta: dict[str, Any]) -> str | None:
     """Why ``out`` holds another benchmark run (its masks would be mixed with these), or None."""
-    path = out / META_FILE
+    path = out / bm.META_FILE
     if not path.is_file():
         return None
     try:
@@ -329,22 +162,6 @@ def _check_meta(out: Path, meta: dict[str, Any]) -> str | None:
     return None
 
 
-def _earlier_runs(out: Path) -> dict[str, dict[str, Any]]:
-    """The last log record of each expression from earlier runs into ``out``."""
-    records: dict[str, dict[str, Any]] = {}
-    try:
-        lines = (out / RUN_LOG).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return records
-    for line in lines:
-        try:
-            rec = json.loads(line)
-            records[f"{rec['video']}/{rec['exp_id']}"] = rec
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut short by a crash
-    return records
-
-
 def _looks_like_ours(path: Path) -> bool:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -353,22 +170,38 @@ def _looks_like_ours(path: Path) -> bool:
     return isinstance(data, dict) and "per_expression" in data
 
 
-def main(args: argparse.Namespace) -> int:
-    """Entry point of ``python -m videoseg benchmark`` (``args`` from :func:`add_parser`)."""
+def _check_arguments(args: argparse.Namespace) -> str | None:
     from videoseg.core.config import PRESETS
-    from videoseg.core.config import preset as make_preset
     from videoseg.io.outputs import check_output_dir, check_output_file
 
-    # ---- arguments (exit 2), before any data is read or model loaded
     problems = []
-    if args.preset not in PRESETS:
+    if not args.merge:
+        for option in ("layout", "root", "preset"):
+            if getattr(args, option) is None:
+                problems.append(
+                    f"--{option} is required"
+                    + (
+                        " (no default method: a score must say what produced it)"
+                        if option == "preset"
+                        else ""
+                    )
+                )
+    if args.preset is not None and args.preset not in PRESETS:
         problems.append(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
     if not math.isfinite(args.fps) or args.fps <= 0:
         problems.append(f"--fps must be a positive number, got {args.fps}")
     if args.limit is not None and args.limit < 1:
         problems.append(f"--limit must be at least 1, got {args.limit}")
-    if not args.root.is_dir():
+    if not math.isfinite(args.wait_timeout) or args.wait_timeout <= 0:
+        problems.append(f"--wait-timeout must be a positive number of seconds, got {args.wait_timeout}")
+    if not math.isfinite(args.frame_cache_mb) or args.frame_cache_mb < 0:
+        problems.append(f"--frame-cache-mb must be 0 or more, got {args.frame_cache_mb}")
+    if args.root is not None and not args.root.is_dir():
         problems.append(f"--root {args.root} is not a folder")
+    if args.merge and args.shard is not None:
+        problems.append("--merge runs nothing: it takes no --shard")
+    if args.merge and not (args.out / bm.META_FILE).is_file():
+        problems.append(f"--merge: {args.out} holds no {bm.META_FILE}: no benchmark ran into it")
     problems.append(check_output_dir(args.out, "--out"))
     if args.json is not None:
         problems.append(
@@ -377,14 +210,46 @@ def main(args: argparse.Namespace) -> int:
         )
     problems = [p for p in problems if p]
     if not problems and args.json is not None:
-        # The summary is written after every run: a folder missing for it is made now, and one
-        # that cannot be made is refused now, not after hours of runs.
+        # The summary is written after the runs: a folder missing for it is made now, and one that
+        # cannot be made is refused now, not after hours of runs.
         try:
             args.json.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             problems.append(f"--json {args.json}: cannot create its folder ({exc.strerror or exc})")
-    if problems:
-        print(f"error: {problems[0]}", file=sys.stderr)
+    return problems[0] if problems else None
+
+
+def _use_gpu_of_rank(config: Any, spec: bm.ShardSpec) -> Any:
+    """The configuration with this process's GPU (``cuda:<LOCAL_RANK>``) when it runs on CUDA."""
+    if spec.local_rank is None:
+        return config
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    device, note = bm.shard_device(config.device, spec.local_rank, count)
+    if device is None:
+        return config
+    if note:
+        print(f"note: {note}", flush=True)
+    torch.cuda.set_device(device)  # libraries that say just "cuda" get this GPU too
+    return replace(config, device=device)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of ``python -m videoseg benchmark`` (``args`` from :func:`add_parser`)."""
+    from videoseg.core.config import preset as make_preset
+
+    # ---- arguments (exit 2), before any data is read or model loaded
+    problem = _check_arguments(args)
+    if problem:
+        _err(problem)
+        return 2
+    if args.merge:
+        return _merge_only(args)
+    try:
+        spec = bm.shard_spec(args.shard)
+    except ValueError as exc:
+        _err(str(exc))
         return 2
     config = make_preset(args.preset)
     # Every checkpoint the preset needs, named at once before any expression runs (otherwise each
@@ -394,23 +259,32 @@ def main(args: argparse.Namespace) -> int:
         print(refusal, file=sys.stderr)
         return 2
     try:
-        bench = load_benchmark(args.layout, args.root, args.split)
-    except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        config = _use_gpu_of_rank(config, spec)
+    except (RuntimeError, ValueError) as exc:
+        _err(f"cannot use the GPU of LOCAL_RANK {spec.local_rank}: {exc}")
+        return 2
     try:
-        chosen = select(bench, args.videos, args.limit)
+        bench = load_benchmark(args.layout, args.root, args.split)
+        chosen = bm.select(bench, args.videos or "", args.limit)
+    except DatasetError as exc:
+        _err(str(exc))
+        return 1
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _err(str(exc))
         return 2
     if not chosen:
-        print(f"error: {bench.name} holds no expressions to run", file=sys.stderr)
+        _err(f"{bench.name} holds no expressions to run")
         return 1
+    plan = bm.plan_shards(chosen, {v.name: len(v.frames) for v in bench.videos}, spec.count)
+    mine = plan[spec.index]
+    scorer = spec.index == 0 and not args.no_wait
     try:
-        bench.check_frames(chosen)
-        bench.check_ground_truth(chosen)
+        # Shard 0 checks everything (it scores the set); the others only the frames they read.
+        bench.check_frames(chosen if scorer else mine)
+        if scorer:
+            bench.check_ground_truth(chosen)
     except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _err(str(exc))
         return 1
     meta = {
         "layout": args.layout,
@@ -420,167 +294,178 @@ def main(args: argparse.Namespace) -> int:
     }
     clash = _check_meta(args.out, meta)
     if clash:
-        print(f"error: {clash}", file=sys.stderr)
+        _err(clash)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
-    for note in bench.notes:
-        print(f"note: {note}")
-
-    earlier = _earlier_runs(args.out)
-    rows: list[dict[str, Any]] = []
-    counts = {"run": 0, "skipped": 0, "failed": 0, "unscored": 0}
-    trace_dir = args.out / "traces" if args.traces else None
-    interrupted = False
-    opened: dict[str, Any] = {}
+    bm.write_meta(args.out, {**meta, "selection": {"videos": args.videos, "limit": args.limit}})
+    if scorer:
+        for note in bench.notes:
+            print(f"note: {note}")
+    if spec.sharded:
+        print(
+            f"{spec} ({spec.source}): {len(mine)} of {len(chosen)} expressions, "
+            f"{len({e.video for e in mine})} videos, on {config.device}",
+            flush=True,
+        )
+    heartbeat = bm.Heartbeat(args.out, spec, [e.key for e in mine]) if spec.sharded else None
+    if spec.sharded:
+        bm.marker_path(args.out, spec.label).unlink(missing_ok=True)  # this launch writes a new one
+    outcome = bm.ShardOutcome()
     try:
-        with (args.out / RUN_LOG).open("a", encoding="utf-8") as log:
-            for n, expr in enumerate(chosen, 1):
-                rows.append(
-                    _one(
-                        bench,
-                        expr,
-                        args,
-                        config,
-                        earlier,
-                        log,
-                        counts,
-                        trace_dir,
-                        f"[{n}/{len(chosen)}]",
-                        opened,
-                    )
-                )
+        bm.run_shard(
+            bench,
+            mine,
+            out=args.out,
+            config=config,
+            preset=args.preset,
+            fps=args.fps,
+            spec=spec,
+            trace_dir=args.out / "traces" if args.traces else None,
+            frame_cache_mb=args.frame_cache_mb,
+            echo=lambda line: print(line, flush=True),
+            outcome=outcome,
+        )
     except KeyboardInterrupt:
-        interrupted = True
-        print(
-            f"\ninterrupted: {len(rows)} of {len(chosen)} expressions are finished on disk; "
-            "run the same command again to resume",
-            file=sys.stderr,
+        done = len(outcome.ran) + len(outcome.resumed)
+        _err(
+            f"interrupted: {done} of {len(mine)} expressions are finished on disk; "
+            "run the same command again to resume"
         )
-    except (DatasetError, OSError) as exc:
-        print(f"error: {exc} ({len(rows)} finished expressions stay on disk)", file=sys.stderr)
-        return 1
-
-    summary = summarize(bench, rows)
-    print_summary(bench, summary, counts)
-    server_scored = not any(bench.has_ground_truth(e) for e in bench.expressions())
-    if bench.layout == "refytvos" and server_scored and not interrupted:
-        _write_submission(bench, args.out)
-    result = {**meta, "name": bench.name, "per_expression": rows, **summary, "counts": counts}
-    if args.json is not None:
-        try:
-            args.json.write_text(json.dumps(result, indent=1, default=_json_default) + "\n")
-        except OSError as exc:
-            print(f"error: could not write {args.json}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
-    if interrupted:
+        if spec.sharded:
+            _end_shard(args.out, spec, mine, outcome, heartbeat, "failed", "interrupted (Ctrl-C)")
+            return 130
+        _score(args, bench, chosen, meta, outcome, spec)
         return 130
-    if rows and counts["failed"] == len(rows):
+    except (DatasetError, OSError) as exc:
+        done = len(outcome.ran) + len(outcome.resumed)
+        _err(f"{exc} ({done} finished expressions stay on disk; run the same command again to resume)")
+        if spec.sharded:
+            _end_shard(args.out, spec, mine, outcome, heartbeat, "failed", str(exc))
+        return 1
+    except BaseException as exc:  # a bug or a kill: the others learn it, then the error shows as is
+        if spec.sharded:
+            _end_shard(args.out, spec, mine, outcome, heartbeat, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    if spec.sharded:
+        _end_shard(args.out, spec, mine, outcome, heartbeat, "done", None)
+    if not scorer:
         print(
-            f"error: every run failed, so these scores mean nothing (first: {(rows[0]['errors'] or ['?'])[0]})",
-            file=sys.stderr,
+            f"{spec}: done ({len(outcome.ran)} run, {len(outcome.resumed)} resumed, "
+            f"{len(outcome.failed)} failed); "
+            + ("shard 0 scores the set" if spec.index else f"score with: benchmark --merge --out {args.out}"),
+            flush=True,
         )
+        return 0
+    problems: list[str] = []
+    if spec.sharded:
+        assert heartbeat is not None
+        print(f"{spec}: done; waiting for the other shards to finish, then scoring the set", flush=True)
+        problems = bm.wait_for_shards(
+            bench,
+            plan,
+            args.out,
+            spec,
+            heartbeat.started - bm.LAUNCH_SLACK_S,
+            timeout=args.wait_timeout,
+            echo=lambda line: print(line, flush=True),
+        )
+    return _score(args, bench, chosen, meta, outcome, spec, problems)
+
+
+def _end_shard(
+    out: Path, spec: bm.ShardSpec, mine: list[Any], outcome: bm.ShardOutcome, heartbeat: Any, status: str,
+    error: str | None,
+) -> None:  # fmt: skip
+    finished = set(outcome.ran) | set(outcome.resumed)
+    try:
+        bm.write_marker(
+            out,
+            spec,
+            status,
+            [e.key for e in mine if e.key not in finished],
+            error=error,
+            ran=len(outcome.ran),
+            resumed=len(outcome.resumed),
+            failed=outcome.failed,
+        )
+    except OSError as exc:
+        _err(f"could not write the end marker of {spec}: {exc.strerror or exc}")
+    if heartbeat is not None:
+        heartbeat.stop()
+
+
+def _score(
+    args: argparse.Namespace,
+    bench: Any,
+    chosen: list[Any],
+    meta: dict[str, Any],
+    outcome: bm.ShardOutcome,
+    spec: bm.ShardSpec,
+    problems: list[str] | None = None,
+) -> int:
+    """Score the set from disk, print and write the results; the exit code."""
+    echo = lambda line: print(line, flush=True)  # noqa: E731
+    try:
+        result = bm.merge(bench, chosen, args.out, meta, ran=outcome.ran, shards=spec.count, echo=echo)
+        bm.print_summary(bench, result, echo)
+        server_scored = not any(bench.has_ground_truth(e) for e in bench.expressions())
+        if bench.layout == "refytvos" and server_scored and result["complete"]:
+            bm.write_submission(bench, args.out, echo)
+        written = bm.write_results(args.out, result, args.json)
+    except (DatasetError, OSError) as exc:
+        _err(f"could not score the predictions: {exc}")
+        return 1
+    print(f"results: {', '.join(str(p) for p in written)}", flush=True)
+    if not problems and not result["complete"]:
+        problems = bm.missing_by_shard(args.out, result["missing"])
+    return _verdict(result, problems or [])
+
+
+def _verdict(result: dict[str, Any], problems: list[str]) -> int:
+    for problem in problems:
+        _err(problem)
+    if problems or not result["complete"]:
+        if result["missing"]:
+            _err(
+                f"{len(result['missing'])} expressions have no predictions: the scores cover the others only"
+            )
+        _err("run the same command again: only what is missing runs again")
+        return 1
+    rows = [r for r in result["per_expression"] if r["status"] != "missing"]
+    if rows and all(r["status"] == "error" for r in rows):
+        first = next((r["errors"][0] for r in rows if r["errors"]), "?")
+        _err(f"every run failed, so these scores mean nothing (first: {first})")
         return 1
     return 0
 
 
-def _one(
-    bench: Benchmark,
-    expr: BenchExpression,
-    args: argparse.Namespace,
-    config: Any,
-    earlier: dict[str, dict[str, Any]],
-    log: Any,
-    counts: dict[str, int],
-    trace_dir: Path | None,
-    tag: str,
-    opened: dict[str, Any],
-) -> dict[str, Any]:
-    """Run (or resume) and score one expression; prints its line, returns its row."""
-    frames = bench.video(expr.video).frames
-    before = earlier.get(expr.key)
-    done = is_complete(args.out, expr, frames) and not (before and before.get("status") == "error")
-    if expr.video not in opened:  # one video at a time: opening reads every frame header
-        opened.clear()
-        opened[expr.video] = bench.open_video(expr.video, args.fps)
-    video = opened[expr.video]
-    if done:
-        record = before or {"status": "finished", "errors": []}
-        counts["skipped"] += 1
-        how = "resumed (predictions already complete)"
-    else:
-        record = run_expression(bench, expr, video, config, args.preset, args.out, trace_dir)
-        log.write(json.dumps(record) + "\n")
-        log.flush()
-        counts["run"] += 1
-        how = f"ran in {record['seconds']:.1f} s"
-    failed = record.get("status") == "error"
-    counts["failed"] += failed
-    row: dict[str, Any] = {
-        "key": expr.key,
-        "video": expr.video,
-        "exp_id": expr.exp_id,
-        "type": expr.type,
-        "text": expr.text,
-        "annotator": expr.annotator,
-        "status": record.get("status"),
-        "errors": record.get("errors") or [],
-        "resumed": done,
-        "J": None,
-        "F": None,
-        "J&F": None,
-    }
-    if bench.layout == "revos":
-        row["R"] = None
-    score_text = "no ground truth"
-    if bench.has_ground_truth(expr):
-        result = score_expression(bench, expr, args.out, video.size)
-        row.update(J=result.j_mean, F=result.f_mean, **{"J&F": result.jf_mean})
-        if bench.layout == "revos":
-            row["R"] = result.r_mean
-        score_text = f"J&F {result.jf_mean:.3f} (J {result.j_mean:.3f}, F {result.f_mean:.3f})"
-        if bench.layout == "revos":
-            score_text += f" R {result.r_mean:.3f}"
-    else:
-        counts["unscored"] += 1
-    print(f"{tag} {expr.key} {expr.type:<9} {score_text}  {how}  {expr.text!r}", flush=True)
-    for error in row["errors"]:
-        print(f"  error {error} -> scored as empty masks", flush=True)
-    return row
+def _merge_only(args: argparse.Namespace) -> int:
+    """``--merge``: wait for shards still working on missing expressions, then score --out."""
+    meta = json.loads((args.out / bm.META_FILE).read_text(encoding="utf-8"))
+    given = {"layout": args.layout, "preset": args.preset, "split": args.split}
+    for key, value in given.items():
+        if value is not None and value != meta.get(key):
+            _err(
+                f"--merge: --{key} {value} differs from {meta.get(key)!r} recorded in {args.out / bm.META_FILE}"
+            )
+            return 2
+    root = args.root or Path(str(meta.get("root", "")))
+    selection = meta.get("selection") or {}
+    videos = args.videos if args.videos is not None else selection.get("videos") or ""
+    limit = args.limit if args.limit is not None else selection.get("limit")
+    try:
+        bench = load_benchmark(str(meta.get("layout")), root, meta.get("split"))
+        chosen = bm.select(bench, videos, limit)
+        bench.check_ground_truth(chosen)
+    except (DatasetError, ValueError) as exc:
+        _err(str(exc))
+        return 1
+    bm.wait_for_live_shards(
+        bench, chosen, args.out, timeout=args.wait_timeout, echo=lambda line: print(line, flush=True)
+    )
+    meta = {k: meta.get(k) for k in ("layout", "split", "preset", "root")}
+    shards = bm.shard_count(args.out)
+    return _score(args, bench, chosen, meta, bm.ShardOutcome(), bm.ShardSpec(0, shards))
 
 
-def _write_submission(bench: Benchmark, out: Path) -> None:
-    """``<out>/submission.zip`` with ``Annotations/<video>/<exp_id>/<frame>.png`` once the whole split
-    is predicted (the Ref-YouTube-VOS server scores only a complete split)."""
-    missing = [e for e in bench.expressions() if not is_complete(out, e, bench.video(e.video).frames)]
-    if missing:
-        print(
-            f"{len(missing)} of {len(bench.expressions())} expressions of {bench.name} have no predictions yet; "
-            f"{SUBMISSION} is written once all have"
-        )
-        return
-    partial = out / f".{SUBMISSION}.partial"
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-        for expr in bench.expressions():
-            for name in bench.video(expr.video).frames:
-                path = prediction_dir(out, expr) / f"{name}.png"
-                archive.write(path, arcname=f"Annotations/{expr.video}/{expr.exp_id}/{name}.png")
-    os.replace(partial, out / SUBMISSION)
-    print(f"wrote {out / SUBMISSION} (upload it to the Ref-YouTube-VOS evaluation server)")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-__all__ = [
-    "add_parser",
-    "main",
-    "prediction_dir",
-    "read_prediction",
-    "score_expression",
-    "select",
-    "summarize",
-]
+__all__ = ["add_parser", "main"]

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,9 @@ class FrameFolder:
     :attr:`decoded` records every frame index decoded, in order.
     """
 
-    def __init__(self, paths: Sequence[str | Path], fps: float, *, name: str | None = None) -> None:
+    def __init__(
+        self, paths: Sequence[str | Path], fps: float, *, name: str | None = None, cache_bytes: int = 0
+    ) -> None:
         if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not math.isfinite(fps) or fps <= 0:
             raise ValueError(f"fps must be a positive number, got {fps!r}")
         self.paths = [Path(p) for p in paths]
@@ -96,6 +98,12 @@ class FrameFolder:
         self.path = self.paths[0].parent  # where the frames are (shown in traces and logs)
         self.size = self._check_sizes()
         self.decoded: list[int] = []
+        # Decoded frames kept for later requests (the benchmark runs a video's expressions back to
+        # back, each reading every frame): filled until the budget is spent, never evicted, so a
+        # video longer than the budget still hits on its first frames instead of thrashing.
+        self.cache_bytes = max(int(cache_bytes), 0)
+        self._cache: dict[int, np.ndarray] = {}
+        self._cached_bytes = 0
 
     def _check_sizes(self) -> tuple[int, int]:
         from PIL import Image, UnidentifiedImageError
@@ -135,6 +143,16 @@ class FrameFolder:
         return int(idx)
 
     def _decode(self, idx: int) -> np.ndarray:
+        cached = self._cache.get(idx)
+        if cached is not None:
+            return cached.copy()  # a caller may write into its frame; the cache stays as decoded
+        frame = self._read(idx)
+        if self._cached_bytes + frame.nbytes <= self.cache_bytes:
+            self._cache[idx] = frame.copy()
+            self._cached_bytes += frame.nbytes
+        return frame
+
+    def _read(self, idx: int) -> np.ndarray:
         from PIL import Image, UnidentifiedImageError
 
         path = self.paths[idx]
@@ -178,7 +196,9 @@ class FrameFolder:
             yield idx, self._decode(idx)
 
     def close(self) -> None:
-        """Nothing to release (files are opened per frame); here so callers may treat it as a Video."""
+        """Drop the cached frames (files are opened per frame); here so callers may treat it as a Video."""
+        self._cache.clear()
+        self._cached_bytes = 0
 
     def __enter__(self) -> FrameFolder:
         return self
@@ -279,9 +299,10 @@ class Benchmark:
             return self.video(expr.video).annotation_dir is not None and bool(expr.obj_ids)
         return self.mask_dict_path is not None
 
-    def open_video(self, name: str, fps: float) -> FrameFolder:
+    def open_video(self, name: str, fps: float, *, cache_bytes: int = 0) -> FrameFolder:
+        """The video's frames, decoded lazily; ``cache_bytes`` of decoded frames are kept for reuse."""
         video = self.video(name)
-        return FrameFolder(video.frame_paths(), fps, name=name)
+        return FrameFolder(video.frame_paths(), fps, name=name, cache_bytes=cache_bytes)
 
     # -------------------------------------------------------------- ground truth
 
@@ -647,6 +668,156 @@ def _read_palette_png(path: Path, size: tuple[int, int]) -> np.ndarray:
     return labels
 
 
+# ------------------------------------------------------------------------------ writing layouts
+# The same layouts written from generated scenarios (``python -m videoseg synth --layout``), so the
+# benchmark command can be tried, taught and tested without downloading a dataset. The writers
+# follow the readers above field by field; the tests read every written layout back.
+
+
+def frame_names(count: int) -> list[str]:
+    """``00000``, ``00001``, ...: the frame names the writers use (as the released sets do)."""
+    return [f"{i:05d}" for i in range(count)]
+
+
+def _write_jpegs(folder: Path, frames: np.ndarray) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in zip(frame_names(len(frames)), frames):
+        Image.fromarray(frame).save(folder / f"{name}{FRAME_SUFFIX}", quality=95)
+
+
+def _rle_or_null(mask: np.ndarray) -> dict[str, Any] | None:
+    from videoseg.core.masks import encode_rle
+
+    return encode_rle(mask) if mask.any() else None  # MeViS writes null for an empty frame
+
+
+def _write_mask_dict_layout(
+    videos: Mapping[str, Any], meta_path: Path, mask_root: Path | None, *, revos: bool
+) -> None:
+    """meta_expressions (+ mask_dict, + the foreground file for ReVOS) for MeViS or ReVOS."""
+    from videoseg.core.masks import encode_rle
+
+    meta: dict[str, Any] = {"videos": {}}
+    mask_dict: dict[str, Any] = {}
+    foreground: dict[str, Any] = {}
+    for name, sc in videos.items():
+        anno_of: dict[int, str] = {}
+        for obj_id in sorted({i for e in sc.expressions for i in e.obj_ids}):
+            anno_of[obj_id] = str(len(mask_dict))  # one annotation per object of the video
+            mask_dict[anno_of[obj_id]] = [_rle_or_null(m == obj_id) for m in sc.masks]
+        expressions: dict[str, Any] = {}
+        for e in sc.expressions:
+            entry: dict[str, Any] = {"exp": e.text, "obj_id": list(e.obj_ids)}
+            if mask_root is not None:
+                entry["anno_id"] = [anno_of[i] for i in e.obj_ids]
+            if revos:
+                entry["type_id"] = 0 if e.type == "referring" else 1
+            expressions[str(e.id)] = entry
+        meta["videos"][name] = {"frames": frame_names(sc.num_frames), "expressions": expressions}
+        if revos:
+            meta["videos"][name].update(width=sc.size[0], height=sc.size[1])
+            # every annotated object of the frame (VISA generate_foreground_mask.py)
+            foreground[name] = {"masks_rle": [encode_rle(m != 0) for m in sc.masks], "foreground_ratio": []}
+    meta_path.parent.mkdir(parents=True, exist_ok=True)
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    if mask_root is not None:
+        (mask_root / "mask_dict.json").write_text(json.dumps(mask_dict), encoding="utf-8")
+        if revos:
+            (mask_root / "mask_dict_foreground.json").write_text(json.dumps(foreground), encoding="utf-8")
+
+
+def write_layout(
+    layout: str,
+    root: str | Path,
+    videos: Mapping[str, Any],
+    *,
+    split: str | None = None,
+    ground_truth: bool = True,
+    davis: bool = False,
+) -> list[str]:
+    """Write ``videos`` (name -> a shapes-world ``Scenario``, or anything with ``frames`` (T, H, W, 3)
+    uint8, ``masks`` (T, H, W) object ids, ``expressions`` (``id``, ``text``, ``type``, ``obj_ids``),
+    ``num_frames`` and ``size``) under ``root`` as a split of ``layout``, readable by
+    :func:`load_benchmark`. Returns notes on what could not be expressed in the layout.
+
+    ``ground_truth=False`` leaves the masks out (a predictions-only split, like Ref-YouTube-VOS
+    valid); ``davis=True`` (refytvos only) writes ReferFormer's Ref-DAVIS17 conversion: four
+    expressions per object (ids 4k..4k+3, one per annotator set).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    if davis and layout != "refytvos":
+        raise ValueError("davis=True is the Ref-DAVIS17 form of the refytvos layout")
+    root = Path(root)
+    split = split or DEFAULT_SPLITS[layout]
+    notes: list[str] = []
+    if layout == "mevis":
+        base = root / split
+        for name, sc in videos.items():
+            _write_jpegs(base / "JPEGImages" / name, sc.frames)
+        _write_mask_dict_layout(
+            videos, base / "meta_expressions.json", base if ground_truth else None, revos=False
+        )
+        return notes
+    if layout == "revos":
+        root.mkdir(parents=True, exist_ok=True)
+        for name, sc in videos.items():
+            _write_jpegs(root / "JPEGImages" / name, sc.frames)
+        _write_mask_dict_layout(
+            videos, root / f"meta_expressions_{split}_.json", root if ground_truth else None, revos=True
+        )
+        return notes
+    return _write_refytvos(root, videos, split, ground_truth=ground_truth, davis=davis, notes=notes)
+
+
+def _write_refytvos(
+    root: Path, videos: Mapping[str, Any], split: str, *, ground_truth: bool, davis: bool, notes: list[str]
+) -> list[str]:
+    from videoseg.io.video import write_mask_pngs
+
+    meta: dict[str, Any] = {"videos": {}}
+    left_out = 0
+    for name, sc in videos.items():
+        _write_jpegs(root / split / "JPEGImages" / name, sc.frames)
+        if ground_truth:
+            write_mask_pngs(root / split / "Annotations" / name, sc.masks)  # pixel = object id
+        single = [e for e in sc.expressions if len(e.obj_ids) == 1]
+        left_out += len(sc.expressions) - len(single)  # an expression names one object here
+        expressions: dict[str, Any] = {}
+        if davis:
+            texts: dict[int, str] = {}
+            for e in single:
+                texts.setdefault(int(e.obj_ids[0]), e.text)
+            for k, (obj_id, text) in enumerate(sorted(texts.items())):
+                for annotator in range(4):
+                    expressions[str(4 * k + annotator)] = {"exp": text, "obj_id": str(obj_id)}
+        else:
+            for e in single:
+                expressions[str(e.id)] = {"exp": e.text, "obj_id": str(e.obj_ids[0])}
+        meta["videos"][name] = {"frames": frame_names(sc.num_frames), "expressions": expressions}
+    if left_out:
+        notes.append(
+            f"left out {left_out} multi-object expressions (a Ref-YouTube-VOS expression names one object)"
+        )
+    if not davis and ground_truth and meta["videos"]:
+        entries = [v["expressions"] for v in meta["videos"].values()]
+        as_videos = [
+            BenchVideo(n, [], root, [BenchExpression(n, i, "", "referring") for i in ex])
+            for n, ex in zip(meta["videos"], entries)
+        ]
+        if all(_in_fours(v) for v in as_videos):
+            # Every video would hold ids 0..4k-1: the reader would take it for Ref-DAVIS17.
+            last = entries[-1]
+            last.pop(max(last, key=int))
+            notes.append("left out one expression so the set is not read as Ref-DAVIS17 (ids in fours)")
+    meta_path = root / "meta_expressions" / split / "meta_expressions.json"
+    meta_path.parent.mkdir(parents=True, exist_ok=True)
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    return notes
+
+
 __all__ = [
     "DAVIS_ANNOTATORS",
     "DEFAULT_SPLITS",
@@ -657,5 +828,7 @@ __all__ = [
     "DatasetError",
     "FrameFolder",
     "GroundTruth",
+    "frame_names",
     "load_benchmark",
+    "write_layout",
 ]

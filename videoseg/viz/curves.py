@@ -100,4 +100,64 @@ def scores_table(rows: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
     return out
 
 
-__all__ = ["jf_curves_figure", "per_frame_scores", "scores_table", "summarise"]
+# Benchmark results (videoseg.eval.benchmark): one point per expression, sorted worst first.
+_TYPE_COLOURS = {"referring": "#0a84ff", "reasoning": "#bf5af2", "other": "#8e8e93"}
+
+
+def benchmark_jf_figure(
+    rows: Sequence[Mapping[str, Any]],
+    title: str = "per-expression J&F, worst first",
+    worst: int = 5,
+    links: bool = False,
+) -> go.Figure:
+    """Per-expression J&F of a benchmark result sorted ascending, coloured by expression type, failed
+    runs as red crosses; the ``worst`` lowest are labelled with their key, and with ``links`` the
+    label links to the expression's trace (``row["trace"]``, a path relative to the result folder:
+    the link works in ``results.html`` opened from that folder)."""
+    from html import escape
+
+    scored = sorted(
+        (r for r in rows if r.get("J&F") is not None), key=lambda r: (r["J&F"], str(r.get("key")))
+    )
+    fig = go.Figure()
+    for kind in dict.fromkeys(str(r.get("type")) for r in scored):
+        pos = [(i, r) for i, r in enumerate(scored, 1) if str(r.get("type")) == kind]
+        fig.add_trace(
+            go.Scatter(
+                x=[i for i, _ in pos],
+                y=[r["J&F"] for _, r in pos],
+                mode="markers",
+                name=kind,
+                marker={
+                    "color": [
+                        "#ff3b30" if r.get("status") == "error" else _TYPE_COLOURS.get(kind, "#8e8e93")
+                        for _, r in pos
+                    ],
+                    "symbol": ["x" if r.get("status") == "error" else "circle" for _, r in pos],
+                    "size": 7,
+                },
+                # expression texts are data: escaped, so a "<b>" in one is shown, not rendered
+                customdata=[[escape(str(r.get("key"))), escape(str(r.get("text", "")))] for _, r in pos],
+                hovertemplate="%{customdata[0]}: J&F %{y:.3f}<br>%{customdata[1]}<extra></extra>",
+            )
+        )
+    for i, r in enumerate(scored[: max(worst, 0)], 1):
+        label = escape(str(r.get("key")))
+        if links and r.get("trace"):
+            label = f'<a href="{escape(str(r["trace"]), quote=True)}">{label}</a>'
+        fig.add_annotation(
+            x=i, y=r["J&F"], text=label, showarrow=True, arrowhead=0, ax=30, ay=-20 - 14 * (i % 3)
+        )
+    fig.update_layout(
+        title={"text": escape(title), "font": {"size": 14}},
+        height=340,
+        margin={"l": 10, "r": 10, "t": 40, "b": 30},
+        plot_bgcolor="white",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    fig.update_yaxes(range=[-0.02, 1.02], title_text="J&F", gridcolor="#eee")
+    fig.update_xaxes(title_text="expressions, worst first", gridcolor="#eee")
+    return fig
+
+
+__all__ = ["benchmark_jf_figure", "jf_curves_figure", "per_frame_scores", "scores_table", "summarise"]
