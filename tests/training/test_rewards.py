@@ -1,351 +1,564 @@
-"""The GRPO reward terms, the length factor and the TRL callables (hand-computed tables)."""
+"""The official rewards (VisionReasoner, Seg-Zero strict, PixelThink) and the paper's terms, by table.
+
+Every expected value below is worked out by hand from the formulas of the official files named in
+``videoseg/training/rewards.py`` (Seg-Zero ``verl/utils/reward_score/vision_reasoner.py`` and
+``seg_restrict.py``; PixelThink ``verl/utils/reward_score/seg_pixelthink.py`` / ``length.py``); the
+comment on a row says why. Rows marked "quirk" are where the official code is stricter (or odder)
+than a lenient reading, and where the old in-repo reward differed.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import pickle
 
 import numpy as np
 import pytest
 
-from videoseg.core.config import PipelineConfig
-from videoseg.core.cues import TargetCues
 from videoseg.core.masks import encode_rle
+from videoseg.training import rewards as rw
 from videoseg.training.rewards import (
-    REWARD_CLASSES,
-    RewardConfig,
-    TotalReward,
-    accuracy_reward,
-    answer_format_reward,
-    completion_length_factor,
-    completion_text,
-    make_reward_funcs,
+    accuracy,
+    answer_negatives,
+    format_reward,
+    length_factor,
+    length_words,
     negative_point_reward,
-    non_repeat_reward,
-    reasoning_text,
-    reward_terms,
-    row_budget,
-    think_format_reward,
-    total_reward,
+    non_repeat,
+    pixelthink_total,
+    pixelthink_uncertainty,
+    reasoning_words,
+    seg_format,
+    segzero_box_iou,
+    segzero_box_l1,
+    segzero_format,
+    segzero_iou,
+    segzero_point,
+    segzero_total,
+    soft_length_factor,
+    think_format,
+    total,
+    trl_reward_funcs,
+    trl_reward_weights,
+    videoseg_r1_total,
 )
 
-A = {"bbox_2d": [100, 100, 199, 199], "point_2d": [150, 150]}
-B = {"bbox_2d": [300, 50, 379, 129], "point_2d": [340, 90]}
+A = {"bbox_2d": [10, 10, 49, 49], "point_2d": [30, 30]}
+B = {"bbox_2d": [100, 10, 139, 49], "point_2d": [120, 30]}
+GT_A = json.dumps([A])
+GT_AB = json.dumps([A, B])
 
 
-def T(box=None, point=None, negatives=()) -> TargetCues:
-    return TargetCues(box=box, point=point, negatives=[list(n) for n in negatives])
-
-
-def answer(items, think: str = "I look at the frame.") -> str:
+def vr(items, think: str = "I look at the frame") -> str:
+    """A well-formed VisionReasoner completion (no trailing newline)."""
     return f"<think>{think}</think><answer>{json.dumps(items)}</answer>"
 
 
-# --------------------------------------------------------------------------- think format
+# --------------------------------------------------------------------------- VisionReasoner
 
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("<think>a</think><answer>[]</answer>", 1.0),
-        ("\n<think>a\nb</think>\n  <answer>[1]</answer>\n", 1.0),  # outer / in-between whitespace ok
-        ("<think></think><answer></answer>", 1.0),  # empty parts still have the structure
-        ("Sure! <think>a</think><answer>[]</answer>", 0.0),  # text before <think>
-        ("<think>a</think><answer>[]</answer> done", 0.0),  # text after </answer>
-        ("<think>a</think> so <answer>[]</answer>", 0.0),  # text between the blocks
-        ("<answer>[]</answer><think>a</think>", 0.0),  # wrong order
-        ("<think>a<answer>[]</answer>", 0.0),  # no </think>
-        ("<think>a</think><answer>[]", 0.0),  # truncated answer
-        ("[]", 0.0),
-    ],
-)
-def test_think_format(text: str, expected: float) -> None:
-    assert think_format_reward(text) == expected
-
-
-# --------------------------------------------------------------------------- answer format
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (answer([A, B]), 2.0),  # every item has a box and a point
-        (answer([{"bbox_2d": [1, 2, 3, 4]}]), 1.0),  # box only
-        (answer([{"point_2d": [1, 2]}]), 1.0),  # point only
-        (answer([A, {"bbox_2d": [1, 2, 3, 4]}]), 1.5),  # (2 + 1) / 2
-        (answer([{**A, "neg_point_2d": [5, 5]}]), 2.0),  # negatives are not part of this term
-        (answer([]), 0.0),  # empty list: nothing to score (VisionReasoner)
-        (answer([{"bbox_2d": [1, 2, 3]}]), 0.0),  # 3-number box: unparsable
-        (answer([{"label": "cat"}]), 0.0),  # neither box nor point
-        ("<think>a</think><answer>not json</answer>", 0.0),
-        ("<think>a</think>", 0.0),  # no answer block
-    ],
-)
-def test_answer_format(text: str, expected: float) -> None:
-    assert answer_format_reward(text) == pytest.approx(expected)
-
-
-# --------------------------------------------------------------------------- accuracy
-
-GT_A = T([100, 100, 199, 199], [150, 150])
-GT_B = T([300, 50, 379, 129], [340, 90])
-
-
-@pytest.mark.parametrize(
-    ("pred", "gt", "expected"),
-    [
-        ([GT_A], [GT_A], 3.0),  # perfect
-        # shifted 5 px: IoU 95^2 / (2*100^2 - 95^2) = 0.82, mean L1 5, same point -> 3
-        ([T([105, 105, 204, 204], [150, 150])], [GT_A], 3.0),
-        # shifted 10 px: IoU 0.68 yes, mean L1 10 is not < 10, point ok -> 2
-        ([T([110, 110, 209, 209], [150, 150])], [GT_A], 2.0),
-        # shifted 20 px: IoU 80^2 / 13600 = 0.47 no, L1 20 no, point still ok -> 1
-        ([T([120, 120, 219, 219], [150, 150])], [GT_A], 1.0),
-        # wrong box far away, point right but outside its own box -> 0
-        ([T([400, 400, 450, 450], [150, 150])], [GT_A], 0.0),
-        # point 42.4 px from the GT point -> box criteria only
-        ([T([100, 100, 199, 199], [180, 180])], [GT_A], 2.0),
-        # point 15 px from the GT point but outside the predicted box -> 2
-        ([T([100, 100, 199, 199], [95, 150])], [T([100, 100, 199, 199], [110, 150])], 2.0),
-        # box only: the point criterion fails
-        ([T([100, 100, 199, 199])], [GT_A], 2.0),
-        # extra prediction: (3 + 0) / max(2, 1)
-        ([GT_A, T([0, 0, 9, 9], [5, 5])], [GT_A], 1.5),
-        # missing prediction: 3 / max(1, 2)
-        ([GT_A], [GT_A, GT_B], 1.5),
-        # swapped order is matched by Hungarian: (3 + 3) / 2
-        ([GT_B, GT_A], [GT_A, GT_B], 3.0),
-        # swapped with one imperfect: (3 + 1) / 2
-        ([T([120, 120, 219, 219], [150, 150]), GT_B], [GT_B, GT_A], 2.0),
-        ([], [], 3.0),  # correct "no target"
-        ([], [GT_A], 0.0),
-        ([GT_A], [], 0.0),
-    ],
-)
-def test_accuracy(pred: list[TargetCues], gt: list[TargetCues], expected: float) -> None:
-    assert accuracy_reward(pred, gt) == pytest.approx(expected)
-
-
-def test_accuracy_matches_by_cost_not_by_index() -> None:
-    # Criteria matrix (pred x gt) = [[1, 3], [3, 1]]: pred 0 vs gt 0 keeps only the point (IoU 0.47,
-    # L1 20); pred 1 vs gt 1 only the point (28.3 px, inside its box). Index pairing would give
-    # (1 + 1) / 2 = 1; the Hungarian matching takes the off-diagonal, (3 + 3) / 2.
-    gt = [T([0, 0, 99, 99], [50, 50]), T([20, 20, 119, 119], [70, 70])]
-    pred = [T([20, 20, 119, 119], [60, 60]), T([0, 0, 99, 99], [50, 50])]
-    assert accuracy_reward(pred, gt) == pytest.approx(3.0)
-
-
-@pytest.mark.parametrize(("point_in_gt_box", "expected"), [(False, 3.0), (True, 2.0)])
-def test_accuracy_point_box_choice(point_in_gt_box: bool, expected: float) -> None:
-    # The predicted box reaches 10 px further left than the GT box (IoU 0.91, L1 2.5); the point
-    # (15 px from the GT point) is inside the predicted box but outside the GT box.
-    pred = [T([90, 100, 199, 199], [95, 150])]
-    gt = [T([100, 100, 199, 199], [110, 150])]
-    assert accuracy_reward(pred, gt, RewardConfig(point_in_gt_box=point_in_gt_box)) == expected
-
-
-# --------------------------------------------------------------------------- non-repetition
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("A cat. A dog. A bird.", 1.0),
-        ("A cat. A cat. A dog.", 1.0),  # one repeat is tolerated
-        ("A cat. A cat. A cat.", 0.0),  # two repeats
-        ("A cat. A dog. A cat. A dog.", 0.0),
-        ("A cat.. . A dog.", 1.0),  # empty pieces are dropped
-        ("A cat.  A cat .A cat", 0.0),  # pieces are stripped before comparing
-        ("", 1.0),
-    ],
-)
-def test_non_repeat(text: str, expected: float) -> None:
-    assert non_repeat_reward(text) == expected
-
-
-# --------------------------------------------------------------------------- negative point
-
-
-def square_mask() -> np.ndarray:
-    mask = np.zeros((200, 200), dtype=bool)
-    mask[40:60, 40:60] = True  # columns / rows 40..59
-    return mask
-
-
-@pytest.mark.parametrize(
-    ("negatives", "expected"),
-    [
-        ([(50, 50)], 0.0),  # inside the mask
-        ([(59, 50)], 0.0),  # on its last column
-        ([(60, 50)], 1.0),  # 1 px outside
-        ([(69, 50)], 1.0),  # 10 px
-        ([(68.6, 50.2)], 1.0),  # rounded to (69, 50)
-        ([(99, 50)], 1.0),  # 40 px: the band is inclusive
-        ([(100, 50)], 0.0),  # 41 px
-        ([(250, 50)], 0.0),  # outside the image
-        ([(69, 50), (50, 50)], 0.5),  # 1/K each, K = 2
-        ([(69, 50), (100, 50), (50, 50)], 1 / 3),
-        ([(69, 50), (30, 50), (50, 69), (50, 30)], 1.0),  # all four sides, 10 px each
-        ([], 0.0),  # no negative point
-    ],
-)
-def test_negative_point(negatives: list[tuple[float, float]], expected: float) -> None:
-    assert negative_point_reward(negatives, square_mask()) == pytest.approx(expected)
-
-
-def test_negative_point_distance_is_euclidean_and_empty_mask_scores_zero() -> None:
-    # (89, 89) is 30 px right and 30 px below the corner (59, 59): 42.4 px -> 0; (85, 85) 36.8 px -> 1.
-    assert negative_point_reward([(89, 89)], square_mask()) == 0.0
-    assert negative_point_reward([(85, 85)], square_mask()) == 1.0
-    assert negative_point_reward([(10, 10)], np.zeros((50, 50), dtype=bool)) == 0.0
-    assert negative_point_reward([(69, 50)], square_mask(), max_distance=5) == 0.0
-
-
-# --------------------------------------------------------------------------- length factor
-
-
-def words(n: int) -> str:
-    return " ".join(["word"] * n)
-
-
-@pytest.mark.parametrize(
-    ("think_words", "budget", "expected"),
-    [
-        (50, 96, 1.0),  # under budget
-        (96, 96, 1.0),  # at budget
-        (100, 96, 1 - 0.002 * 4),
-        (346, 96, 0.5),  # 1 - 0.002 * 250
-        (700, 96, 0.0),  # clamped at 0
-        (700, None, 1.0),  # no budget: no penalty
-    ],
-)
-def test_length_factor(think_words: int, budget: int | None, expected: float) -> None:
-    text = answer([A], think=words(think_words))
-    assert completion_length_factor(text, budget) == pytest.approx(expected)
-
-
-def test_length_counts_reasoning_only_and_uses_the_tokenizer() -> None:
-    text = answer([A], think="abcd efgh")
-    # whitespace words: 2; a character "tokenizer" sees 9 characters
-    assert completion_length_factor(text, 1, RewardConfig(beta=0.1)) == pytest.approx(0.9)
-    assert completion_length_factor(text, 1, RewardConfig(beta=0.1, tokenizer=list)) == pytest.approx(0.2)
-    # without <think> tags everything before <answer> is reasoning, so dropping the tags does not help
-    assert reasoning_text("one two three <answer>[]</answer>") == "one two three"
-    assert reasoning_text(answer([A], think=" why ")) == "why"
-
-
-@pytest.mark.parametrize(
-    ("budget", "difficulty", "expected"),
-    [
-        (50, 9.0, 50),  # an explicit budget wins
-        (None, 2.0, 96),  # easy
-        (None, 4.0, None),  # medium: no penalty (PixelThink)
-        (None, 6.0, 256),  # hard
-        (None, {"scene": 1, "segmentation": 2, "temporal": 3, "motion": 4, "linguistic": 5}, 96),
-        (None, None, None),
-    ],
-)
-def test_row_budget(budget: int | None, difficulty: object, expected: int | None) -> None:
-    assert row_budget(budget, difficulty) == expected
-
-
-# --------------------------------------------------------------------------- total and TRL callables
-
-NEG_OK = {"bbox_2d": [40, 40, 59, 59], "point_2d": [50, 50], "neg_point_2d": [69, 50]}
-
-
-def test_total_reward_perfect_is_eight_and_scaled_by_the_length_factor() -> None:
-    gt = [T([40, 40, 59, 59], [50, 50])]
-    perfect = answer([NEG_OK], think="The red square is the target.")
-    assert reward_terms(perfect, gt, square_mask()) == {
-        "think_format": 1.0,
-        "answer_format": 2.0,
-        "accuracy": 3.0,
-        "non_repeat": 1.0,
-        "negative_point": 1.0,
-    }
-    assert total_reward(perfect, gt, square_mask()) == 8.0
-    assert total_reward(perfect, gt) == 7.0  # no mask: no negative term (VisionReasoner's maximum)
-    long = answer([NEG_OK], think=words(196))  # 100 over a budget of 96 -> s = 0.8
-    assert total_reward(long, gt, square_mask(), budget=96) == pytest.approx(0.8 * 8.0)
-    off = RewardConfig(use_length_factor=False)
-    assert total_reward(long, gt, square_mask(), budget=96, config=off) == 8.0
-
-
-COMPLETIONS = [
-    answer([NEG_OK], think="The red square is the target."),
-    answer([{"bbox_2d": [120, 120, 139, 139], "point_2d": [130, 130], "neg_point_2d": [50, 50]}]),
-    "I think it is the square. " + answer([NEG_OK]),  # text before <think>
-    answer([NEG_OK], think=words(200)),
-    "<think>no idea</think><answer>nothing</answer>",
+VR_TABLE = [
+    # (completion, gt, think_format, seg_format, accuracy, non_repeat, why)
+    (vr([A]), GT_A, 1, 2, 3, 1, "exact answer: 1 + 2 + 3 + 1 = 7"),
+    (vr([A]) + "\n", GT_A, 0, 2, 3, 1, "quirk: fullmatch on the unstripped text, a trailing newline fails"),
+    (" " + vr([A]), GT_A, 0, 2, 3, 1, "quirk: a leading space fails the think format"),
+    (vr([A]) + " done", GT_A, 0, 2, 3, 1, "text after </answer> fails the think format"),
+    (
+        f"<answer>{json.dumps([A])}</answer>",
+        GT_A,
+        0,
+        2,
+        3,
+        1,
+        "no <think>: format 0, the answer still counts",
+    ),
+    (
+        "<think>a</think><answer>```json\n" + json.dumps([A]) + "\n```</answer>",
+        GT_A,
+        1,
+        0,
+        0,
+        1,
+        "quirk: a fenced answer is not JSON: seg_format and accuracy 0",
+    ),
+    (
+        "<think>a</think><answer>[{'bbox_2d': [10, 10, 49, 49], 'point_2d': [30, 30]}]</answer>",
+        GT_A,
+        1,
+        0,
+        0,
+        1,
+        "quirk: single quotes are not JSON",
+    ),
+    (
+        "<think>a</think><answer>[]</answer>",
+        "[]",
+        1,
+        0,
+        0,
+        1,
+        "quirk: an empty answer scores 0 even against an empty ground truth",
+    ),
+    ("<think>a</think><answer>[]</answer>", GT_A, 1, 0, 0, 1, "empty answer, one target"),
+    (vr([A, 5]), GT_A, 1, 1, 0, 1, "quirk: item 2 raises; item 1 keeps its 2/2 share; accuracy fails"),
+    (vr([5, A]), GT_A, 1, 0, 0, 1, "quirk: item 1 raises first: nothing kept"),
+    (vr(A), GT_A, 1, 0, 0, 1, "quirk: an object, not a list: iterating its keys raises"),
+    (
+        vr([{"bbox_2d": [10, 10, 49], "point_2d": [30, 30]}]),
+        GT_A,
+        1,
+        1,
+        0,
+        1,
+        "a 3-number box: format 1 of 2; numpy cannot split it in 4: accuracy 0",
+    ),
+    (
+        vr([{"bbox_2d": ["10", "10", "49", "49"], "point_2d": [30, 30]}]),
+        GT_A,
+        1,
+        2,
+        0,
+        1,
+        "quirk: format does not look at the numbers; string boxes make accuracy raise",
+    ),
+    (vr([{"bbox_2d": [10, 10, 49, 49]}]), GT_A, 1, 1, 0, 1, "no point: format 1, accuracy raises (KeyError)"),
+    (
+        vr([{"bbox_2d": [10, 10, 19, 19], "point_2d": [15, 15]}]),
+        json.dumps([{"bbox_2d": [10, 10, 19, 29], "point_2d": [15, 20]}]),
+        1,
+        2,
+        2,
+        1,
+        "IoU = 100/200 = 0.5 is not > 0.5; L1 = 10/4 = 2.5 < 10; point 5 px and inside: 2",
+    ),
+    (
+        vr([{"bbox_2d": [10, 10, 19, 19], "point_2d": [25, 15]}]),
+        json.dumps([{"bbox_2d": [10, 10, 19, 19], "point_2d": [25, 15]}]),
+        1,
+        2,
+        2,
+        1,
+        "point on the GT point but outside its own predicted box: point criterion 0",
+    ),
+    (
+        vr([{"bbox_2d": [49, 49, 10, 10], "point_2d": [30, 30]}]),
+        GT_A,
+        1,
+        2,
+        0,
+        1,
+        "quirk: an inverted box is not reordered: no intersection, L1 39, point not inside: 0",
+    ),
+    (
+        vr([A, {"bbox_2d": [300, 300, 310, 310], "point_2d": [305, 305]}]),
+        GT_A,
+        1,
+        2,
+        1.5,
+        1,
+        "one match of 3, an extra prediction: 3 / max(2, 1) = 1.5",
+    ),
+    (vr([B, A]), GT_AB, 1, 2, 3, 1, "Hungarian matching: the order of the predictions does not matter"),
+    (vr([A]), GT_AB, 1, 2, 1.5, 1, "one of two targets found: 3 / 2"),
+    (vr([A]), "not json", 1, 2, 0, 1, "a ground truth that is not JSON: accuracy 0"),
+    (vr([A]), json.dumps([{"bbox_2d": [10, 10, 49, 49]}]), 1, 2, 0, 1, "a ground truth without point_2d: 0"),
+    (vr([A], think="x. a. b. a. b. c"), GT_A, 1, 2, 3, 0, "two repeated sentences: non_repeat 0"),
+    (vr([A], think="x. a. b. a. c"), GT_A, 1, 2, 3, 1, "a single repeat is free"),
 ]
 
 
-def trl_kwargs(n: int) -> dict:
-    gt = [{"bbox_2d": [40, 40, 59, 59], "point_2d": [50, 50]}]
-    return {
-        "prompts": ["p"] * n,
-        "targets": [gt] * n,
-        "target_mask": [encode_rle(square_mask())] * n,
-        "budget": [96] * n,
-        "trainer_state": object(),  # not a per-row column: ignored
+@pytest.mark.parametrize("completion,gt,think,seg,acc,rep,why", VR_TABLE, ids=[r[-1][:40] for r in VR_TABLE])
+def test_visionreasoner_table(completion, gt, think, seg, acc, rep, why) -> None:
+    assert think_format(completion) == think, why
+    assert seg_format(completion) == pytest.approx(seg), why
+    assert format_reward(completion) == pytest.approx(think + seg), why
+    assert accuracy(completion, gt) == pytest.approx(acc), why
+    assert non_repeat(completion) == rep, why
+    assert total(completion, gt) == pytest.approx(think + seg + acc + rep), why
+
+
+def test_accuracy_caps_both_lists_at_120_objects() -> None:
+    # 121 copies of the right answer: the list is cut to 120, one of them matches: 3 / 120
+    assert accuracy(vr([A] * 121), GT_A) == pytest.approx(3 / 120)
+    assert accuracy(vr([A] * 120), GT_A) == pytest.approx(3 / 120)
+    # 130 targets answered in full: only the first 120 of each are compared, all match
+    many = [{"bbox_2d": [i * 50, 0, i * 50 + 39, 39], "point_2d": [i * 50 + 20, 20]} for i in range(130)]
+    assert accuracy(vr(many), json.dumps(many)) == pytest.approx(3.0)
+    # without the cap the same answer against 130 targets would be 3 * 120 / 130 if the GT kept them all
+    assert accuracy(vr(many[:120]), json.dumps(many)) == pytest.approx(3.0)
+
+
+def test_matching_reports_pairs_and_criteria() -> None:
+    m = rw.visionreasoner_matching(vr([B, A]), GT_AB)
+    assert sorted(m.pairs) == [(0, 1), (1, 0)]
+    assert m.criteria[0, 1] == 3 and m.criteria[0, 0] == 0
+    assert m.iou[1, 0] == pytest.approx(1.0)
+    with pytest.raises(IndexError):  # np.split of the empty answer: what the official code swallows
+        rw.visionreasoner_matching("<think>a</think><answer>[]</answer>", "[]")
+
+
+# --------------------------------------------------------------------------- Seg-Zero strict
+
+SZ_GT = "<box>(10,10),(49,49)</box><points>(20,20),(40,40)</points>"
+SZ_OK = '{"bbox": [10, 10, 49, 49], "points_1": [20, 20], "points_2": [40, 40]}'
+
+
+def sz(answer: str, think: str = "a") -> str:
+    return f"<think>{think}</think><answer>{answer}</answer>"
+
+
+SZ_TABLE = [
+    # (completion, gt, format, iou, box_l1, point, why); think_format is 1 unless said
+    (sz(SZ_OK), SZ_GT, 1, 1, 1, 1, "exact: 1 + 1 + 1 + 1 + 1 = 5"),
+    (
+        sz('{"bbox": [10, 10, 49, 49], "points_1": [40, 40], "points_2": [20, 20]}'),
+        SZ_GT,
+        1,
+        1,
+        1,
+        1,
+        "swapped points: the crossed pairing is taken",
+    ),
+    (
+        sz('{"bbox": [10, 10, 49, 49], "points_1": [20.9, 20.9], "points_2": [40.2, 40]}'),
+        SZ_GT,
+        1,
+        1,
+        1,
+        1,
+        "points are cut by int(): 20.9 -> 20",
+    ),
+    (
+        sz('{"bbox": [12, 12, 51, 51], "points_1": [20, 20], "points_2": [40, 40]}'),
+        SZ_GT,
+        1,
+        1,
+        1,
+        1,
+        "shifted 2 px: IoU 38*38/(1600+1600-1444) = 0.82, L1 2",
+    ),
+    (
+        sz('{"bbox": [10, 10, 49, 69], "points_1": [20, 20], "points_2": [40, 40]}'),
+        SZ_GT,
+        1,
+        1,
+        1,
+        1,
+        "taller box: IoU 1600/2400 = 0.67 > 0.5, L1 20/4 = 5 < 10",
+    ),
+    (
+        sz('{"bbox": [10, 10, 49, 89], "points_1": [20, 20], "points_2": [40, 40]}'),
+        SZ_GT,
+        1,
+        0,
+        0,
+        1,
+        "IoU 1600/3200 = 0.5 is not > 0.5, L1 40/4 = 10 is not < 10",
+    ),
+    (
+        sz('{"bbox": [49, 49, 10, 10], "points_1": [20, 20], "points_2": [40, 40]}'),
+        SZ_GT,
+        1,
+        0,
+        0,
+        0,
+        "quirk: inverted box: no intersection, L1 39, points never inside",
+    ),
+    (
+        sz('{"bbox": [10, 10, 49, 49, 0], "points_1": [20, 20], "points_2": [40, 40]}'),
+        SZ_GT,
+        0,
+        0,
+        0,
+        0,
+        "a 5-number box: every term 0",
+    ),
+    (
+        sz('{"bbox": [10, 10, 49, 49], "points_1": [20, 20]}'),
+        SZ_GT,
+        0,
+        1,
+        1,
+        0,
+        "no points_2: format 0, point 0 (KeyError); the box terms still pay",
+    ),
+    (
+        sz('{"bbox": [10, 10, 49, 49], "points_1": [20, 20], "points_2": [40, 40], "x": 1}'),
+        SZ_GT,
+        1,
+        1,
+        1,
+        1,
+        "extra keys are allowed",
+    ),
+    (
+        '<think>try {"bbox": [0, 0, 1, 1]} first</think><answer>' + SZ_OK + "</answer>",
+        SZ_GT,
+        0,
+        0,
+        0,
+        0,
+        "quirk: the first {...} anywhere is read, here the one in <think>",
+    ),
+    (sz("[" + SZ_OK + "]"), SZ_GT, 1, 1, 1, 1, "the brace group inside a list is still found"),
+    (sz("```json\n" + SZ_OK + "\n```"), SZ_GT, 1, 1, 1, 1, "a fence around the object does not matter here"),
+    (sz(SZ_OK.replace('"', "'")), SZ_GT, 0, 0, 0, 0, "single quotes are not JSON"),
+    (
+        sz(SZ_OK),
+        "<box>(10, 10),(49,49)</box><points>(20,20),(40,40)</points>",
+        1,
+        0,
+        0,
+        1,
+        "quirk: a space in the GT box: no box, iou and L1 0 (the points still parse)",
+    ),
+    (sz(SZ_OK), "<box>(10,10),(49,49)</box>", 1, 1, 1, 0, "a GT without <points>: point 0"),
+]
+
+
+@pytest.mark.parametrize("completion,gt,fmt,iou,l1,point,why", SZ_TABLE, ids=[r[-1][:40] for r in SZ_TABLE])
+def test_segzero_table(completion, gt, fmt, iou, l1, point, why) -> None:
+    assert segzero_format(completion) == fmt, why
+    assert segzero_iou(completion, gt) == iou, why
+    assert segzero_box_l1(completion, gt) == l1, why
+    assert segzero_point(completion, gt) == point, why
+    assert segzero_total(completion, gt) == think_format(completion) + fmt + iou + l1 + point, why
+
+
+def test_segzero_iou_counts_no_intersection_for_boxes_that_share_an_edge() -> None:
+    # quirk: ix1 = ix2 = 10 fails "ix1 < ix2"; VisionReasoner's IoU would count a 1 x 11 column
+    c = sz('{"bbox": [0, 0, 10, 10], "points_1": [5, 5], "points_2": [5, 5]}')
+    assert segzero_box_iou(c, "<box>(10,0),(20,10)</box>") == 0.0
+    # overlap (15 - 10 + 1) * (10 - 0 + 1) = 66 px; areas 16 * 11 = 176 and 121: union 231
+    c = sz('{"bbox": [0, 0, 15, 10], "points_1": [5, 5], "points_2": [5, 5]}')
+    assert segzero_box_iou(c, "<box>(10,0),(20,10)</box>") == pytest.approx(66 / 231)
+
+
+def test_segzero_point_threshold_is_100_px_mean_matched_distance() -> None:
+    gt = "<box>(0,0),(400,400)</box><points>(20,20),(40,40)</points>"
+    on = sz('{"bbox": [0, 0, 400, 400], "points_1": [20, 20], "points_2": [239, 40]}')
+    off = sz('{"bbox": [0, 0, 400, 400], "points_1": [20, 20], "points_2": [240, 40]}')
+    assert segzero_point(on, gt) == 1.0  # (0 + 199) / 2 = 99.5 < 100
+    assert segzero_point(off, gt) == 0.0  # (0 + 200) / 2 = 100, not < 100
+
+
+# --------------------------------------------------------------------------- PixelThink
+
+LF_TABLE = [
+    # (n_tokens, difficulty, uncertainty, factor, why)
+    (96, 2.0, 0.0, 1.0, "easy (D < 3.5): budget 96, at budget"),
+    (50, 2.0, 0.0, 1.0, "under budget: 1 + beta * 46, clamped to 1"),
+    (146, 2.0, 0.0, 0.9, "50 over: 1 - 0.002 * 50"),
+    (596, 3.49, 0.0, 0.0, "500 over: 0"),
+    (900, 3.49, 0.0, 0.0, "further over: clamped at 0"),
+    (5000, 3.5, 0.0, 1.0, "3.5 <= D < 5: no budget, no penalty"),
+    (5000, 4.99, 1.0, 1.0, "medium ignores uncertainty"),
+    (306, 5.0, 0.0, 0.9, "hard: budget 256, 50 over"),
+    (306, 5.0, 1.0, 0.95, "hard with uncertainty 1: budget 256 + 25 = 281, 25 over"),
+    (146, 2.0, 1.0, 0.9, "uncertainty only moves the hard budget"),
+]
+
+
+@pytest.mark.parametrize("n,d,u,factor,why", LF_TABLE, ids=[r[-1][:40] for r in LF_TABLE])
+def test_pixelthink_length_factor_table(n, d, u, factor, why) -> None:
+    assert length_factor(n, d, u) == pytest.approx(factor), why
+
+
+def test_pixelthink_counts_words_of_the_whole_response_by_default() -> None:
+    answer = '{"bbox":[10,10,49,49],"points_1":[20,20],"points_2":[40,40]}'
+    text = "<think>" + " ".join(["w"] * 146) + "</think><answer>" + answer + "</answer>"
+    # "<think>w", 144 x "w", "w</think><answer>{...}</answer>": 146 words
+    assert length_words(text) == 146
+    assert reasoning_words(text) == 146
+    assert segzero_total(text, SZ_GT) == 5.0
+    assert pixelthink_total(text, SZ_GT, 2.0) == pytest.approx(5 * 0.9)
+    assert pixelthink_total(text, SZ_GT, 4.0) == 5.0
+    assert pixelthink_total(text, SZ_GT, 2.0, length_used=96) == 5.0  # the reasoning-tokens mode
+    assert length_words("") == 0 and reasoning_words("no tags here") == 0
+    assert reasoning_words("<think>  a b\n c </think> x y") == 3
+
+
+def test_pixelthink_uncertainty_is_the_mean_top_two_margin() -> None:
+    # token 1: 1 - (0.7 - 0.2) = 0.5; token 2 has a single candidate: skipped; token 3: 1 - (0.9 - 0.05) = 0.15
+    lp = [[math.log(0.7), math.log(0.2)], [math.log(0.99)], [math.log(0.9), math.log(0.05), math.log(0.01)]]
+    assert pixelthink_uncertainty(lp) == pytest.approx((0.5 + 0.15) / 2, abs=1e-6)
+    assert pixelthink_uncertainty([]) == 0.0
+
+
+# --------------------------------------------------------------------------- the paper's terms
+
+
+def square_mask() -> np.ndarray:
+    m = np.zeros((100, 100), dtype=bool)
+    m[40:60, 30:50] = True  # columns 30..49, rows 40..59
+    return m
+
+
+def test_negative_point_reward_table() -> None:
+    m = square_mask()
+    # (60, 50): 11 px right of column 49 -> earns; (40, 50): on the mask (0) -> not; (89, 50): 40 px -> earns
+    assert negative_point_reward([[60, 50], [40, 50], [89, 50]], m) == pytest.approx(2 / 3)
+    assert negative_point_reward([[90, 50]], m) == 0.0  # 41 px
+    assert negative_point_reward([[120, 50]], m) == 0.0  # outside the image
+    assert negative_point_reward([], m) == 0.0
+    assert negative_point_reward([[60, 50]], None) == 0.0
+    assert negative_point_reward([[60, 50]], np.zeros_like(m)) == 0.0
+
+
+def test_answer_negatives_are_read_strictly() -> None:
+    one = vr([{**A, "neg_point_2d": [60, 50]}])
+    two = vr([{**A, "neg_point_2d": [[60, 50], [1, 2]]}, {**B, "neg_point_2d": []}])
+    assert answer_negatives(one) == [[60.0, 50.0]]
+    assert answer_negatives(two) == [[60.0, 50.0], [1.0, 2.0]]
+    assert answer_negatives('<answer>```json\n[{"neg_point_2d": [1, 2]}]\n```</answer>') == []
+    assert answer_negatives(vr([{"neg_point_2d": ["a", 2]}])) == []
+
+
+SOFT_TABLE = [
+    # (n, difficulty, factor, why)
+    (146, 2.0, 0.9, "easy: 96 budget, 50 over"),
+    (5000, 4.0, 1.0, "medium: no budget"),
+    (306, 6.0, 0.9, "hard: 256, 50 over"),
+    (
+        146,
+        {"scene": 2, "segmentation": 2, "temporal": 2, "motion": 2, "linguistic": 2},
+        0.9,
+        "five axes, mean 2",
+    ),
+    (
+        146,
+        {"scene": 0, "segmentation": 1, "temporal": 1, "motion": 1, "linguistic": 1},
+        0.9,
+        "scores clamp to 1",
+    ),
+    (306, {"scene": 9, "segmentation": 9, "temporal": 1, "motion": 1, "linguistic": 5}, 0.9, "mean 5: hard"),
+    (10_000, None, 1.0, "no difficulty: no penalty"),
+]
+
+
+@pytest.mark.parametrize("n,d,factor,why", SOFT_TABLE, ids=[r[-1][:40] for r in SOFT_TABLE])
+def test_soft_length_factor_table(n, d, factor, why) -> None:
+    assert soft_length_factor(n, d) == pytest.approx(factor), why
+
+
+def test_videoseg_r1_total_composes_the_paper_reward() -> None:
+    m = square_mask()
+    gt = json.dumps([{"bbox_2d": [30, 40, 49, 59], "point_2d": [40, 50]}])
+    item = {"bbox_2d": [30, 40, 49, 59], "point_2d": [40, 50], "neg_point_2d": [60, 50]}
+    short = vr([item])
+    assert videoseg_r1_total(short, gt, m, 2.0) == pytest.approx(8.0)  # 7 + 1, 5 words of reasoning
+    long = vr([item], think=" ".join(["w"] * 146))
+    assert videoseg_r1_total(long, gt, m, 2.0) == pytest.approx(8.0 * 0.9)  # 146 reasoning words, budget 96
+    assert videoseg_r1_total(long, gt, m, 4.0) == pytest.approx(8.0)
+    assert videoseg_r1_total(long, gt, m, 2.0, n_tokens=96) == pytest.approx(8.0)
+    assert videoseg_r1_total(long, gt, None, 2.0) == pytest.approx(7.0 * 0.9)  # no mask: no negative term
+    b = rw.breakdown(long, gt, "videoseg-r1", mask=m, difficulty=2.0)
+    assert b.terms == {
+        "think_format": 1,
+        "seg_format": 2,
+        "accuracy": 3,
+        "non_repeat": 1,
+        "negative_point": 1,
     }
+    assert (b.factor, b.length_used, b.budget) == (pytest.approx(0.9), 146, 96)
+    assert b.total == pytest.approx(7.2)
 
 
-def test_trl_funcs_sum_to_total_reward() -> None:
-    funcs = make_reward_funcs()
+# --------------------------------------------------------------------------- TRL wrappers
+
+
+def test_trl_reward_funcs_sum_to_the_official_totals() -> None:
+    m = square_mask()
+    item = {"bbox_2d": [30, 40, 49, 59], "point_2d": [40, 50], "neg_point_2d": [60, 50]}
+    targets = [{"bbox_2d": [30, 40, 49, 59], "point_2d": [40, 50], "obj_id": 1}]
+    completions = [
+        vr([item], think=" ".join(["w"] * 146)),
+        [{"role": "assistant", "content": vr([item])}],  # conversational
+        "garbage",
+    ]
+    texts = [rw.completion_text(c) for c in completions]
+    columns = {
+        "targets": [targets] * 3,
+        "target_mask": [encode_rle(m)] * 3,
+        "difficulty": [2.0, 6.0, None],
+        "prompts": ["p"] * 3,
+    }
+    funcs = trl_reward_funcs("videoseg-r1")
     assert [f.__name__ for f in funcs] == [
         "think_format",
-        "answer_format",
+        "seg_format",
         "accuracy",
         "non_repeat",
         "negative_point",
+        "length_penalty",
     ]
-    kwargs = trl_kwargs(len(COMPLETIONS))
-    per_term = np.array([f(completions=COMPLETIONS, **kwargs) for f in funcs])
-    gt = [T([40, 40, 59, 59], [50, 50])]
-    expected = [total_reward(c, gt, square_mask(), budget=96) for c in COMPLETIONS]
-    assert per_term.sum(axis=0) == pytest.approx(expected)
-    assert TotalReward()(completions=COMPLETIONS, **kwargs) == pytest.approx(expected)
-    # hand-computed: perfect 8; wrong box, neg point inside the mask: 1 + 2 + 0 + 1 + 0 = 4;
-    # text before <think>: 8 - 1; 200 think words, 104 over budget: 8 * (1 - 0.208); garbage: 1 + 1
-    assert expected == pytest.approx([8.0, 4.0, 7.0, 8.0 * 0.792, 2.0])
-
-
-def test_trl_funcs_read_conversational_completions_and_pickle() -> None:
-    text = COMPLETIONS[0]
-    conversational = [
-        [{"role": "assistant", "content": text}],
-        [
-            {
-                "role": "assistant",
-                "content": [{"type": "text", "text": text[:20]}, {"type": "text", "text": text[20:]}],
-            }
-        ],
+    sums = np.sum([f(completions, **columns) for f in funcs], axis=0)
+    gt = json.dumps(targets)
+    want = [videoseg_r1_total(t, gt, m, d) for t, d in zip(texts, columns["difficulty"])]
+    assert sums == pytest.approx(want) and want == pytest.approx(
+        [7.2, 8.0, 1.0]
+    )  # "garbage" keeps non_repeat 1
+    # VisionReasoner from an official "solution" column
+    vfuncs = trl_reward_funcs("visionreasoner")
+    sums = np.sum([f(texts, solution=[gt] * 3) for f in vfuncs], axis=0)
+    assert sums == pytest.approx([total(t, gt) for t in texts])
+    # Seg-Zero and PixelThink (whole-response words, difficulty and uncertainty columns)
+    sz_texts = [sz(SZ_OK, think=" ".join(["w"] * 150)), sz(SZ_OK)]
+    for kind, want in (
+        ("segzero", [segzero_total(t, SZ_GT) for t in sz_texts]),
+        ("pixelthink", [pixelthink_total(t, SZ_GT, 6.0, 0.5) for t in sz_texts]),
+    ):
+        got = np.sum(
+            [
+                f(sz_texts, solution=[SZ_GT] * 2, difficulty=[6.0] * 2, uncertainty=[0.5] * 2)
+                for f in trl_reward_funcs(kind)
+            ],
+            axis=0,
+        )
+        assert got == pytest.approx(want), kind
+    assert trl_reward_weights("pixelthink", log_length_factor=True)[-1] == 0.0
+    logged = trl_reward_funcs("pixelthink", log_length_factor=True)[-1]
+    assert logged.__name__ == "length_factor"
+    assert logged([sz_texts[0]], solution=[SZ_GT], difficulty=[2.0]) == [
+        pytest.approx(length_factor(length_words(sz_texts[0]), 2.0))
     ]
-    assert completion_text(conversational[1]) == text
-    funcs = pickle.loads(pickle.dumps(make_reward_funcs()))
-    kwargs = trl_kwargs(2)
-    assert [sum(v) for v in zip(*(f(completions=conversational, **kwargs) for f in funcs))] == [8.0, 8.0]
-    with pytest.raises(TypeError, match="cannot read a completion"):
-        completion_text(42)
 
 
-def test_trl_funcs_take_budgets_from_the_pipeline_config_and_difficulty() -> None:
-    cfg = PipelineConfig(easy_budget=10)
-    text = answer([NEG_OK], think=words(20))  # 10 over -> s = 0.98
-    funcs = make_reward_funcs(cfg)
-    gt = json.dumps([{"bbox_2d": [40, 40, 59, 59], "point_2d": [50, 50]}])  # JSON string cells work too
-    values = [f(completions=[text], targets=[gt], difficulty=[1.0])[0] for f in funcs]
-    # no target_mask column: the negative term is 0
-    assert values == pytest.approx([0.98, 1.96, 2.94, 0.98, 0.0])
-    assert len(REWARD_CLASSES) == 5
-    with pytest.raises(TypeError, match="expected RewardConfig"):
-        make_reward_funcs("strict")
+def test_trl_reward_funcs_are_picklable_and_checked() -> None:
+    for kind in rw.KINDS:
+        funcs = trl_reward_funcs(kind)
+        again = pickle.loads(pickle.dumps(funcs))
+        assert [f.__name__ for f in again] == list(rw.TRL_TERMS[kind])
+    with pytest.raises(ValueError, match="unknown reward kind"):
+        trl_reward_funcs("lenient")
+    with pytest.raises(ValueError, match="needs a tokenizer"):
+        trl_reward_funcs("videoseg-r1", length_mode="reasoning_tokens")
 
 
-def test_reward_config_validates() -> None:
-    with pytest.raises(ValueError, match="iou_threshold"):
-        RewardConfig(iou_threshold=1.5)
-    with pytest.raises(ValueError, match="beta"):
-        RewardConfig(beta=-1)
+def test_reasoning_tokens_use_the_tokenizer() -> None:
+    class Words:
+        def __call__(self, text, add_special_tokens=True):
+            return {"input_ids": text.split() + (["<s>"] if add_special_tokens else [])}
+
+    assert rw.reasoning_tokens("<think> a b c </think><answer>[]</answer>", Words()) == 3
+    f = trl_reward_funcs("videoseg-r1", tokenizer=Words())[-1]
+    text = vr([A], think=" ".join(["w"] * 146))
+    assert f([text], solution=[GT_A], difficulty=[2.0]) == [pytest.approx(-0.1 * 7)]
+
+
+def test_every_term_is_total_on_odd_input() -> None:
+    odd = [
+        "",
+        "<answer>",
+        "<answer></answer>",
+        "{",
+        "<answer>[null]</answer>",
+        "<answer>[[1,2]]</answer>",
+        "<answer>" + "[" * 5000 + "</answer>",
+        '<answer>[{"bbox_2d": [1e999, 0, 1, 1], "point_2d": [0, 0]}]</answer>',
+    ]
+    for text in odd:
+        for gt in ("", "[]", GT_A, SZ_GT, "<box>(1,1),(0,0)</box>"):
+            for kind in rw.KINDS:
+                b = rw.breakdown(text, gt, kind, mask=square_mask(), difficulty=2.0)
+                assert 0.0 <= b.total <= rw.MAX_TOTAL[kind]

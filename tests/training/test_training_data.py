@@ -18,7 +18,7 @@ from videoseg.training.data import (
     target_frame_for,
     training_example,
 )
-from videoseg.training.rewards import mask_distance, parse_targets, total_reward
+from videoseg.training.rewards import mask_distance, videoseg_r1_total
 
 
 def canvas(h: int = 60, w: int = 60) -> np.ndarray:
@@ -177,4 +177,4 @@ def test_shapes_dataset_rows_are_consistent_and_an_oracle_answer_scores_the_maxi
             assert 0 < d[ny, nx] <= 40
         oracle = [{k: t[k] for k in ("bbox_2d", "point_2d", "neg_point_2d")} for t in row["targets"]]
         text = f"<think>I find the target.</think><answer>{json.dumps(oracle)}</answer>"
-        assert total_reward(text, parse_targets(row["targets"]), mask) == 8.0
+        assert videoseg_r1_total(text, json.dumps(row["targets"]), mask) == 8.0
