@@ -15,8 +15,15 @@ from typing import Any
 SAMPLERS = ("htfs", "first_frame", "target_only", "random_key")
 CUE_KINDS = ("box", "point", "negative")
 SEGMENTERS = ("grabcut", "sam2", "sam2-official")
-PROPAGATORS = ("flow", "xmem", "sam2")
+PROPAGATORS = ("flow", "xmem", "sam2", "edgetam", "sam3-tracker")
+TRACKER_PROMPTS = ("mask", "cues")  # what a SAM-family tracker is prompted with on the keyframe
+# The method: the paper's three stages, or SAM 3 segmenting the query's concept directly (pipeline/direct.py)
+METHODS = ("videoseg-r1", "sam3-text")
+SAM3_TEXTS = ("noun-phrase", "query")  # what sam3-text gives SAM 3
+EDGETAM_MODEL = "yonigozlan/EdgeTAM-hf"
+SAM3_MODEL = "facebook/sam3"
 WEIGHTS_FREE_VLMS = ("shapes", "manual")
+RETIRED_FIELDS = frozenset({"cap_generation_by_budget", "answer_allowance"})
 
 VLM_PRESETS = {
     "qwen-7b": "Qwen/Qwen2.5-VL-7B-Instruct",
@@ -54,6 +61,7 @@ class PipelineConfig:
     frames_per_question: int = _f(16, "frames shown to the model per sampler question")
     num_key_frames: int = _f(6, "key-segment frames shown to the reasoner")
     num_reference_frames: int = _f(4, "global reference frames across the whole video")
+    min_key_frames: int = _f(8, "the key segment never shrinks below this many frames (HTFS)")
     fallback_percent: float = _f(0.5, "target position used when no percentage answer parses (VISA)")
     seed: int = _f(0, "seed for sampling answers and the random_key ablation")
 
@@ -72,9 +80,14 @@ class PipelineConfig:
     easy_budget: int = _f(96, "reasoning-token budget for easy queries")
     medium_budget: int | None = _f(None, "budget for medium queries (None: no penalty, PixelThink)")
     hard_budget: int = _f(256, "reasoning-token budget for hard queries")
-    cap_generation_by_budget: bool = _f(True, "stop generation at budget + answer allowance")
-    answer_allowance: int = _f(160, "tokens allowed after the budget for the <answer> part")
-    max_new_tokens: int = _f(1024, "hard cap on generated tokens")
+    max_new_tokens: int | None = _f(
+        None, "reasoning token cap; None: the profile's (the budget only shapes the prompt, never cuts)"
+    )
+    sampler_vlm: str | None = _f(
+        None,
+        "model asked the HTFS and difficulty questions when the profile is grounding-only "
+        "(None: the base Qwen2.5-VL of the reasoner's size); hub id or local path",
+    )
     temperature: float = _f(0.7, "sampling temperature for the K / M sampler answers (reasoner is greedy)")
     cues: tuple[str, ...] = _f(("box", "point", "negative"), "cue kinds given to the segmenter")
     manual_cues: list[dict[str, Any]] | None = _f(None, "cues for the manual backend (TargetCues dicts)")
@@ -94,6 +107,13 @@ class PipelineConfig:
     xmem_max_long_term_elements: int = _f(10000, "XMem: max long-term elements")
     xmem_num_prototypes: int = _f(128, "XMem: prototypes per consolidation")
     flow_max_side: int = _f(480, "flow propagator works at this longer side")
+    edgetam_model: str = _f(EDGETAM_MODEL, "EdgeTAM video hub id or local path (propagator edgetam)")
+    sam3_model: str = _f(SAM3_MODEL, "SAM 3 hub id or local path (sam3-tracker, sam3-text; gated)")
+    tracker_prompt: str = _f("mask", "edgetam / sam3-tracker start from the keyframe: mask | cues (box + points)")
+
+    # ---- method: the paper's pipeline, or a direct method beside it
+    method: str = _f("videoseg-r1", "videoseg-r1 (the three stages) | sam3-text (SAM 3 on the query, no reasoning)")
+    sam3_text: str = _f("noun-phrase", "sam3-text prompt: noun-phrase (cut from the query) | query (as typed)")
 
     # ---- runtime
     device: str = _f("auto", "auto | cpu | cuda | cuda:N")
@@ -115,6 +135,16 @@ class PipelineConfig:
             raise ValueError(f"segmenter must be one of {SEGMENTERS}, got {self.segmenter!r}")
         if self.propagator not in PROPAGATORS:
             raise ValueError(f"propagator must be one of {PROPAGATORS}, got {self.propagator!r}")
+        if self.tracker_prompt not in TRACKER_PROMPTS:
+            raise ValueError(f"tracker_prompt must be one of {TRACKER_PROMPTS}, got {self.tracker_prompt!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.sam3_text not in SAM3_TEXTS:
+            raise ValueError(f"sam3_text must be one of {SAM3_TEXTS}, got {self.sam3_text!r}")
+        if self.min_key_frames < 1:
+            raise ValueError(f"min_key_frames must be at least 1, got {self.min_key_frames}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1 (or None), got {self.max_new_tokens}")
         if self.num_interval_answers < 1 or self.num_percent_answers < 1:
             raise ValueError("K and M must be at least 1")
         if not 0.0 < self.delta <= 1.0:
@@ -125,6 +155,8 @@ class PipelineConfig:
             raise ValueError("frame counts out of range")
         if self.vlm in VLM_PRESETS:
             self.vlm = VLM_PRESETS[self.vlm]
+        if self.sampler_vlm in VLM_PRESETS:
+            self.sampler_vlm = VLM_PRESETS[self.sampler_vlm]
         # Imported here: the profiles module loads image code that the config itself does not need.
         from videoseg.reasoning.profiles import get_profile
 
@@ -135,6 +167,8 @@ class PipelineConfig:
     @property
     def weights_free(self) -> bool:
         """True when no stage needs downloaded weights."""
+        if self.method != "videoseg-r1":
+            return False
         return self.vlm in WEIGHTS_FREE_VLMS and self.segmenter == "grabcut" and self.propagator == "flow"
 
     def replace(self, **changes: Any) -> PipelineConfig:
@@ -148,6 +182,8 @@ class PipelineConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
         names = {f.name for f in dataclasses.fields(cls)}
+        # Settings that no longer exist (older traces hold them): the budget no longer cuts generation.
+        data = {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown config fields: {sorted(unknown)}")
@@ -175,21 +211,32 @@ PRESETS: dict[str, tuple[dict[str, Any], str]] = {
         "Table 7 row: no difficulty rating, so no reasoning-token budget",
     ),
     "shapes-xmem": ({"propagator": "xmem"}, "shapes model + GrabCut, XMem propagation (needs XMem.pth)"),
+    "shapes-sam2-video": ({"propagator": "sam2"}, "shapes model + GrabCut, SAM 2.1 video propagation (needs SAM2)"),
+    "shapes-edgetam": ({"propagator": "edgetam"}, "shapes model + GrabCut, EdgeTAM propagation (needs EdgeTAM)"),
     "paper": (dict(_PAPER), "the paper: Qwen2.5-VL-7B + SAM2-large + XMem (needs GPU + weights)"),
     "paper-3b": ({**_PAPER, "vlm": VLM_PRESETS["qwen-3b"]}, "the paper's 3B variant"),
     "paper-first-frame": ({**_PAPER, "sampler": "first_frame"}, "paper models, Table 5 first-frame row"),
     "paper-box-only": ({**_PAPER, "cues": ("box",)}, "paper models, Table 6 box-only row"),
     "paper-sam2-video": ({**_PAPER, "propagator": "sam2"}, "paper models, SAM2 video propagation"),
+    "paper-edgetam": ({**_PAPER, "propagator": "edgetam"}, "paper models, EdgeTAM propagation (Apache-2.0)"),
+    "paper-sam3-tracker": (
+        {**_PAPER, "propagator": "sam3-tracker"},
+        "paper models, SAM 3 tracker propagation (gated weights: SAM License, hub token)",
+    ),
+    "sam3-text": (
+        {"method": "sam3-text"},
+        "SAM 3 segments the query's noun phrase directly: no HTFS, no reasoning (gated weights)",
+    ),
     "paper-no-budget": (
         {**_PAPER, "rate_difficulty": False},
         "paper models, Table 7 row: no reasoning budget",
     ),
     "visionreasoner": (
-        {**_PAPER, "vlm": VLM_PRESETS["visionreasoner-7b"], "profile": "visionreasoner"},
+        {**_PAPER, "vlm": VLM_PRESETS["visionreasoner-7b"], "sampler_vlm": VLM_PRESETS["qwen-7b"], "profile": "visionreasoner"},
         "VisionReasoner-7B as reasoner (closest released GRPO checkpoint)",
     ),
     "seg-zero": (
-        {**_PAPER, "vlm": VLM_PRESETS["seg-zero-7b"], "profile": "seg-zero"},
+        {**_PAPER, "vlm": VLM_PRESETS["seg-zero-7b"], "sampler_vlm": VLM_PRESETS["qwen-7b"], "profile": "seg-zero"},
         "Seg-Zero-7B as reasoner",
     ),
 }

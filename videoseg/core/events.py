@@ -157,6 +157,31 @@ class RunFinished(Event):
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class ModelCall(Event):
+    """One model call (one ``generate``): what it was for and what it cost.
+
+    ``purpose``: "interval" | "percentage" | "difficulty" | "reason"; ``level``: the HTFS level (None
+    otherwise); ``prompt_tokens`` counts every input token, ``vision_tokens`` those the frames became;
+    ``new_tokens``: generated tokens per returned sequence (``num_sequences`` of them from one prefill);
+    ``truncated``: how many were cut at ``max_new_tokens``; ``peak_cuda_mb``: None off CUDA.
+    """
+
+    type: ClassVar[str] = "model_call"
+    for_stage: str  # "sampler" | "difficulty" | "reasoner"
+    purpose: str
+    model_id: str | None = None
+    level: int | None = None
+    prompt_tokens: int = 0
+    vision_tokens: int = 0
+    new_tokens: list[int] = field(default_factory=list)
+    num_sequences: int = 1
+    max_new_tokens: int = 0
+    truncated: int = 0
+    seconds: float = 0.0
+    peak_cuda_mb: float | None = None
+
+
 # --------------------------------------------------------------------------- stage 1: sampler
 
 
@@ -305,6 +330,7 @@ __all__ = [
     "Event",
     "FramesDecoded",
     "KeyframeMask",
+    "ModelCall",
     "ParseError",
     "PromptShown",
     "PropagatedMask",

@@ -32,8 +32,13 @@ _PROPAGATORS = {
     "flow": ("videoseg.propagation.flow", "FlowPropagator"),
     "xmem": ("videoseg.propagation.xmem", "XMemPropagator"),
     "sam2": ("videoseg.propagation.sam2_video", "Sam2VideoPropagator"),
+    "edgetam": ("videoseg.propagation.edgetam", "EdgeTamPropagator"),
+    "sam3-tracker": ("videoseg.propagation.sam3_tracker", "Sam3TrackerPropagator"),
 }
 _WEIGHTS_FREE = {"shapes", "manual", "grabcut", "flow"}
+# Built per run (they read run settings such as config.tracker_prompt); their weights are cached
+# underneath by runtime.loading.cached_model, so building one costs nothing.
+_PER_RUN = {"edgetam", "sam3-tracker"}
 
 _cache: dict[tuple[Any, ...], Any] = {}
 _lock = threading.Lock()
@@ -56,7 +61,7 @@ def _load_class(module_name: str, class_name: str) -> type:
 
 def _build(kind: str, name: str, spec: tuple[str, str], config: PipelineConfig, model_id: str | None) -> Any:
     cls = _load_class(*spec)
-    if name in _WEIGHTS_FREE:
+    if name in _WEIGHTS_FREE or name in _PER_RUN:
         return cls(config)
     key = (kind, name, model_id, config.device, config.dtype)
     with _lock:

@@ -37,7 +37,13 @@ APPROX_GB = {
     "facebook/sam2.1-hiera-base-plus": 0.32,
     "facebook/sam2.1-hiera-large": 0.9,
     "XMem.pth": 0.25,
+    "yonigozlan/EdgeTAM-hf": 0.06,
+    "facebook/sam3": 3.4,
 }
+
+# Hub repositories that serve their files only to an account that accepted the licence, with that
+# account's token (the licence named for the refusal message).
+GATED = {"facebook/sam3": "SAM License"}
 
 Locator = Callable[[str], tuple[bool, str]]
 
@@ -103,6 +109,12 @@ def needed(config: PipelineConfig) -> list[tuple[str, str]]:
         needs.append(("propagator", config.xmem_checkpoint))
     elif config.propagator == "sam2" and config.sam2_model not in {m for _, m in needs}:
         needs.append(("propagator", config.sam2_model))
+    elif config.propagator == "edgetam":
+        needs.append(("propagator", config.edgetam_model))
+    elif config.propagator == "sam3-tracker":
+        needs.append(("propagator", config.sam3_model))
+    if config.method == "sam3-text":  # no reasoner, segmenter or propagator of the pipeline: SAM 3 alone
+        needs = [("segmenter", config.sam3_model)]
     return needs
 
 
@@ -147,7 +159,63 @@ def downloadable(model_id: str) -> bool:
         from videoseg.propagation.xmem.network import XMEM_URL
 
         return _xmem_download_on() and models.url_reachable(XMEM_URL)
-    return _is_hub_id(model_id) and models.hub_reachable()  # a missing local path never is
+    if not (_is_hub_id(model_id) and models.hub_reachable()):  # a missing local path never is
+        return False
+    return gated_refusal(model_id) is None
+
+
+def _hub_token() -> str | None:
+    """The token the hub clients would send (``HF_TOKEN`` or a saved login), without network."""
+    try:
+        from huggingface_hub import get_token
+    except ImportError:
+        return None
+    return get_token()
+
+
+_AUTHORISED: dict[tuple[str, str], bool] = {}  # (repo, token) -> may download (asked once per process)
+
+
+def _authorised(model_id: str, token: str) -> bool:
+    """Whether ``token`` may download the gated ``model_id`` (asks the hub; only called when reachable).
+    An answer other than "gated, not authorised" (a network hiccup) counts as yes: the load then says why."""
+    key = (model_id, token)
+    if key not in _AUTHORISED:
+        try:
+            from huggingface_hub import auth_check
+            from huggingface_hub.errors import GatedRepoError
+        except ImportError:
+            return True
+        try:
+            auth_check(model_id, token=token)
+            _AUTHORISED[key] = True
+        except GatedRepoError:
+            _AUTHORISED[key] = False
+        except Exception:  # an unknown answer: let from_pretrained report it
+            return True
+    return _AUTHORISED[key]
+
+
+def gated_refusal(model_id: str) -> str | None:
+    """Why a gated checkpoint cannot be downloaded with this machine's credentials, else None.
+
+    No token: refused without asking anyone. A token: the hub is asked (when it can be reached)
+    whether that token's account accepted the licence."""
+    licence = GATED.get(model_id)
+    if licence is None:
+        return None
+    from videoseg.runtime import loading as models
+
+    page = f"{models.hub_endpoint().rstrip('/')}/{model_id}"
+    token = _hub_token()
+    if not token:
+        return (
+            f"gated on the hub ({licence}): accept the licence at {page} and give this machine that "
+            "account's token (HF_TOKEN, or `hf auth login`)"
+        )
+    if models.hub_reachable() and not _authorised(model_id, token):
+        return f"gated on the hub ({licence}): this machine's token is not authorised; accept the licence at {page}"
+    return None
 
 
 def why_not_fetched(model_id: str) -> str:
@@ -162,6 +230,9 @@ def why_not_fetched(model_id: str) -> str:
         return f"no connection to {urlsplit(XMEM_URL).hostname}"
     if not _is_hub_id(model_id):
         return "no such file or folder"
+    gated = gated_refusal(model_id)
+    if gated is not None:
+        return gated
     return f"no connection to {urlsplit(hub_endpoint()).hostname}"
 
 
@@ -204,8 +275,10 @@ def command_line_message(
     options: list[str] = []
     for r in missing:
         option = _LOCAL_OPTIONS.get(r.what)
-        if r.what == "propagator":  # XMem, or SAM2 used as the video propagator
-            option = "--xmem" if config.propagator == "xmem" else "--sam2"
+        if r.what == "propagator":  # XMem, or SAM2 used as the video propagator (no option for the others)
+            option = {"xmem": "--xmem", "sam2": "--sam2"}.get(config.propagator)
+        if config.method != "videoseg-r1":
+            option = None  # the direct method's model has no local-copy option
         if option and option not in options:
             options.append(option)
     if with_options:
@@ -241,11 +314,13 @@ def xmem_cache_hint() -> str:
 
 __all__ = [
     "APPROX_GB",
+    "GATED",
     "STAGE_ROLES",
     "Requirement",
     "command_line_message",
     "command_line_refusal",
     "downloadable",
+    "gated_refusal",
     "listing",
     "locate",
     "needed",
