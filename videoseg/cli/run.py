@@ -15,9 +15,12 @@ that named no target, empty keyframe masks).
 
 Nothing the user made is lost: output paths are checked before any model loads (a file where a
 folder should be, a trace path that holds something other than a trace, such as the input video,
-are refused); outputs are written to a staging folder inside ``--out`` and moved into place only when
-all of them are written, so a failed write leaves an earlier run's outputs whole, and a re-run into
-the same folder replaces them completely (no stale mask PNGs of a longer earlier video), saying so.
+are refused). Every artefact is written by :mod:`videoseg.io.export` (one format each; the overlay
+has the explorer's look), streamed while the run propagates: mask PNGs as their frames arrive, the
+overlay in chunks. They go into a new folder beside ``--out`` that replaces it in one step when the
+run ends (:class:`videoseg.io.outputs.FolderReplacement`): at every instant ``--out`` holds either
+the complete earlier run or the complete new one, even when the process is killed; a failed run
+leaves it untouched; the user's own files in it stay; no stale output of an earlier run survives.
 """
 
 from __future__ import annotations
@@ -30,23 +33,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from videoseg.core import events as ev
 from videoseg.core.config import PRESETS, describe_presets, preset
 from videoseg.core.state import RunState
-from videoseg.io.outputs import (
-    MASK_NAME,
-    check_output_dir,
-    check_output_file,
-    replace_numbered_pngs,
-    same_file,
-    staging_folder,
-)
+from videoseg.io.export import OUTPUT_NAMES, RunExport, export_run
+from videoseg.io.outputs import MASK_NAME, check_output_file, check_replaceable_dir, same_file
 from videoseg.runtime import weights
-
-OVERLAY_ALPHA = 0.5
-OUTPUT_NAMES = ("masks", "cues.json", "reasoning.txt", "overlay.mp4")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -121,7 +113,7 @@ def _run_main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # Output paths are checked before the run: a long run must not end in "cannot write".
-    problem = check_output_dir(args.out, "--out")
+    problem = check_replaceable_dir(args.out, "--out")
     if problem is None and same_file(args.out / "overlay.mp4", args.video):
         problem = f"--out {args.out} would overwrite the input video with overlay.mp4; choose another folder"
     if problem is None and args.trace is not None:
@@ -143,18 +135,46 @@ def _run_main(args: argparse.Namespace) -> int:
     from videoseg.core.trace import TraceError, tee
 
     # The trace records the video's absolute path, so `replay` from another folder still finds it
-    # for the overlay (a path relative to this run's working folder would not).
-    events: Iterable[ev.Event] = run(args.video.absolute(), args.query, config, preset=args.preset)
+    # for the overlay (a path relative to this run's working folder would not). The video is opened
+    # once here and shared by the run and the overlay writer (opening counts every frame: on a long
+    # video that pass is worth doing once); one that does not open is left to the run to report.
+    video = _open_quietly(args.video.absolute())
+    events: Iterable[ev.Event] = run(
+        video if video is not None else args.video.absolute(), args.query, config, preset=args.preset
+    )
     if args.trace is not None:
         events = tee(events, args.trace)
     state = RunState()
     try:
-        for event in _with_progress(events, quiet=args.quiet):
-            state.apply(event)
-    except TraceError as exc:  # the trace became unwritable during the run (disk full...)
-        print(f"error: {exc}", file=sys.stderr)
+        # Outputs are written while the run goes on (mask PNGs as frames arrive, the overlay in
+        # chunks), into a folder beside --out that replaces it only when the run has finished.
+        with RunExport(args.out, video=video) as export:
+            try:
+                for event in _with_progress(events, quiet=args.quiet):
+                    state.apply(event)
+                    export.feed(event)
+            except TraceError as exc:  # the trace became unwritable during the run (disk full...)
+                print(f"error: {exc}", file=sys.stderr)
+                export.abort()
+                return 1
+            return _finish(state, args.out, quiet=args.quiet, export=export)
+    except OSError as exc:  # the folder beside --out could not be made (disk full, permissions)
+        text = exc.strerror or str(exc)
+        print(f"error: could not write outputs to {args.out}: {text}", file=sys.stderr)
         return 1
-    return _finish(state, args.out, quiet=args.quiet)
+    finally:
+        if video is not None:
+            video.close()
+
+
+def _open_quietly(path: Path) -> Any:
+    """The opened video, or None when it does not open (the run then reports why, as its error)."""
+    from videoseg.io.video import VideoError, open_video
+
+    try:
+        return open_video(path)
+    except (VideoError, OSError, ValueError):
+        return None
 
 
 def _with_progress(events: Iterable[ev.Event], quiet: bool) -> Iterator[ev.Event]:
@@ -188,13 +208,21 @@ def _with_progress(events: Iterable[ev.Event], quiet: bool) -> Iterator[ev.Event
             bar.close()
 
 
-def _finish(state: RunState, out: Path | None, quiet: bool, video_path: str | None = None) -> int:
+def _finish(
+    state: RunState, out: Path | None, quiet: bool, video_path: str | None = None, export: RunExport | None = None
+) -> int:
+    """Report how the run ended and switch its outputs into ``out`` (the streamed ``export`` of a
+    live run, or everything written now from the state of a replayed trace)."""
     fatal = [e for e in state.errors if e.fatal]
     if fatal:
         print(f"error [{fatal[0].for_stage}]: {fatal[0].message}", file=sys.stderr)
+        if export is not None:
+            export.abort()
         return 1
     if state.finished is None:
         print("error: the run ended without finishing (truncated trace?)", file=sys.stderr)
+        if export is not None:
+            export.abort()
         return 1
     # A run that finds nothing still worked (exit 0), but empty masks must not pass unnoticed.
     nothing = no_target_reason(state)
@@ -202,7 +230,10 @@ def _finish(state: RunState, out: Path | None, quiet: bool, video_path: str | No
         print(f"warning: {nothing}", file=sys.stderr)
     if out is not None:
         try:
-            notes = write_outputs(state, out, video_path=video_path)
+            if export is not None:
+                notes = export.finish(state)
+            else:
+                notes = export_run(state, out, video_path=video_path)
         except Exception as exc:  # any failure: say it in one line; earlier outputs stay whole
             text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip("'\"")
             print(f"error: could not write outputs to {out}: {text or type(exc).__name__}", file=sys.stderr)
@@ -256,113 +287,6 @@ def _every_mask_empty(state: RunState) -> bool:
 # --------------------------------------------------------------------------- outputs
 
 
-def write_outputs(state: RunState, out: Path, video_path: str | None = None) -> list[str]:
-    """Write masks/, overlay.mp4, cues.json and reasoning.txt of a finished run; returns notes.
-
-    The overlay needs the video's frames: ``video_path`` or the path the run recorded. When neither
-    opens, the overlay is skipped and a note says why. Everything is written to a staging folder
-    first and moved into place at the end: on any error ``out`` keeps what it held before; outputs of
-    an earlier run in ``out`` are replaced completely (stale mask PNGs and overlay removed) and a note
-    says so.
-    """
-    from videoseg.io.video import VideoError, open_video, write_mask_pngs, write_mp4
-
-    out = Path(out)
-    notes: list[str] = []
-    with staging_folder(out) as staging:
-        write_mask_pngs(staging / "masks", _checked_label_maps(state))
-        cues = {
-            "query": state.query,
-            "frame_idx": state.keyframe,
-            "targets": state.cues or [],
-            "used": state.cues_used,
-            "parse_error": None if state.parse_error is None else state.parse_error.message,
-            "keyframe_scores": [state.keyframe_masks[k].score for k in sorted(state.keyframe_masks)],
-        }
-        (staging / "cues.json").write_text(json.dumps(cues, indent=2), encoding="utf-8")
-        reasoning = state.reasoning.raw_text if state.reasoning is not None else state.text
-        # errors=: a query or path with undecodable bytes must not stop the write.
-        (staging / "reasoning.txt").write_text(reasoning, encoding="utf-8", errors="backslashreplace")
-
-        path = video_path or state.video.get("path")
-        video = None
-        if not path:
-            notes.append("no video path recorded: overlay.mp4 not written")
-        else:
-            try:
-                video = open_video(path)
-            except (VideoError, OSError) as exc:
-                notes.append(f"overlay.mp4 not written: {exc}")
-        if video is not None and same_file(out / "overlay.mp4", path):
-            video.close()
-            video = None
-            notes.append(f"overlay.mp4 not written: {out / 'overlay.mp4'} is the run's video itself")
-        if video is not None:
-            with video:
-                run_w, run_h = _run_size(state, video.size)
-                if len(video) != state.num_frames or tuple(video.size) != (run_w, run_h):
-                    notes.append(
-                        f"overlay.mp4 not written: {path} has {len(video)} frames of "
-                        f"{video.size[0]}x{video.size[1]}, the run {state.num_frames} of {run_w}x{run_h}"
-                    )
-                else:
-                    frames = (overlay(frame, state.label_map(idx)) for idx, frame in video.iter_frames())
-                    write_mp4(staging / "overlay.mp4", frames, video.fps)
-        notes.extend(_move_into_place(staging, out, keep=path or None))
-    return notes
-
-
-def _run_size(state: RunState, default: tuple[int, int]) -> tuple[int, int]:
-    width, height = state.video.get("width"), state.video.get("height")
-    if isinstance(width, int) and isinstance(height, int):
-        return width, height
-    return tuple(default)  # type: ignore[return-value]
-
-
-def _checked_label_maps(state: RunState) -> Iterator[np.ndarray]:
-    """Label maps of frames 0..T-1; a frame missing or not decodable is named (a damaged trace)."""
-    num_frames = state.video.get("num_frames")
-    if not isinstance(num_frames, int) or isinstance(num_frames, bool) or num_frames < 0:
-        raise ValueError(f"the run records no usable frame count ({num_frames!r})")
-    size = state.video.get("width"), state.video.get("height")
-    for idx in range(num_frames):
-        try:
-            labels = state.label_map(idx)
-        except KeyError:
-            raise ValueError(f"frame {idx} has no mask in this run") from None
-        except Exception as exc:
-            raise ValueError(f"the mask of frame {idx} cannot be decoded ({exc})") from exc
-        if all(isinstance(v, int) for v in size) and labels.shape != (size[1], size[0]):
-            raise ValueError(
-                f"the mask of frame {idx} is {labels.shape[1]}x{labels.shape[0]}, "
-                f"the video {size[0]}x{size[1]}"
-            )
-        yield labels
-
-
-def _move_into_place(staging: Path, out: Path, keep: str | Path | None = None) -> list[str]:
-    """Replace ``out``'s outputs by the staged ones; notes name what an earlier run left there.
-
-    ``keep``: a file never removed even where it has an output's name (the run's own video).
-    """
-    notes: list[str] = []
-    earlier = [
-        name
-        for name in OUTPUT_NAMES
-        if (out / name).exists() and not (keep is not None and same_file(out / name, keep))
-    ]
-    replace_numbered_pngs(staging / "masks", out / "masks")  # files of the user's own stay
-    for name in ("cues.json", "reasoning.txt", "overlay.mp4"):
-        if (staging / name).exists():
-            os.replace(staging / name, out / name)
-        elif (out / name).is_file() and not (keep is not None and same_file(out / name, keep)):
-            (out / name).unlink()  # an earlier run's overlay would not match these masks
-            notes.append(f"removed the earlier run's {name} from {out} (it would not match these masks)")
-    if earlier:
-        notes.insert(0, f"replaced the outputs of an earlier run in {out} ({', '.join(earlier)})")
-    return notes
-
-
 def check_trace_target(trace: Path, video: Path | None = None) -> str | None:
     """Why ``--trace`` may not be written: a folder, the input video, or a file that is not a trace."""
     if video is not None and same_file(trace, video):
@@ -393,19 +317,6 @@ def _output_clash(path: Path, out: Path) -> str | None:
     return None
 
 
-def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """Blend each target's colour (DAVIS palette, target i -> colour i + 1) over an RGB frame."""
-    from videoseg.io.video import davis_palette
-
-    if not labels.any():
-        return frame
-    colours = davis_palette().astype(np.float32)
-    out = frame.astype(np.float32)
-    fg = labels > 0
-    out[fg] = (1 - alpha) * out[fg] + alpha * colours[labels[fg]]
-    return out.round().astype(np.uint8)
-
-
 # --------------------------------------------------------------------------- replay
 
 
@@ -413,7 +324,7 @@ def _replay_main(args: argparse.Namespace) -> int:
     from videoseg.core.trace import TraceError, read_trace
 
     if args.out is not None:
-        problem = check_output_dir(args.out, "--out")
+        problem = check_replaceable_dir(args.out, "--out")
         if problem is not None:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -513,4 +424,4 @@ def describe_event(event: ev.Event, verbose: bool = False) -> str | None:
     return None
 
 
-__all__ = ["add_parser", "describe_event", "no_target_reason", "overlay", "write_outputs"]
+__all__ = ["add_parser", "describe_event", "no_target_reason"]

@@ -1,7 +1,10 @@
-"""Binary masks <-> COCO RLE (pycocotools), the form masks take in events and traces."""
+"""Binary masks (paper step 3's output): COCO RLE (pycocotools), the form masks take in events and
+traces; label maps; and the two things every consumer computes from masks, in one place: the union of
+a frame's targets (what the benchmarks score) and a mask's box (extreme pixels)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -36,3 +39,40 @@ def labels_from_masks(masks: np.ndarray) -> np.ndarray:
     for i, m in enumerate(masks):
         out[m] = i + 1
     return out
+
+
+def union(masks: np.ndarray) -> np.ndarray:
+    """(K, H, W) bool -> (H, W) bool: the pixels of any target (K = 0 gives an empty mask).
+
+    The benchmarks score an expression against the union of its objects (MeViS / ReVOS protocol),
+    so every prediction written for scoring (benchmark PNGs, shapes evaluation, Compare tab,
+    failure diagnosis) is this union."""
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 3:
+        raise ValueError(f"expected (K, H, W), got {masks.shape}")
+    return masks.any(axis=0)
+
+
+def union_stack(
+    masks_by_frame: Mapping[int, np.ndarray], num_frames: int, height: int, width: int
+) -> np.ndarray:
+    """(T, H, W) bool union over targets of a run's masks (``frame_idx -> (K, H, W)``, e.g.
+    ``RunState.masks``); a frame with no mask, no target or another size stays empty."""
+    out = np.zeros((num_frames, height, width), dtype=bool)
+    for idx in range(num_frames):
+        if idx in masks_by_frame:
+            masks = masks_by_frame[idx]
+            if masks.shape[0] and masks.shape[1:] == (height, width):
+                out[idx] = union(masks)
+    return out
+
+
+def mask_box(mask: np.ndarray) -> list[int] | None:
+    """(H, W) bool -> [x1, y1, x2, y2], the extreme mask pixels (inclusive); None for an empty mask.
+
+    The paper's training boxes are "extreme mask pixels" (as VisionReasoner's data); every box made
+    from a mask (training targets, segmenter agreement, failure diagnosis) is this one."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    return [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
