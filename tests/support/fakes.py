@@ -7,75 +7,103 @@ kind of answer. Never import this outside tests/ and bench/.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from videoseg.core.interfaces import BackendDescription, Clip, ReasonRequest, VideoQAPrompts
+from videoseg.core.interfaces import (
+    BackendDescription,
+    CallSettings,
+    Clip,
+    LegacyCalls,
+    ModelAnswer,
+    ReasonRequest,
+    TextReasoning,
+    Usage,
+)
 
 Answer = str | Callable[[Clip, int], str]
 
 
 @dataclass
-class ScriptedVideoQA:
+class ScriptedVideoQA(LegacyCalls):
     """Answers from scripts: ``intervals[level][k]``, ``percents[m]``, ``difficulty``, ``reasoning`` pieces.
 
     A level missing from ``intervals`` repeats the last one given. Answers may be callables
-    ``(clip, sample) -> str``. ``fail_on`` names a method that raises RuntimeError (model failure).
+    ``(clip, sample) -> str``. ``fail_on`` names a call that raises RuntimeError (model failure):
+    ``answer_intervals``, ``answer_percentages``, ``rate_difficulty`` or ``start_reasoning``.
+    It records what it was asked (``interval_clips``, ``percent_clips``, ``requests``, ``settings``),
+    which is the point of a test double, unlike a real backend that keeps nothing of a run.
     """
 
     intervals: list[list[Answer]] = field(default_factory=lambda: [["from 0 to 1 seconds"]])
     percents: list[Answer] = field(default_factory=lambda: ["50%"])
     difficulty: str = '{"scene": 2, "segmentation": 2, "temporal": 2, "motion": 2, "linguistic": 2}'
     reasoning: Sequence[str] = ("<think>ok</think>", "<answer>[]</answer>")
-    space: tuple[int, int] | None = None  # answer_space; None -> the frame's own size
+    space: tuple[int, int] | None = None  # answer size; None -> the frame's own size
     fail_on: str | None = None
     info: BackendDescription = field(
         default_factory=lambda: BackendDescription("scripted", True, "test double (scripted answers)")
     )
-    last_prompts: VideoQAPrompts = field(default_factory=VideoQAPrompts)
     interval_clips: list[Clip] = field(default_factory=list)
     percent_clips: list[Clip] = field(default_factory=list)
     requests: list[ReasonRequest] = field(default_factory=list)
-    _level_of_window: dict[tuple[int, int], int] = field(default_factory=dict)
+    settings: list[CallSettings] = field(default_factory=list)
 
-    def _maybe_fail(self, name: str) -> None:
-        if self.fail_on == name:
-            raise RuntimeError(f"scripted failure in {name}")
+    def _maybe_fail(self, *names: str) -> None:
+        if self.fail_on in names:
+            raise RuntimeError(f"scripted failure in {self.fail_on}")
 
-    def answer_interval(self, clip: Clip, query: str, sample: int) -> str:
-        self._maybe_fail("answer_interval")
-        if sample == 0:
-            self.interval_clips.append(clip)
+    def question_prompt(
+        self, purpose: str, clip: Clip, query: str, settings: CallSettings | None = None
+    ) -> str:
+        return f"{purpose} prompt for {query!r}"
+
+    def answer_intervals(self, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
+        self._maybe_fail("answer_intervals", "answer_interval")
+        self.interval_clips.append(clip)
+        self.settings.append(settings)
         level = len(self.interval_clips) - 1
         answers = self.intervals[min(level, len(self.intervals) - 1)]
-        self.last_prompts.interval = f"interval prompt for {query!r}"
-        answer = answers[sample % len(answers)]
-        return answer(clip, sample) if callable(answer) else answer
+        texts = [_text(answers[k % len(answers)], clip, k) for k in range(num)]
+        return _answer(texts, self.question_prompt("interval", clip, query))
 
-    def answer_percentage(self, clip: Clip, query: str, sample: int) -> str:
-        self._maybe_fail("answer_percentage")
-        if sample == 0:
-            self.percent_clips.append(clip)
-        self.last_prompts.percentage = f"percentage prompt for {query!r}"
-        answer = self.percents[sample % len(self.percents)]
-        return answer(clip, sample) if callable(answer) else answer
+    def answer_percentages(self, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
+        self._maybe_fail("answer_percentages", "answer_percentage")
+        self.percent_clips.append(clip)
+        self.settings.append(settings)
+        texts = [_text(self.percents[m % len(self.percents)], clip, m) for m in range(num)]
+        return _answer(texts, self.question_prompt("percentage", clip, query))
 
-    def rate_difficulty(self, clip: Clip, query: str) -> str:
+    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings | None = None) -> ModelAnswer:
+        if settings is None:  # TRANSITIONAL legacy call (see LegacyCalls)
+            return self._legacy_difficulty(clip, query)  # type: ignore[return-value]
         self._maybe_fail("rate_difficulty")
-        self.last_prompts.difficulty = "difficulty prompt"
-        return self.difficulty
+        self.settings.append(settings)
+        return _answer([self.difficulty], "difficulty prompt")
 
-    def reason(self, request: ReasonRequest) -> Iterator[str]:
-        self._maybe_fail("reason")
+    def start_reasoning(self, request: ReasonRequest, settings: CallSettings) -> TextReasoning:
+        self._maybe_fail("start_reasoning", "reason")
         self.requests.append(request)
-        self.last_prompts.reason = f"reason prompt for {request.query!r}"
-        # A real model stops at its token cap.
-        yield from list(self.reasoning)[: request.max_new_tokens]
+        self.settings.append(settings)
+        height, width = request.target_frame.shape[:2]
+        size = self.space if self.space is not None else (width, height)
+        # A model stops at its token cap: one piece stands for one token here.
+        cap = settings.max_new_tokens or request.max_new_tokens
+        return TextReasoning(f"reason prompt for {request.query!r}", size, list(self.reasoning), cap)
 
-    def answer_space(self, width: int, height: int) -> tuple[int, int]:
+    def answer_space(self, width: int, height: int) -> tuple[int, int]:  # TRANSITIONAL (LegacyCalls)
         return self.space if self.space is not None else (width, height)
+
+
+def _text(answer: Answer, clip: Clip, sample: int) -> str:
+    return answer(clip, sample) if callable(answer) else answer
+
+
+def _answer(texts: list[str], prompt: str) -> ModelAnswer:
+    usage = Usage(new_tokens=[len(t.split()) for t in texts], truncated=[False] * len(texts))
+    return ModelAnswer(texts=texts, prompt=prompt, usage=usage)
 
 
 def moving_square_frames(

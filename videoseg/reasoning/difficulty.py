@@ -8,8 +8,9 @@ The paper's constants are unpublished; the defaults in :class:`~videoseg.core.co
 PixelThink's (same formula): beta 0.002, 96 tokens below D = 3.5, no penalty from 3.5 to 5.0, 256
 tokens at D >= 5.0.
 
-At inference the budget can also cap generation (``cap_generation_by_budget``): the reasoner may write
-at most ``budget + answer_allowance`` tokens, so an easy query cannot ramble.
+At inference the budget only shapes the prompt ("keep the thinking short: at most about N tokens");
+it never cuts generation, whose cap is the reasoner profile's (:func:`max_new_tokens_for`), so a model
+that reasons longer still writes its answer.
 """
 
 from __future__ import annotations
@@ -77,10 +78,16 @@ def length_factor(used_tokens: int, budget: int | None, beta: float = DEFAULT_BE
 
 
 def max_new_tokens_for(budget: int | None, config: PipelineConfig) -> int:
-    """Generation cap: ``min(max_new_tokens, budget + answer_allowance)`` when capping by budget."""
-    if budget is None or not config.cap_generation_by_budget:
-        return config.max_new_tokens
-    return max(1, min(config.max_new_tokens, budget + config.answer_allowance))
+    """The reasoning token cap: ``config.max_new_tokens`` when set, else the profile's.
+
+    The budget never cuts an answer (issue 12): it shapes the prompt (and, in training, the reward);
+    a model that reasons past it still finishes. ``budget`` is accepted so callers read the same.
+    """
+    if config.max_new_tokens is not None:
+        return int(config.max_new_tokens)
+    from videoseg.reasoning.profiles import get_profile
+
+    return int(get_profile(config.profile).max_new_tokens)
 
 
 __all__ = [

@@ -11,21 +11,33 @@ says so in every answer:
   reported as such and pulled to the nearest end;
 - difficulty: not rated (nothing parses, the pipeline warns and applies no budget);
 - reasoning: a short statement that the cues were given by hand, then the answer JSON of the cues in
-  original pixels (``answer_space`` is the frame's own size).
+  original pixels (the answer size is the frame's own size).
+
+The object is built per run from that run's cues (it is weights-free and never cached); its calls take
+the run's :class:`~videoseg.core.interfaces.CallSettings` like every VideoQA and keep nothing.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from typing import ClassVar
 
 from videoseg.core.config import PipelineConfig
 from videoseg.core.cues import TargetCues
-from videoseg.core.interfaces import BackendDescription, Clip, ReasonRequest, VideoQAPrompts
+from videoseg.core.interfaces import (
+    BackendDescription,
+    CallSettings,
+    Clip,
+    LegacyCalls,
+    ModelAnswer,
+    ReasonRequest,
+    TextReasoning,
+    Usage,
+)
 
 
-class ManualVideoQA:
+class ManualVideoQA(LegacyCalls):
     """VideoQA over user-given cues. Raises ValueError when ``config.manual_cues`` is missing or bad."""
 
     def __init__(self, config: PipelineConfig) -> None:
@@ -43,7 +55,6 @@ class ManualVideoQA:
         frames = {c.frame_idx for c in cues}
         if len(frames) > 1:
             raise ValueError(f"manual cues must all be on one frame, got frames {sorted(frames)}")
-        self.config = config
         self.cues = cues
         self.frame_idx = cues[0].frame_idx
         self.info = BackendDescription(
@@ -52,17 +63,28 @@ class ManualVideoQA:
             description=f"manual cues given by the user on frame {self.frame_idx}; no model reasons",
             model_id=None,
         )
-        self.last_prompts = VideoQAPrompts()
 
-    def answer_interval(self, clip: Clip, query: str, sample: int) -> str:
-        self.last_prompts.interval = "(manual backend: no question is asked of a model)"
-        return (
+    _PROMPTS: ClassVar[dict[str, str]] = {
+        "interval": "(manual backend: no question is asked of a model)",
+        "percentage": "(manual backend: the clicked frame's position is reported)",
+        "difficulty": "(manual backend: no difficulty rating)",
+    }
+
+    def question_prompt(
+        self, purpose: str, clip: Clip, query: str, settings: CallSettings | None = None
+    ) -> str:
+        if purpose not in self._PROMPTS:
+            raise ValueError(f"unknown question {purpose!r}; one of {', '.join(self._PROMPTS)}")
+        return self._PROMPTS[purpose]
+
+    def answer_intervals(self, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
+        text = (
             "Manual cues: no model localises the query in time, so the whole window is relevant: "
             f"from 0.0 to {clip.duration:.3f} seconds."
         )
+        return _answer([text] * int(num), self._PROMPTS["interval"])
 
-    def answer_percentage(self, clip: Clip, query: str, sample: int) -> str:
-        self.last_prompts.percentage = "(manual backend: the clicked frame's position is reported)"
+    def answer_percentages(self, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
         start, end = clip.window
         length = end - start + 1
         frame = min(max(self.frame_idx, start), end)
@@ -73,14 +95,16 @@ class ManualVideoQA:
             "" if frame == self.frame_idx else f" (clicked frame {self.frame_idx} lies outside; nearest end)"
         )
         # The percentage comes first: the parser reads the first number.
-        return f"{percent:.6f}% of the segment: the cues were given on frame {frame}{note}."
+        text = f"{percent:.6f}% of the segment: the cues were given on frame {frame}{note}."
+        return _answer([text] * int(num), self._PROMPTS["percentage"])
 
-    def rate_difficulty(self, clip: Clip, query: str) -> str:
-        self.last_prompts.difficulty = "(manual backend: no difficulty rating)"
-        return "Not rated: the cues were given by hand, no model judged the difficulty."
+    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings | None = None) -> ModelAnswer:
+        if settings is None:  # TRANSITIONAL legacy call (see LegacyCalls)
+            return self._legacy_difficulty(clip, query)  # type: ignore[return-value]
+        text = "Not rated: the cues were given by hand, no model judged the difficulty."
+        return _answer([text], self._PROMPTS["difficulty"])
 
-    def reason(self, request: ReasonRequest) -> Iterator[str]:
-        self.last_prompts.reason = "(manual backend: the user's cues are restated)"
+    def start_reasoning(self, request: ReasonRequest, settings: CallSettings) -> TextReasoning:
         where = f"frame {self.frame_idx}"
         if request.target_index != self.frame_idx:
             where += f" (applied as given to frame {request.target_index}, the sampler's target frame)"
@@ -89,11 +113,20 @@ class ManualVideoQA:
             f"<think>No model reasoning: {len(self.cues)} target(s) were marked by hand on {where}, "
             f"in original pixels.</think><answer>{answer}</answer>"
         )
-        # Stream in word-sized pieces like a model would, so consumers exercise the same path.
-        yield from re.findall(r"\S+\s*|\s+", text)
+        height, width = request.target_frame.shape[:2]
+        # Streamed in word-sized pieces like a model would, so consumers exercise the same path; the
+        # user's cues are never cut by a token cap.
+        pieces = re.findall(r"\S+\s*|\s+", text)
+        return TextReasoning(
+            "(manual backend: the user's cues are restated)", (width, height), pieces, len(pieces)
+        )
 
-    def answer_space(self, width: int, height: int) -> tuple[int, int]:
-        return width, height
+
+def _answer(texts: list[str], prompt: str) -> ModelAnswer:
+    usage = Usage(
+        new_tokens=[len(re.findall(r"\S+\s*|\s+", t)) for t in texts], truncated=[False] * len(texts)
+    )
+    return ModelAnswer(texts=texts, prompt=prompt, usage=usage)
 
 
 __all__ = ["ManualVideoQA"]

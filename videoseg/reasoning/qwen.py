@@ -1,10 +1,12 @@
 """Qwen2.5-VL as the paper's video LLM: HTFS questions (step 1), difficulty rating and reasoner (step 2).
 
-:class:`QwenVideoQA` implements :class:`videoseg.core.interfaces.VideoQA` for any Qwen2.5-VL checkpoint, by hub id
-or local path: the paper's ``Qwen/Qwen2.5-VL-7B-Instruct`` / ``-3B-Instruct`` and the closest released
-GRPO checkpoints ``Ricky06662/VisionReasoner-7B`` / ``Ricky06662/Seg-Zero-7B``. One loaded instance per
-``(id, device, dtype)`` is shared by every caller in the process (:mod:`videoseg.runtime.loading`), so stages 1
-and 2 share the model when their ids match.
+:class:`QwenVideoQA` implements :class:`videoseg.core.interfaces.VideoQA` for any Qwen2.5-VL checkpoint,
+by hub id or local path: the paper's ``Qwen/Qwen2.5-VL-7B-Instruct`` / ``-3B-Instruct`` and the closest
+released GRPO checkpoints ``Ricky06662/VisionReasoner-7B`` / ``Ricky06662/Seg-Zero-7B``. One loaded
+instance per ``(id, device, dtype)`` is shared by every caller in the process
+(:mod:`videoseg.runtime.loading`), so it holds weights and processors only: every call takes the run's
+:class:`~videoseg.core.interfaces.CallSettings` and returns its texts, exact prompt and
+:class:`~videoseg.core.interfaces.Usage`. Two runs with different presets may use one instance at once.
 
 How frames reach the model (the choices, and why):
 
@@ -13,24 +15,19 @@ How frames reach the model (the choices, and why):
   pass in the video metadata) and was trained on temporal grounding with video input, so it answers
   "when" questions best that way; writing the times in the text makes the seconds explicit even
   though frames are merged in pairs (temporal patch size 2) and covers a non-integer frame rate.
-- **Reasoner**: the key segment as a video (same reason), the reference frames as separate small
-  images each labelled with its time (they are spread over the whole video, so they are not a video
-  with a meaningful frame rate), and the target frame last, as a larger image whose pixel size is
-  written in the prompt; the answer's coordinates are in that image's pixels.
-- Every frame is resized here to multiples of the model's patch factor (28) within a pixel budget and
-  the processor is told not to resize again, so the size the model sees is known exactly.
-
-``answer_space(w, h)``: base Qwen2.5-VL checkpoints ground in the pixels of their smart-resized input
-(multiples of 28, within [min_pixels, max_pixels] of the checkpoint's processor, capped here at
-:data:`TARGET_MAX_PIXELS`); VisionReasoner / Seg-Zero resize every image to 840 x 840 in training and
-answer in that space, so for checkpoints whose id or folder name contains ``visionreasoner`` or
-``seg-zero`` (or ``segzero``) the target image is resized to 840 x 840. Cues map back with
-``TargetCues.from_model_space(answer_space(W, H), (W, H))``.
-
-Sampler answers are sampled (``config.temperature``) with a seed derived from ``config.seed``, the
-question and ``sample``, so the K / M answers differ from each other but a run is reproducible; the
-reasoner and the difficulty rating are greedy. The reasoner streams its text token by token from a
-generation thread; an exception in that thread is re-raised in the caller.
+- **The K interval answers of an HTFS level are ONE generate** with ``num_return_sequences=K``: the
+  frames are encoded and prefilled once and K continuations are sampled from that cache (the M
+  percentage answers likewise). Sampling draws from a generator private to the call (seeded by the
+  run's seed, the question and the level), never from torch's global RNG, so concurrent runs neither
+  disturb each other nor lose reproducibility.
+- **Reasoner**: the run's profile (:mod:`videoseg.reasoning.profiles`) builds the chat messages (our
+  layout: key segment as a video, reference frames as small labelled images, the target frame last;
+  VisionReasoner / Seg-Zero: one 840 x 840 image and their own template) and says the pixel space of
+  the answer (``answer_size``). Frames go to the processor already at their final size (multiples of
+  the 28 px patch factor) with resizing switched off, so the size the model sees is known exactly.
+- **Generation finishes**: the reasoning cap is the profile's ``max_new_tokens`` (at least the
+  reference implementations'); a reasoning budget only shapes the prompt. A sequence cut at the cap is
+  reported in ``Usage.truncated``.
 """
 
 from __future__ import annotations
@@ -38,19 +35,32 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+)
 
-from videoseg.core.config import PipelineConfig
-from videoseg.core.interfaces import BackendDescription, Clip, ReasonRequest, VideoQAPrompts
+from videoseg.core.interfaces import (
+    BackendDescription,
+    CallSettings,
+    Clip,
+    LegacyCalls,
+    ModelAnswer,
+    ReasonRequest,
+    Usage,
+)
 from videoseg.reasoning import prompts
 from videoseg.runtime.loading import cached_model, dtype_name, hub_offline, resolve_device, resolve_dtype
 
@@ -63,14 +73,15 @@ REFERENCE_MAX_PIXELS = 448 * 448
 # The target frame carries the answer, so it is larger: ~1024 visual tokens (close to the 840 x 840 of
 # VisionReasoner), instead of the up to 16k tokens of Qwen's own default for a 4K frame.
 TARGET_MAX_PIXELS = 1024 * 28 * 28
-# Answer space of VisionReasoner / Seg-Zero (they resize every image to 840 x 840).
-FIXED_REASONER_SIZE = (840, 840)
-FIXED_SIZE_NAMES = ("visionreasoner", "seg-zero", "segzero", "seg_zero")
 
-INTERVAL_MAX_NEW_TOKENS = 40
-PERCENT_MAX_NEW_TOKENS = 24
-DIFFICULTY_MAX_NEW_TOKENS = 96
-
+# Caps of the short sampler answers ("From 2.0 to 5.5 seconds.", "40%", a five-key JSON): generous, so
+# a model that adds a sentence still finishes; a cut answer is reported like any other.
+QUESTION_MAX_NEW_TOKENS = {"interval": 48, "percentage": 32, "difficulty": 128}
+_QUESTION_TEMPLATES = {
+    "interval": "INTERVAL_QUESTION",
+    "percentage": "PERCENT_QUESTION",
+    "difficulty": "DIFFICULTY_QUESTION",
+}
 _SEED_SALT = {"interval": 1, "percentage": 2}
 
 
@@ -79,7 +90,7 @@ def smart_resize(
 ) -> tuple[int, int]:
     """(height, width) rounded to multiples of ``factor`` with an area in [min_pixels, max_pixels].
 
-    Qwen2.5-VL's own resizing rule (same result as the processor's), kept here so ``answer_space`` can
+    Qwen2.5-VL's own resizing rule (same result as the processor's), kept here so answer spaces can
     be computed without a processor call and tested as a pure function.
     """
     if height < 1 or width < 1:
@@ -99,12 +110,6 @@ def smart_resize(
     return h_bar, w_bar
 
 
-def uses_fixed_answer_size(model_id: str) -> bool:
-    """True for VisionReasoner / Seg-Zero checkpoints (by hub id or folder name), which answer in 840x840."""
-    name = Path(str(model_id).rstrip("/")).name.lower() + " " + str(model_id).lower()
-    return any(tag in name for tag in FIXED_SIZE_NAMES)
-
-
 def qwen_answer_space(
     width: int,
     height: int,
@@ -121,35 +126,20 @@ def qwen_answer_space(
     return w, h
 
 
-@dataclass
-class GenerationRecord:
-    """What the last generation produced (for token counts and truncation in events and tests)."""
-
-    purpose: str = ""
-    token_ids: list[int] = field(default_factory=list)
-    think_tokens: int | None = None  # tokens until "</think>" was complete (reasoner only)
-    text: str = ""
-    max_new_tokens: int = 0
-    stopped_by_eos: bool = False
-
-    @property
-    def num_tokens(self) -> int:
-        return len(self.token_ids)
-
-    @property
-    def truncated(self) -> bool:
-        """Generation hit ``max_new_tokens`` before the model ended its answer."""
-        return not self.stopped_by_eos and self.num_tokens >= self.max_new_tokens
+def sampling_seed(seed: int, purpose: str, level: int) -> int:
+    """Seed of one sampled call: stable across processes (no hash randomisation)."""
+    return zlib.crc32(f"{int(seed)}:{_SEED_SALT.get(purpose, 0)}:{int(level)}".encode())
 
 
 @dataclass
 class _Prepared:
     """A chat prompt with its visual inputs, ready for the processor."""
 
-    content: list[dict[str, Any]]
-    images: list[np.ndarray]
-    videos: list[np.ndarray]
-    video_fps: list[float]
+    content: list[dict[str, Any]] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)
+    videos: list[np.ndarray] = field(default_factory=list)
+    video_fps: list[float] = field(default_factory=list)
+    messages: list[dict[str, Any]] | None = None  # whole conversation (profiles); else one user turn
     text: str = ""
 
     def add_text(self, text: str) -> None:
@@ -244,14 +234,64 @@ class _StopOnEvent(StoppingCriteria):
         )
 
 
-class QwenVideoQA:
+class SeededSampler(LogitsProcessor):
+    """Temperature sampling from a generator private to one call (Gumbel-max), thread-safe.
+
+    ``argmax(logits / T + Gumbel noise)`` is a draw from ``softmax(logits / T)``. The chosen token is
+    returned as the only finite logit, so ``generate``'s own multinomial draw (which reads torch's
+    global RNG, shared by every thread) can only pick it: the draw is fixed by this call's seed alone.
+    Each of the ``num_return_sequences`` rows gets its own noise.
+    """
+
+    def __init__(self, seed: int, temperature: float, device: torch.device) -> None:
+        if temperature <= 0:
+            raise ValueError("sampling needs a positive temperature")
+        self.temperature = float(temperature)
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(int(seed))
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        logits = scores.float() / self.temperature
+        u = torch.rand(logits.shape, generator=self.generator, device=logits.device, dtype=torch.float32)
+        gumbel = -torch.log(-torch.log(u.clamp(1e-12, 1.0 - 1e-7)))
+        choice = torch.argmax(logits + gumbel, dim=-1, keepdim=True)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter(-1, choice, 0.0)
+
+
+class _Measure:
+    """Wall time and (on CUDA) peak allocated memory of one model call."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.seconds = 0.0
+        self.peak_mb: float | None = None
+
+    def __enter__(self) -> _Measure:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        self.seconds = time.perf_counter() - self._start
+
+
+class QwenVideoQA(LegacyCalls):
     """Qwen2.5-VL answering the sampler's and reasoner's questions (see the module docstring)."""
 
-    def __init__(self, config: PipelineConfig) -> None:
-        self.config = config
-        self.model_id = config.vlm
-        self.device = resolve_device(config.device)
-        self.dtype = resolve_dtype(config.dtype, self.device)
+    def __init__(self, model: Any, device: str = "auto", dtype: str = "auto") -> None:
+        # A PipelineConfig is accepted for convenience; only its weights settings are read.
+        if not isinstance(model, str):
+            model, device, dtype = model.vlm, model.device, model.dtype
+        self.model_id = str(model)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self.model, self.processor = cached_model(
             "qwen2.5-vl",
             self.model_id,
@@ -260,101 +300,153 @@ class QwenVideoQA:
             lambda: _load_qwen(self.model_id, self.device, self.dtype),
         )
         image_proc = self.processor.image_processor
-        self.factor = int(image_proc.patch_size) * int(image_proc.merge_size)
+        self.merge = int(image_proc.merge_size)
+        self.factor = int(image_proc.patch_size) * self.merge
         self.image_pixels = _pixel_limits(image_proc)
         self.video_pixels = _pixel_limits(self.processor.video_processor)
-        self.fixed_size = FIXED_REASONER_SIZE if uses_fixed_answer_size(self.model_id) else None
-        space = "840x840 (VisionReasoner-style)" if self.fixed_size else "smart-resized pixels"
         self.info = BackendDescription(
             name="qwen2.5-vl",
             weights_free=False,
-            description=(
-                f"Qwen2.5-VL checkpoint {self.model_id} on {self.device} ({dtype_name(self.dtype)}); "
-                f"answers in {space}"
-            ),
+            description=f"Qwen2.5-VL checkpoint {self.model_id} on {self.device} ({dtype_name(self.dtype)})",
             model_id=self.model_id,
         )
-        self.last_prompts = VideoQAPrompts()
-        self.last_generation = GenerationRecord()
 
-    # ------------------------------------------------------------------ VideoQA protocol
+    def profile(self, name: str) -> Any:
+        """The named profile with this checkpoint's processor facts (patch factor, pixel limits)."""
+        from videoseg.reasoning.profiles import get_profile
 
-    def answer_interval(self, clip: Clip, query: str, sample: int) -> str:
-        prepared = self._clip_prompt(
-            clip, prompts.clip_question(prompts.INTERVAL_QUESTION, **_clip_args(clip, query))
-        )
-        self.last_prompts.interval = prepared.text
-        return self._generate_text(prepared, "interval", INTERVAL_MAX_NEW_TOKENS, sample=sample)
+        return get_profile(name).for_processor(self.factor, *self.image_pixels)
 
-    def answer_percentage(self, clip: Clip, query: str, sample: int) -> str:
-        prepared = self._clip_prompt(
-            clip, prompts.clip_question(prompts.PERCENT_QUESTION, **_clip_args(clip, query))
-        )
-        self.last_prompts.percentage = prepared.text
-        return self._generate_text(prepared, "percentage", PERCENT_MAX_NEW_TOKENS, sample=sample)
+    # ------------------------------------------------------------------ VideoQA: questions
 
-    def rate_difficulty(self, clip: Clip, query: str) -> str:
-        prepared = self._clip_prompt(
-            clip, prompts.clip_question(prompts.DIFFICULTY_QUESTION, **_clip_args(clip, query))
-        )
-        self.last_prompts.difficulty = prepared.text
-        return self._generate_text(prepared, "difficulty", DIFFICULTY_MAX_NEW_TOKENS, sample=None)
+    def question_prompt(
+        self, purpose: str, clip: Clip, query: str, settings: CallSettings | None = None
+    ) -> str:
+        return self._question(purpose, clip, query).text
 
-    def answer_space(self, width: int, height: int) -> tuple[int, int]:
-        lo, hi = self.image_pixels
-        return qwen_answer_space(
-            width, height, factor=self.factor, min_pixels=lo, max_pixels=hi, fixed=self.fixed_size
-        )
+    def answer_intervals(self, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
+        return self._ask("interval", clip, query, num, settings)
 
-    def reason(self, request: ReasonRequest) -> Iterator[str]:
-        """Stream the reasoner's text token by token (greedy, at most ``request.max_new_tokens``)."""
-        prepared = self._reason_prompt(request)
-        self.last_prompts.reason = prepared.text
+    def answer_percentages(self, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
+        return self._ask("percentage", clip, query, num, settings)
+
+    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings | None = None) -> ModelAnswer:
+        if settings is None:  # TRANSITIONAL legacy call (see LegacyCalls)
+            return self._legacy_difficulty(clip, query)  # type: ignore[return-value]
+        return self._ask("difficulty", clip, query, 1, settings)
+
+    def _question(self, purpose: str, clip: Clip, query: str) -> _Prepared:
+        if purpose not in _QUESTION_TEMPLATES:
+            raise ValueError(f"unknown question {purpose!r}; one of {', '.join(_QUESTION_TEMPLATES)}")
+        template = getattr(prompts, _QUESTION_TEMPLATES[purpose])
+        question = prompts.clip_question(template, query=query, times=clip.times(), duration=clip.duration)
+        prepared = _Prepared()
+        prepared.add_video(*self._clip_video(clip))
+        prepared.add_text(question)
+        return self._render(prepared)
+
+    def _ask(self, purpose: str, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
+        num = int(num)
+        if num < 1:
+            raise ValueError(f"at least one answer must be asked for, got {num}")
+        prepared = self._question(purpose, clip, query)
         inputs = self._inputs(prepared)
-        streamer = TokenStreamer(self.processor.tokenizer)
-        stop = threading.Event()
-        failure: list[BaseException] = []
-        record = GenerationRecord(purpose="reason", max_new_tokens=int(request.max_new_tokens))
-        self.last_generation = record
+        cap = QUESTION_MAX_NEW_TOKENS[purpose]
+        sampled = purpose in _SEED_SALT and settings.temperature > 0
+        sampler = None
+        if sampled:
+            seed = sampling_seed(settings.seed, purpose, settings.level)
+            sampler = SeededSampler(seed, settings.temperature, self.device)
+        # Greedy answers are all the same: one sequence is generated and repeated.
+        sequences = num if sampled else 1
+        with _Measure(self.device) as cost:
+            out = self._run_generate(inputs, cap, num=sequences, sampler=sampler)
+        new = out[:, inputs["input_ids"].shape[1] :]
+        counts, cut = self._lengths(new, cap)
+        texts = [
+            self.processor.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
+            for row, n in zip(new, counts)
+        ]
+        if not sampled:
+            texts = texts * num
+        usage = Usage(
+            prompt_tokens=int(inputs["input_ids"].shape[1]),
+            vision_tokens=self._vision_tokens(inputs),
+            new_tokens=counts,
+            truncated=cut,
+            max_new_tokens=cap,
+            seconds=cost.seconds,
+            peak_cuda_mb=cost.peak_mb,
+        )
+        return ModelAnswer(texts=texts, prompt=prepared.text, usage=usage)
 
-        def work() -> None:
-            try:
-                out = self._run_generate(
-                    inputs, record.max_new_tokens, sample=None, streamer=streamer, stop=stop
-                )
-                record.stopped_by_eos = self._ended_by_eos(out, inputs)
-            except BaseException as exc:  # re-raised in the consumer below
-                failure.append(exc)
-                if not streamer.ended:
-                    streamer.end()
+    # ------------------------------------------------------------------ VideoQA: reasoning
 
-        thread = threading.Thread(target=work, name="qwen-reason", daemon=True)
-        thread.start()
-        pieces: list[str] = []
-        try:
-            for piece in streamer:
-                if piece:
-                    pieces.append(piece)
-                    yield piece
-        finally:
-            # Also reached when the consumer stops early (cancel): stop generating at the next token.
-            stop.set()
-            thread.join()
-        record.token_ids = list(streamer.token_ids)
-        record.think_tokens = streamer.think_tokens
-        record.text = "".join(pieces)
-        if failure:
-            raise failure[0]
+    def start_reasoning(self, request: ReasonRequest, settings: CallSettings) -> QwenReasoning:
+        """Build the profile's prompt now (``.prompt``); generation starts when ``.stream()`` is read."""
+        profile = self.profile(settings.profile)
+        prepared, answer_size = self._reason_prompt(request, profile)
+        cap = int(settings.max_new_tokens or profile.max_new_tokens)
+        return QwenReasoning(self, prepared, answer_size, cap)
 
-    @property
-    def last_usage(self) -> dict[str, int]:
-        """Token counts of the last generation, read by the pipeline for ``ReasoningDone``.
+    def answer_space(self, width: int, height: int, profile: str = "qwen2.5-vl") -> tuple[int, int]:
+        """(width, height) the answer's coordinates refer to, for a frame of this size."""
+        size = self.profile(profile).answer_size(int(width), int(height))
+        return int(size[0]), int(size[1])
 
-        ``think_tokens`` counts the tokens up to the end of ``</think>`` (all tokens when it never came).
+    def _reason_prompt(self, request: ReasonRequest, profile: Any) -> tuple[_Prepared, tuple[int, int]]:
+        target = np.asarray(request.target_frame)
+        if target.ndim != 3 or target.shape[2] != 3:
+            raise ValueError(f"target frame must be (H, W, 3), got shape {target.shape}")
+        height, width = target.shape[:2]
+        answer_size = tuple(int(v) for v in profile.answer_size(width, height))
+        prepared = self._from_messages(profile.reason_messages(request))
+        if not prepared.images:
+            raise ValueError(f"profile {profile.name!r} shows no target image to the reasoner")
+        seen = prepared.images[-1].shape[1], prepared.images[-1].shape[0]
+        if seen != answer_size:
+            raise ValueError(
+                f"profile {profile.name!r} says answers are in {answer_size[0]} x {answer_size[1]} pixels "
+                f"but its target image is {seen[0]} x {seen[1]}"
+            )
+        return prepared, answer_size  # type: ignore[return-value]
+
+    def _from_messages(self, messages: list[dict[str, Any]]) -> _Prepared:
+        """Chat messages holding images / videos -> the text template input plus the pixel lists.
+
+        Images keep their size when it already is a multiple of the patch factor (the profile sized
+        them: the target image's size is the answer space); other images and video frames are fitted
+        to our pixel budgets.
         """
-        record = self.last_generation
-        think = record.think_tokens if record.think_tokens is not None else record.num_tokens
-        return {"num_tokens": record.num_tokens, "think_tokens": think}
+        prepared = _Prepared(messages=[])
+        for message in messages:
+            content = message.get("content")
+            if isinstance(content, str):
+                prepared.messages.append({"role": message["role"], "content": content})
+                continue
+            items: list[dict[str, Any]] = []
+            for item in content or []:
+                kind = item.get("type")
+                if kind == "text":
+                    items.append({"type": "text", "text": str(item.get("text", ""))})
+                elif kind == "image":
+                    image = _rgb(item.get("image"))
+                    if image.shape[0] % self.factor or image.shape[1] % self.factor:
+                        image = self._fit(image, REFERENCE_MAX_PIXELS, self.image_pixels)
+                    items.append({"type": "image"})
+                    prepared.images.append(image)
+                elif kind == "video":
+                    frames = [_rgb(f) for f in item.get("video", [])]
+                    if not frames:
+                        raise ValueError("a video item in the prompt has no frames")
+                    video = np.stack([self._fit(f, CLIP_FRAME_MAX_PIXELS, self.video_pixels) for f in frames])
+                    items.append({"type": "video"})
+                    prepared.videos.append(video)
+                    prepared.video_fps.append(float(item.get("fps") or 2.0))
+                else:
+                    raise ValueError(f"unknown message item type {kind!r}")
+            prepared.messages.append({"role": message["role"], "content": items})
+        return self._render(prepared)
 
     # ------------------------------------------------------------------ prompts
 
@@ -372,46 +464,8 @@ class QwenVideoQA:
         fps = len(clip.frames) / max(clip.duration, 1e-6)
         return frames, fps
 
-    def _clip_prompt(self, clip: Clip, question: str) -> _Prepared:
-        prepared = _Prepared(content=[], images=[], videos=[], video_fps=[])
-        prepared.add_video(*self._clip_video(clip))
-        prepared.add_text(question)
-        return self._render(prepared)
-
-    def _reason_prompt(self, request: ReasonRequest) -> _Prepared:
-        prepared = _Prepared(content=[], images=[], videos=[], video_fps=[])
-        key = request.key_clip
-        fps = key.fps
-        if len(key.frames):
-            video, rate = self._clip_video(key)
-            header = prompts.KEY_SEGMENT_HEADER.format(
-                num_frames=len(key.frames),
-                start=key.window[0] / fps,
-                end=key.window[1] / fps,
-                times=prompts.format_times([i / fps for i in key.frame_indices]),
-            )
-            prepared.add_text(header)
-            prepared.add_video(video, rate)
-        ref = request.reference_clip
-        if ref is not None and len(ref.frames):
-            ref_times = [i / ref.fps for i in ref.frame_indices]
-            prepared.add_text(prompts.REFERENCE_HEADER.format(times=prompts.format_times(ref_times)))
-            for frame, t in zip(ref.frames, ref_times):
-                prepared.add_text(prompts.FRAME_LABEL.format(time=t))
-                prepared.add_image(self._fit(frame, REFERENCE_MAX_PIXELS, self.image_pixels))
-        target = np.asarray(request.target_frame)
-        if target.ndim != 3 or target.shape[2] != 3:
-            raise ValueError(f"target frame must be (H, W, 3), got shape {target.shape}")
-        width, height = self.answer_space(target.shape[1], target.shape[0])
-        prepared.add_text(
-            prompts.TARGET_HEADER.format(time=request.target_index / fps, width=width, height=height)
-        )
-        prepared.add_image(_resize(target, width, height))
-        prepared.add_text(prompts.reason_instructions(request.query, request.cue_kinds, request.budget))
-        return self._render(prepared)
-
     def _render(self, prepared: _Prepared) -> _Prepared:
-        messages = [{"role": "user", "content": prepared.content}]
+        messages = prepared.messages or [{"role": "user", "content": prepared.content}]
         prepared.text = self.processor.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
@@ -437,62 +491,119 @@ class QwenVideoQA:
                 inputs[name] = inputs[name].to(self.dtype)
         return inputs
 
-    def _seed(self, purpose: str, sample: int) -> int:
-        # Stable across processes (no hash randomisation): seed, question kind and sample number.
-        return zlib.crc32(f"{self.config.seed}:{_SEED_SALT.get(purpose, 0)}:{sample}".encode())
+    def _vision_tokens(self, inputs: Any) -> int:
+        total = 0
+        for name in ("image_grid_thw", "video_grid_thw"):
+            if name in inputs:
+                total += int(inputs[name].prod(dim=-1).sum()) // (self.merge * self.merge)
+        return total
+
+    def _eos_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        return {int(i) for i in ids}
+
+    def _lengths(self, new: torch.Tensor, cap: int) -> tuple[list[int], list[bool]]:
+        """Tokens of each generated row up to and including its end token, and whether it was cut."""
+        eos = self._eos_ids()
+        counts, cut = [], []
+        for row in new.tolist():
+            end = next((i + 1 for i, t in enumerate(row) if t in eos), None)
+            counts.append(end if end is not None else len(row))
+            cut.append(end is None and len(row) >= cap)
+        return counts, cut
 
     def _run_generate(
         self,
         inputs: Any,
         max_new_tokens: int,
         *,
-        sample: int | None,
+        num: int = 1,
+        sampler: SeededSampler | None = None,
         streamer: Any = None,
         stop: threading.Event | None = None,
-        purpose: str = "",
     ) -> torch.Tensor:
         kwargs: dict[str, Any] = {"max_new_tokens": max(1, int(max_new_tokens)), "streamer": streamer}
-        if sample is None or self.config.temperature <= 0:
+        if sampler is None:
             # Greedy; checkpoints ship sampling defaults (Qwen: temperature 0.1, top_k 1), override them.
             kwargs.update(do_sample=False, temperature=1.0, top_k=50, top_p=1.0)
         else:
-            # Qwen's shipped top_k=1 / top_p=0.001 would make every sample identical: open them up.
-            kwargs.update(do_sample=True, temperature=float(self.config.temperature), top_k=0, top_p=1.0)
+            # The SeededSampler draws; generate's own warpers are switched off (T = 1, no top-k / top-p)
+            # so its multinomial step only sees the one token left finite.
+            kwargs.update(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, min_p=None)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
+        if num > 1:
+            kwargs["num_return_sequences"] = int(num)
         if stop is not None:
             kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnEvent(stop)])
         with torch.inference_mode():
-            if sample is None or not kwargs["do_sample"]:
-                return self.model.generate(**inputs, **kwargs)
-            devices = [self.device] if self.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(self._seed(purpose, sample))
-                return self.model.generate(**inputs, **kwargs)
-
-    def _ended_by_eos(self, out: torch.Tensor, inputs: Any) -> bool:
-        new = out[0, inputs["input_ids"].shape[1] :].tolist()
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
-        return bool(new) and new[-1] in eos_ids
-
-    def _generate_text(
-        self, prepared: _Prepared, purpose: str, max_new_tokens: int, sample: int | None
-    ) -> str:
-        inputs = self._inputs(prepared)
-        out = self._run_generate(inputs, max_new_tokens, sample=sample, purpose=purpose)
-        new = out[0, inputs["input_ids"].shape[1] :]
-        text = self.processor.tokenizer.decode(new, skip_special_tokens=True)
-        self.last_generation = GenerationRecord(
-            purpose=purpose,
-            token_ids=new.tolist(),
-            text=text,
-            max_new_tokens=max_new_tokens,
-            stopped_by_eos=self._ended_by_eos(out, inputs),
-        )
-        return text.strip()
+            return self.model.generate(**inputs, **kwargs)
 
 
-def _clip_args(clip: Clip, query: str) -> dict[str, Any]:
-    return {"query": query, "times": clip.times(), "duration": clip.duration}
+class QwenReasoning:
+    """One reasoning call (:class:`~videoseg.core.interfaces.ReasoningCall`): the prompt is ready at
+    once; :meth:`stream` generates greedily in a thread and yields the text token by token; an
+    exception in that thread is re-raised in the consumer; closing the stream stops generation."""
+
+    def __init__(self, qa: QwenVideoQA, prepared: _Prepared, answer_size: tuple[int, int], cap: int) -> None:
+        self._qa = qa
+        self._prepared = prepared
+        self.prompt = prepared.text
+        self.answer_size = answer_size
+        self.usage = Usage(max_new_tokens=cap)
+        self._stop = threading.Event()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def stream(self) -> Iterator[str]:
+        qa = self._qa
+        inputs = qa._inputs(self._prepared)
+        self.usage.prompt_tokens = int(inputs["input_ids"].shape[1])
+        self.usage.vision_tokens = qa._vision_tokens(inputs)
+        streamer = TokenStreamer(qa.processor.tokenizer)
+        failure: list[BaseException] = []
+        cost = _Measure(qa.device)
+
+        def work() -> None:
+            try:
+                with cost:
+                    qa._run_generate(inputs, self.usage.max_new_tokens, streamer=streamer, stop=self._stop)
+            except BaseException as exc:  # re-raised in the consumer below
+                failure.append(exc)
+                if not streamer.ended:
+                    streamer.end()
+
+        thread = threading.Thread(target=work, name="qwen-reason", daemon=True)
+        thread.start()
+        try:
+            for piece in streamer:
+                if piece:
+                    yield piece
+        finally:
+            # Also reached when the consumer stops early (cancel): stop generating at the next token.
+            self._stop.set()
+            thread.join()
+            ids = list(streamer.token_ids)
+            ended = bool(ids) and ids[-1] in qa._eos_ids()
+            n = len(ids)
+            self.usage.new_tokens = [n]
+            self.usage.truncated = [not ended and n >= self.usage.max_new_tokens]
+            self.usage.think_tokens = streamer.think_tokens if streamer.think_tokens is not None else n
+            self.usage.seconds = cost.seconds
+            self.usage.peak_cuda_mb = cost.peak_mb
+        if failure:
+            raise failure[0]
+
+
+def _rgb(image: Any) -> np.ndarray:
+    """A PIL image or an (H, W, 3) array as a contiguous uint8 RGB array."""
+    if hasattr(image, "convert"):
+        image = image.convert("RGB")
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"an image in the prompt must be RGB (H, W, 3), got shape {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.uint8)
 
 
 def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -504,11 +615,12 @@ def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 __all__ = [
-    "FIXED_REASONER_SIZE",
+    "QUESTION_MAX_NEW_TOKENS",
     "TARGET_MAX_PIXELS",
-    "GenerationRecord",
+    "QwenReasoning",
     "QwenVideoQA",
+    "SeededSampler",
     "qwen_answer_space",
+    "sampling_seed",
     "smart_resize",
-    "uses_fixed_answer_size",
 ]

@@ -11,7 +11,9 @@ module turns that prose into numbers, so the weights-free path exercises the par
 - :func:`parse_difficulty`: the five 1..10 scores (scene, segmentation, temporal, motion,
   linguistic), from a JSON dict with those keys, ``key: value`` prose, or the first five numbers.
 
-Each returns ``None`` when the text holds no usable answer; they never raise on model output.
+Each returns ``None`` when the text holds no usable answer; they never raise on model output. An answer
+of another form than the one asked (:func:`form_problem`: a box / point list, the answer of a grounding
+checkpoint asked a "when" question) is no answer: its pixel numbers are never read as seconds or scores.
 Times may be written ``2.4``, ``2.4s``, ``2.4 sec``, ``2400 ms``, ``0.5 min`` or ``00:02.4`` /
 ``1:02:03``. When the text has an ``<answer>...</answer>`` block only that block is read, so a model's
 reasoning numbers do not count as the answer.
@@ -78,6 +80,28 @@ def _times(text: str) -> list[float]:
     return out
 
 
+# Answers of another form than the one asked: a grounding checkpoint asked "when?" writes a box list
+# (``[{"bbox_2d": [24, 84, 300, 400]}]``), a Seg-Zero-style ``<box>(..)</box>``, or point pairs; their
+# first numbers are pixels, not seconds or percents, so such a text is unreadable, never read as numbers.
+_GROUNDING_RE = re.compile(
+    r"bbox|point_?2d|points?_\d|[\"'](?:box|points?|label)[\"']\s*:|<box>|<points?>|<ref>",
+    re.I,
+)
+_COORD_LIST_RE = re.compile(r"\[\s*-?\d+(?:\.\d+)?(?:\s*,\s*-?\d+(?:\.\d+)?){3}\s*\]")
+
+
+def form_problem(text: Any, kind: str) -> str | None:
+    """Why ``text`` is not an answer of the asked ``kind`` ("interval" | "percentage" | "difficulty"),
+    or None when it may be one. Only the form is judged here; the parsers judge the numbers."""
+    if not isinstance(text, str):
+        return f"the answer is {type(text).__name__}, not text"
+    part = _answer_part(text)
+    if _GROUNDING_RE.search(part) or _COORD_LIST_RE.search(part):
+        asked = {"interval": "a time interval", "percentage": "a percentage", "difficulty": "five scores"}
+        return f"it is a box / point list (a grounding answer), not {asked.get(kind, kind)}"
+    return None
+
+
 def parse_interval(text: Any, window: tuple[int, int] | list[int], fps: float) -> tuple[int, int] | None:
     """Answer text -> ``(start, end)`` frame indices inside ``window`` (inclusive), or None.
 
@@ -85,7 +109,7 @@ def parse_interval(text: Any, window: tuple[int, int] | list[int], fps: float) -
     Reversed intervals are swapped; both ends are clipped to the window. Fewer than two numbers, or a
     non-positive fps, gives None.
     """
-    if not isinstance(text, str) or fps <= 0:
+    if not isinstance(text, str) or fps <= 0 or form_problem(text, "interval") is not None:
         return None
     times = _times(_answer_part(text))
     if len(times) < 2:
@@ -104,7 +128,7 @@ def parse_percentage(text: Any) -> float | None:
     A bare integer is a percent (``"1"`` -> 0.01), as the prompt asks for 0..100. Values outside
     [0, 100] %, or negative, are not answers (None).
     """
-    if not isinstance(text, str):
+    if not isinstance(text, str) or form_problem(text, "percentage") is not None:
         return None
     part = _answer_part(text)
     m = _NUMBER_RE.search(part)
@@ -198,7 +222,7 @@ def parse_difficulty(text: Any) -> dict[str, float] | None:
     the first five numbers (after removing scale phrases like "1-10" or "out of 10"), in axis order.
     Scores are returned as written; :mod:`videoseg.reasoning.difficulty` clamps them to 1..10.
     """
-    if not isinstance(text, str):
+    if not isinstance(text, str) or form_problem(text, "difficulty") is not None:
         return None
     part = _answer_part(text)
     for attempt in (_from_json, _from_keyed_prose):
@@ -211,4 +235,4 @@ def parse_difficulty(text: Any) -> dict[str, float] | None:
     return dict(zip(DIFFICULTY_AXES, numbers[: len(DIFFICULTY_AXES)]))
 
 
-__all__ = ["DIFFICULTY_AXES", "parse_difficulty", "parse_interval", "parse_percentage"]
+__all__ = ["DIFFICULTY_AXES", "form_problem", "parse_difficulty", "parse_interval", "parse_percentage"]

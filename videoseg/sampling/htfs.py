@@ -1,33 +1,47 @@
 """Hierarchical text-guided frame sampling, HTFS (paper step 1).
 
-The video QA model is asked ``K`` times where the query happens, on ``frames_per_question`` frames
-spread uniformly over the current window; the parsed intervals (seconds from the window start ->
+The video QA model is asked for ``K`` answers where the query happens, on ``frames_per_question`` frames
+spread uniformly over the current window, in ONE model call (one prefill of the frames, K sampled
+continuations: ``num_return_sequences``); the parsed intervals (seconds from the window start ->
 frame indices) are averaged into the key segment. While the key segment is longer than ``delta * T``
 (T = number of frames) the same question is asked again inside it (at most ``max_levels`` levels, and
-only while it keeps shrinking). Then the model is asked ``M`` times for the target's position (percent)
-inside the key segment; with the mean ratio ``p``, ``f_tgt = start_key + floor(T_key * p)`` (clamped
+only while it keeps shrinking); the key segment never shrinks below ``min_key_frames`` frames (it is
+widened about its centre, inside the window). Then one more call asks for ``M`` answers with the
+target's position (percent) inside the key segment; with the mean ratio ``p``, ``f_tgt = start_key + floor(T_key * p)`` (clamped
 to the segment, ``T_key`` = frames in it). When no percentage parses, VISA's fallback 0.5 is used and
 flagged. Reference frames spread uniformly over the whole video give the reasoner global context;
 the key frames it sees are spread uniformly over the key segment and include the target frame.
 
+An answer not of the asked form (a grounding checkpoint's box list where an interval was asked) is
+unreadable and reported in a warning, never read as numbers (:func:`videoseg.sampling.answers.form_problem`).
+
 Only the frames shown to the model are decoded (:class:`FrameReader` counts them), so a long video
-costs a few percent of its frames. Every decision is an event; :func:`htfs` is a generator that yields
-them and returns a :class:`SamplerDecision`.
+costs a few percent of its frames. Every decision is an event and every model call a ``ModelCall``,
+its prompt shown before it is asked; :func:`htfs` is a generator that yields them and returns a
+:class:`SamplerDecision`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from videoseg.core.config import PipelineConfig
-from videoseg.core.events import Event, FramesDecoded, PromptShown, RunWarning, SamplerLevel, SamplerPercent
-from videoseg.core.interfaces import Clip, VideoQA, VideoSource
-from videoseg.sampling.answers import parse_interval, parse_percentage
+from videoseg.core.events import (
+    Event,
+    FramesDecoded,
+    ModelCall,
+    PromptShown,
+    RunWarning,
+    SamplerLevel,
+    SamplerPercent,
+)
+from videoseg.core.interfaces import CallSettings, Clip, ModelAnswer, Usage, VideoQA, VideoSource
+from videoseg.sampling.answers import form_problem, parse_interval, parse_percentage
 
 
 @dataclass
@@ -135,37 +149,102 @@ def _mean_interval(intervals: list[tuple[int, int] | None]) -> tuple[int, int] |
     return (start, end) if start <= end else (end, start)
 
 
-def _ask(
-    answer: Callable[[int], str], count: int, purpose: str, vqa: VideoQA, shown: Sequence[int]
-) -> Generator[Event, None, list[str]]:
-    """Ask one sampler question ``count`` times (K or M); returns the raw answers.
+def widen_to_min(segment: tuple[int, int], window: tuple[int, int], min_frames: int) -> tuple[int, int]:
+    """``segment`` grown about its centre to at least ``min_frames`` frames, inside ``window``.
 
-    The exact prompt is shown once, after the first answer, when the backend has filled it in.
+    A key segment of one or two frames leaves the reasoner no motion to see; the floor is
+    ``config.min_key_frames`` (never more than the window holds).
     """
-    raw: list[str] = []
-    for sample in range(count):
-        raw.append(answer(sample))
-        if sample == 0:
-            yield PromptShown(
-                for_stage="sampler",
-                purpose=purpose,
-                text=getattr(vqa.last_prompts, purpose),
-                frame_indices=list(shown),
-            )
-    return raw
+    start, end = int(segment[0]), int(segment[1])
+    lo, hi = int(window[0]), int(window[1])
+    want = min(max(int(min_frames), 1), hi - lo + 1)
+    missing = want - (end - start + 1)
+    if missing <= 0:
+        return start, end
+    start -= missing // 2
+    end += missing - missing // 2
+    if start < lo:
+        start, end = lo, end + (lo - start)
+    if end > hi:
+        start, end = start - (end - hi), hi
+    return max(start, lo), min(end, hi)
+
+
+def model_call_event(
+    for_stage: str, purpose: str, usage: Usage, model_id: str | None, level: int | None = None
+) -> ModelCall:
+    """The ``model_call`` event of one call's :class:`~videoseg.core.interfaces.Usage`."""
+    return ModelCall(
+        for_stage=for_stage,
+        purpose=purpose,
+        model_id=model_id,
+        level=level,
+        prompt_tokens=int(usage.prompt_tokens),
+        vision_tokens=int(usage.vision_tokens),
+        new_tokens=[int(n) for n in usage.new_tokens],
+        num_sequences=usage.num_sequences,
+        max_new_tokens=int(usage.max_new_tokens),
+        truncated=sum(bool(t) for t in usage.truncated),
+        seconds=float(usage.seconds),
+        peak_cuda_mb=None if usage.peak_cuda_mb is None else float(usage.peak_cuda_mb),
+    )
+
+
+def _ask(
+    purpose: str,
+    vqa: VideoQA,
+    clip: Clip,
+    query: str,
+    count: int,
+    settings: CallSettings,
+    level: int | None,
+) -> Generator[Event, None, list[str]]:
+    """One sampler question with ``count`` answers (K or M) in one model call; returns the texts.
+
+    The exact prompt is shown before the model is asked; the call's cost follows as a ModelCall; an
+    answer not of the asked form is reported (and later parses as nothing).
+    """
+    yield PromptShown(
+        for_stage="sampler",
+        purpose=purpose,
+        text=vqa.question_prompt(purpose, clip, query, settings),
+        frame_indices=list(clip.frame_indices),
+    )
+    ask = vqa.answer_intervals if purpose == "interval" else vqa.answer_percentages
+    answer: ModelAnswer = ask(clip, query, count, settings)
+    texts = [str(t) for t in answer.texts]
+    if len(texts) != count:
+        raise ValueError(f"the sampler model gave {len(texts)} {purpose} answers, {count} were asked")
+    yield model_call_event("sampler", purpose, answer.usage, vqa.info.model_id, level)
+    cut = sum(bool(t) for t in answer.usage.truncated)
+    if cut:
+        yield RunWarning(
+            for_stage="sampler",
+            message=(
+                f"{purpose} question{'' if level is None else f' (level {level})'}: {cut} of {count} "
+                f"answers were cut at {answer.usage.max_new_tokens} tokens"
+            ),
+        )
+    problems = [(i, form_problem(t, purpose)) for i, t in enumerate(texts)]
+    problems = [(i, why) for i, why in problems if why is not None]
+    if problems:
+        shown = "; ".join(f"answer {i + 1} {texts[i][:80]!r}: {why}" for i, why in problems[:3])
+        yield RunWarning(
+            for_stage="sampler",
+            message=f"{len(problems)} of {count} {purpose} answers are unreadable ({shown})",
+        )
+    return texts
 
 
 def htfs(
     reader: FrameReader, query: str, vqa: VideoQA, config: PipelineConfig
 ) -> Generator[Event, None, SamplerDecision]:
-    """Run HTFS; yields PromptShown / FramesDecoded / SamplerLevel / SamplerPercent (and warnings).
-
-    Returns the decision with ``strategy="htfs"``. The caller emits the SamplerResult.
-    """
+    """Run HTFS; yields PromptShown / ModelCall / FramesDecoded / SamplerLevel / SamplerPercent (and
+    warnings). Returns the decision with ``strategy="htfs"``. The caller emits the SamplerResult."""
     num_frames = reader.num_frames
     fps = reader.fps
     window = (0, num_frames - 1)
-    limit = config.delta * num_frames
+    limit = max(config.delta * num_frames, config.min_key_frames)
     fallback = False
     notes: list[str] = []
     level = 0
@@ -173,13 +252,8 @@ def htfs(
         shown = uniform_indices(window[0], window[1], config.frames_per_question)
         clip, decoded = reader.clip(shown, window, purpose=f"interval level {level}")
         yield decoded
-        raw = yield from _ask(
-            lambda k, clip=clip: vqa.answer_interval(clip, query, k),
-            config.num_interval_answers,
-            "interval",
-            vqa,
-            shown,
-        )
+        settings = CallSettings.from_config(config, level=level)
+        raw = yield from _ask("interval", vqa, clip, query, config.num_interval_answers, settings, level)
         intervals = [parse_interval(text, window, fps) for text in raw]
         mean = _mean_interval(intervals)
         if mean is None:
@@ -192,6 +266,13 @@ def htfs(
             notes.append(note)
             yield RunWarning(for_stage="sampler", message=note)
             mean = window
+        widened = widen_to_min(mean, window, config.min_key_frames)
+        if widened != mean:
+            notes.append(
+                f"level {level}: mean interval {list(mean)} widened to {list(widened)} "
+                f"(min_key_frames {config.min_key_frames})"
+            )
+            mean = widened
         length = mean[1] - mean[0] + 1
         shrank = length < window[1] - window[0] + 1
         zoom = length > limit and shrank and level + 1 < config.max_levels and not fallback
@@ -214,9 +295,8 @@ def htfs(
     shown = uniform_indices(key_segment[0], key_segment[1], config.frames_per_question)
     clip, decoded = reader.clip(shown, key_segment, purpose="percentage")
     yield decoded
-    raw = yield from _ask(
-        lambda m: vqa.answer_percentage(clip, query, m), config.num_percent_answers, "percentage", vqa, shown
-    )
+    settings = CallSettings.from_config(config, level=level)
+    raw = yield from _ask("percentage", vqa, clip, query, config.num_percent_answers, settings, None)
     percents = [parse_percentage(text) for text in raw]
     parsed = [p for p in percents if p is not None]
     percent_fallback = not parsed
@@ -251,6 +331,8 @@ __all__ = [
     "SamplerDecision",
     "htfs",
     "key_frames_with_target",
+    "model_call_event",
     "target_from_percent",
     "uniform_indices",
+    "widen_to_min",
 ]

@@ -12,9 +12,13 @@ time.
   view, at most half the clip long (so HTFS zooms in towards it); no target found -> the whole clip.
 - ``answer_percentage``: the position of the frame where the target is seen best (whole, away from
   the border and from other shapes), with half a frame added so ``floor`` lands on that frame.
-- ``sample``: answer 0 is exact; answers k > 0 shift the interval by a seeded jitter of at most 4 %
-  of the clip (``config.seed``, k and the query seed it), to make the K / M averaging of HTFS
-  visible. Percentages are not jittered: a shifted target frame could land on an occluded view.
+- ``num`` answers per question: answer 0 is exact; answers k > 0 shift the interval by a seeded jitter
+  of at most 4 % of the clip (the run's seed, the HTFS level, k and the query seed it), to make the
+  K / M averaging of HTFS visible. Percentages are not jittered: a shifted target frame could land on
+  an occluded view.
+- It holds no per-run state (like the shared Qwen object): every call takes the run's
+  :class:`~videoseg.core.interfaces.CallSettings` and returns its texts, the prompt and a
+  :class:`~videoseg.core.interfaces.Usage` (word pieces counted as tokens, no vision tokens).
 - ``reason``: streams ``<think>`` (parse, what was seen, events, the decision) then ``<answer>`` with,
   per target, the visible mask's box, its interior point farthest from the boundary and a negative
   point within 40 px (on the nearest other shape, else on the background just outside), in
@@ -28,14 +32,22 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from videoseg.core.config import PipelineConfig
-from videoseg.core.interfaces import BackendDescription, Clip, ReasonRequest, VideoQAPrompts
+from videoseg.core.interfaces import (
+    BackendDescription,
+    CallSettings,
+    Clip,
+    LegacyCalls,
+    ModelAnswer,
+    ReasonRequest,
+    TextReasoning,
+    Usage,
+)
 from videoseg.shapes.symbolic.perception import Detection, FrameCache, FrameParse, Perception, Track, perceive
 from videoseg.shapes.world.grammar import (
     Query,
@@ -72,16 +84,58 @@ def _pieces(text: str) -> list[str]:
     return re.findall(r"\s*\S{1,6}|\s+", text)
 
 
-class ShapesVideoQA:
+class ShapesVideoQA(LegacyCalls):
     """VideoQA protocol of :mod:`videoseg.core.interfaces` for the shapes world (see module docstring)."""
 
     def __init__(self, config: PipelineConfig | None = None) -> None:
-        self.config = config if config is not None else PipelineConfig()
+        # ``config`` is accepted for the backend factory's uniform call; nothing of a run is kept.
         self.info = BackendDescription(
             name="shapes-symbolic", weights_free=True, description=DESCRIPTION, model_id=None
         )
-        self.last_prompts = VideoQAPrompts()
-        self._cache = FrameCache()
+        self._cache = FrameCache()  # per-frame detections, keyed by the frame's bytes: no run state
+
+    # ------------------------------------------------------------------ VideoQA calls
+
+    def question_prompt(
+        self, purpose: str, clip: Clip, query: str, settings: CallSettings | None = None
+    ) -> str:
+        names = {
+            "interval": "INTERVAL_QUESTION",
+            "percentage": "PERCENT_QUESTION",
+            "difficulty": "DIFFICULTY_QUESTION",
+        }
+        if purpose not in names:
+            raise ValueError(f"unknown question {purpose!r}; one of {', '.join(names)}")
+        return self._prompt(names[purpose], clip, query)
+
+    def answer_intervals(self, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
+        """``num`` answers 'From <start> to <end> seconds.' (answer k > 0 jittered, see module docstring)."""
+        texts = [self._interval(clip, query, k, settings.seed) for k in range(int(num))]
+        return _answer(texts, self.question_prompt("interval", clip, query))
+
+    def answer_percentages(self, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
+        """``num`` answers '<p>%' (all the same: percentages are not jittered)."""
+        return _answer(
+            [self._percentage(clip, query)] * int(num), self.question_prompt("percentage", clip, query)
+        )
+
+    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings | None = None) -> ModelAnswer:
+        """JSON with the five 1..10 scores, computed from what is seen and how the query reads."""
+        if settings is None:  # TRANSITIONAL legacy call (see LegacyCalls)
+            return self._legacy_difficulty(clip, query)  # type: ignore[return-value]
+        return _answer([self._difficulty(clip, query)], self.question_prompt("difficulty", clip, query))
+
+    def start_reasoning(self, request: ReasonRequest, settings: CallSettings) -> TextReasoning:
+        """``<think>...</think><answer>[...]</answer>`` in word pieces, in original pixels."""
+        from videoseg.reasoning import prompts
+
+        prompt = (
+            "[shapes-symbolic answers this from pixels; the VLM would be asked:]\n"
+            + prompts.reason_instructions(str(request.query), request.cue_kinds, request.budget)
+        )
+        height, width = np.asarray(request.target_frame).shape[:2]
+        cap = settings.max_new_tokens or request.max_new_tokens
+        return TextReasoning(prompt, (width, height), _pieces(self._reason_text(request)), cap)
 
     # ------------------------------------------------------------------ understanding
 
@@ -149,9 +203,8 @@ class ShapesVideoQA:
             )
         )
 
-    def answer_interval(self, clip: Clip, query: str, sample: int) -> str:
+    def _interval(self, clip: Clip, query: str, sample: int, seed: int) -> str:
         """'From <start> to <end> seconds.' relative to ``clip.window[0]`` (see module docstring)."""
-        self.last_prompts.interval = self._prompt("INTERVAL_QUESTION", clip, query)
         duration = clip.duration
         u = self._understand(clip.frames, clip.frame_indices, clip.fps, query)
         origin = clip.window[0] / clip.fps
@@ -175,7 +228,7 @@ class ShapesVideoQA:
         start = min(max(centre - length / 2, lo), hi - length)
         start, end = max(start, 0.0), min(start + length, duration)
         if sample > 0:
-            rng = np.random.default_rng([self.config.seed, sample, zlib.crc32(str(query).encode())])
+            rng = np.random.default_rng([int(seed), sample, zlib.crc32(str(query).encode())])
             shift = float(rng.uniform(-0.04, 0.04)) * duration
             start, end = max(start + shift, 0.0), min(end + shift, duration)
         names = ", ".join(t_name(t) for t in u.targets)
@@ -184,9 +237,8 @@ class ShapesVideoQA:
             f"{p.times[best] - origin:.2f} s."
         )
 
-    def answer_percentage(self, clip: Clip, query: str, sample: int) -> str:
+    def _percentage(self, clip: Clip, query: str) -> str:
         """'<p>%' of the frame showing the target best (see module docstring)."""
-        self.last_prompts.percentage = self._prompt("PERCENT_QUESTION", clip, query)
         u = self._understand(clip.frames, clip.frame_indices, clip.fps, query)
         start, end = clip.window
         length = end - start + 1
@@ -204,9 +256,7 @@ class ShapesVideoQA:
 
     # ------------------------------------------------------------------ difficulty
 
-    def rate_difficulty(self, clip: Clip, query: str) -> str:
-        """JSON with the five 1..10 scores, computed from what is seen and how the query reads."""
-        self.last_prompts.difficulty = self._prompt("DIFFICULTY_QUESTION", clip, query)
+    def _difficulty(self, clip: Clip, query: str) -> str:
         u = self._understand(clip.frames, clip.frame_indices, clip.fps, query)
         w = u.perception.world
         n = len(w.tracks)
@@ -244,18 +294,8 @@ class ShapesVideoQA:
 
     # ------------------------------------------------------------------ reasoning
 
-    def answer_space(self, width: int, height: int) -> tuple[int, int]:
-        """Coordinates are the original frame's pixels."""
-        return width, height
-
-    def reason(self, request: ReasonRequest) -> Iterator[str]:
-        """Stream ``<think>...</think><answer>[...]</answer>`` in word pieces (see module docstring)."""
-        from videoseg.reasoning import prompts
-
-        self.last_prompts.reason = (
-            "[shapes-symbolic answers this from pixels; the VLM would be asked:]\n"
-            + prompts.reason_instructions(str(request.query), request.cue_kinds, request.budget)
-        )
+    def _reason_text(self, request: ReasonRequest) -> str:
+        """The whole answer text (coordinates in the original frame's pixels)."""
         frames: dict[int, np.ndarray] = {}
         for clip in (request.key_clip, request.reference_clip):
             if clip is None:
@@ -267,8 +307,7 @@ class ShapesVideoQA:
         u = self._understand(np.stack([frames[i] for i in order]), order, request.key_clip.fps, request.query)
         think_lines, answer = self._explain_and_answer(u, request)
         think = self._fit_budget(think_lines, request)
-        text = f"<think>{think}</think><answer>{json.dumps(answer)}</answer>"
-        yield from _pieces(text)
+        return f"<think>{think}</think><answer>{json.dumps(answer)}</answer>"
 
     def _explain_and_answer(
         self, u: _Understanding, request: ReasonRequest
@@ -355,6 +394,12 @@ class ShapesVideoQA:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _answer(texts: list[str], prompt: str) -> ModelAnswer:
+    """Answers of the symbolic model: word pieces stand for tokens; it looks at no vision tokens."""
+    usage = Usage(new_tokens=[len(_pieces(t)) for t in texts], truncated=[False] * len(texts))
+    return ModelAnswer(texts=list(texts), prompt=prompt, usage=usage)
 
 
 def t_name(track: Track) -> str:
