@@ -1,12 +1,16 @@
 """Pick the backend of each stage from the config, importing it only when it is used.
 
-Stage 1 (HTFS) and stage 2 (reasoner) share one :class:`~videoseg.core.interfaces.VideoQA`: ``"shapes"`` is
-the shapes-world symbolic model, ``"manual"`` the user's cues, anything else a Qwen2.5-VL hub id or
-local path. A real-model VideoQA is cached per process by (model id, device, dtype), so the two stages,
-and later runs, reuse the loaded model; a cached instance is handed the new run's config (its
-generation settings are read from ``self.config`` at call time). Weights-free backends are cheap and
-built fresh each time. Stage 3a is a :class:`~videoseg.core.interfaces.Segmenter`, stage 3b a
-:class:`~videoseg.core.interfaces.Propagator`; real-model ones are cached the same way.
+Stage 1 (HTFS) and stage 2 (reasoner) talk to a :class:`~videoseg.core.interfaces.VideoQA`: ``"shapes"``
+is the shapes-world symbolic model, ``"manual"`` the user's cues, anything else a Qwen2.5-VL hub id or
+local path. A real-model VideoQA holds weights and processors only and is cached per process by (model
+id, device, dtype), so both stages, later runs and concurrent runs with other presets share the loaded
+model; each call gets the run's settings as arguments (nothing of a run is ever written onto it).
+When the run's profile is grounding-only (VisionReasoner, Seg-Zero cannot answer "when?"), the HTFS
+and difficulty questions go to :func:`make_sampler_vqa`: ``config.sampler_vlm`` (the presets name the
+base Qwen2.5-VL of the reasoner's size). Stage 3a is a :class:`~videoseg.core.interfaces.Segmenter`,
+stage 3b a :class:`~videoseg.core.interfaces.Propagator`: built per run (they read run settings), their
+weights cached underneath by :func:`videoseg.runtime.loading.cached_model`. Weights-free backends are
+cheap and built fresh each time.
 """
 
 from __future__ import annotations
@@ -35,11 +39,6 @@ _PROPAGATORS = {
     "edgetam": ("videoseg.propagation.edgetam", "EdgeTamPropagator"),
     "sam3-tracker": ("videoseg.propagation.sam3_tracker", "Sam3TrackerPropagator"),
 }
-_WEIGHTS_FREE = {"shapes", "manual", "grabcut", "flow"}
-# Built per run (they read run settings such as config.tracker_prompt); their weights are cached
-# underneath by runtime.loading.cached_model, so building one costs nothing.
-_PER_RUN = {"edgetam", "sam3-tracker"}
-
 _cache: dict[tuple[Any, ...], Any] = {}
 _lock = threading.Lock()
 
@@ -60,25 +59,57 @@ def _load_class(module_name: str, class_name: str) -> type:
 
 
 def _build(kind: str, name: str, spec: tuple[str, str], config: PipelineConfig, model_id: str | None) -> Any:
-    cls = _load_class(*spec)
-    if name in _WEIGHTS_FREE or name in _PER_RUN:
-        return cls(config)
-    key = (kind, name, model_id, config.device, config.dtype)
+    # Segmenters and propagators read run settings (XMem's memory sizes, the tracker prompt) from the
+    # config they are built with, so each run builds its own; the weights underneath are shared.
+    return _load_class(*spec)(config)
+
+
+def _qwen(model_id: str, config: PipelineConfig) -> VideoQA:
+    """The shared, weight-only Qwen2.5-VL object of ``model_id`` on the run's device and dtype."""
+    key = ("vqa", "qwen", str(model_id), config.device, config.dtype)
     with _lock:
         instance = _cache.get(key)
-        if instance is None:
-            instance = cls(config)
-            _cache[key] = instance
-        elif hasattr(instance, "config"):
-            instance.config = config
+    if instance is None:
+        # Built outside the lock: loading takes long, and the model cache already makes concurrent
+        # loads of one checkpoint wait for each other.
+        instance = _load_class(*_QWEN)(str(model_id), config.device, config.dtype)
+        with _lock:
+            instance = _cache.setdefault(key, instance)
     return instance
 
 
 def make_vqa(config: PipelineConfig) -> VideoQA:
-    """The VideoQA serving HTFS and the reasoner for ``config.vlm``."""
+    """The VideoQA serving the reasoner (and, unless the profile is grounding-only, HTFS) for ``config.vlm``."""
     if config.vlm in _VQA:
-        return _build("vqa", config.vlm, _VQA[config.vlm], config, None)
-    return _build("vqa", "qwen", _QWEN, config, config.vlm)
+        return _load_class(*_VQA[config.vlm])(config)
+    return _qwen(config.vlm, config)
+
+
+def sampler_vlm_for(config: PipelineConfig) -> str:
+    """The model asked the HTFS and difficulty questions: ``config.vlm`` unless the profile is
+    grounding-only, then ``config.sampler_vlm`` (a grounding-only profile without one is an error that
+    says what to set)."""
+    from videoseg.reasoning.profiles import get_profile
+
+    if config.vlm in _VQA or not get_profile(config.profile).grounding_only:
+        return config.sampler_vlm or config.vlm
+    if not config.sampler_vlm:
+        raise ValueError(
+            f"the {config.profile} profile cannot answer the sampler's time questions; set sampler_vlm "
+            "(--sampler-vlm) to a Qwen2.5-VL that can, e.g. Qwen/Qwen2.5-VL-7B-Instruct for a 7B "
+            "reasoner or Qwen/Qwen2.5-VL-3B-Instruct for a 3B one"
+        )
+    return config.sampler_vlm
+
+
+def make_sampler_vqa(config: PipelineConfig) -> VideoQA:
+    """The VideoQA asked the HTFS and difficulty questions (see :func:`sampler_vlm_for`)."""
+    model_id = sampler_vlm_for(config)
+    if model_id == config.vlm:
+        return make_vqa(config)
+    if model_id in _VQA:
+        return _load_class(*_VQA[model_id])(config)
+    return _qwen(model_id, config)
 
 
 def make_segmenter(config: PipelineConfig) -> Segmenter:
@@ -115,7 +146,9 @@ __all__ = [
     "BackendUnavailable",
     "clear_cache",
     "make_propagator",
+    "make_sampler_vqa",
     "make_segmenter",
     "make_vqa",
     "resolve_device",
+    "sampler_vlm_for",
 ]
