@@ -67,6 +67,7 @@ class RunState:
     device: str = ""
     backends: dict[str, ev.BackendInfo] = field(default_factory=dict)  # stage -> backend
     prompts: list[ev.PromptShown] = field(default_factory=list)
+    model_calls: list[ev.ModelCall] = field(default_factory=list)  # one per generate, in order
     frames_decoded: int = 0  # distinct frames the sampler and reasoner decoded
     decoded_frames: set[int] = field(default_factory=set)
     sampler_levels: list[ev.SamplerLevel] = field(default_factory=list)  # coarse HTFS levels in order
@@ -122,6 +123,9 @@ class RunState:
 
     def _on_prompt(self, e: ev.PromptShown) -> None:
         self.prompts.append(e)
+
+    def _on_model_call(self, e: ev.ModelCall) -> None:
+        self.model_calls.append(e)
 
     def _on_frames_decoded(self, e: ev.FramesDecoded) -> None:
         self.decoded_frames.update(e.frame_indices)
@@ -200,6 +204,23 @@ class RunState:
 
             return "cancelled" if any(e.message == CANCELLED for e in self.errors) else "error"
         return "finished" if self.finished is not None else "running"
+
+    def model_call_totals(self, stage: str) -> dict[str, Any]:
+        """What the model calls of one stage cost together: calls, sequences, prompt / vision / new
+        tokens, seconds, the highest peak CUDA memory (None off CUDA) and the model ids asked."""
+        calls = [c for c in self.model_calls if c.for_stage == stage]
+        peaks = [c.peak_cuda_mb for c in calls if c.peak_cuda_mb is not None]
+        return {
+            "calls": len(calls),
+            "sequences": sum(c.num_sequences for c in calls),
+            "prompt_tokens": sum(c.prompt_tokens for c in calls),
+            "vision_tokens": sum(c.vision_tokens for c in calls),
+            "new_tokens": sum(sum(c.new_tokens) for c in calls),
+            "truncated": sum(c.truncated for c in calls),
+            "seconds": sum(c.seconds for c in calls),
+            "peak_cuda_mb": max(peaks) if peaks else None,
+            "model_ids": sorted({c.model_id for c in calls if c.model_id}),
+        }
 
     @property
     def num_frames(self) -> int:
