@@ -15,6 +15,7 @@ from videoseg.ui.tabs.about import build_about_tab
 from videoseg.ui.tabs.compare import build_compare_tab
 from videoseg.ui.tabs.inspect import build_inspect_tab
 from videoseg.ui.tabs.interactive import build_interactive_tab
+from videoseg.ui.tabs.reward import build_reward_tab
 from videoseg.ui.tabs.run import build_run_tab
 
 # The run view's styling (videoseg.ui.common.build_run_view gives the components these classes).
@@ -97,6 +98,8 @@ def build_demo(store: SessionStore | None = None, caps: UploadCaps | None = None
                 inspect = build_inspect_tab(ctx, run["last_run"])
             with gr.Tab("Interactive", id="interactive"):
                 interactive = build_interactive_tab(ctx, run)
+            with gr.Tab("Reward", id="reward"):
+                reward = build_reward_tab(ctx)
             with gr.Tab("About", id="about"):
                 build_about_tab(caps)
 
@@ -118,6 +121,7 @@ def build_demo(store: SessionStore | None = None, caps: UploadCaps | None = None
     demo.compare_tab = compare  # type: ignore[attr-defined]
     demo.inspect_tab = inspect  # type: ignore[attr-defined]
     demo.interactive_tab = interactive  # type: ignore[attr-defined]
+    demo.reward_tab = reward  # type: ignore[attr-defined]
     return demo
 
 

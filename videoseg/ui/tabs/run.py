@@ -43,6 +43,7 @@ from videoseg.ui.runner import (
     preset_requirements,
 )
 from videoseg.ui.session import UploadError
+from videoseg.ui.tabs.reward import attach_run_reward
 
 
 def missing_video_hint(ctx: AppContext) -> str:
@@ -210,9 +211,12 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
     api_trigger = gr.Button(visible=False)
     outputs = [*ordered(view), last_run]
     options = {"concurrency_limit": 2, "show_progress": "minimal"}
-    api_trigger.click(run, inputs=[video, query, preset], outputs=outputs, api_name="run", **options)
+    run_api = api_trigger.click(
+        run, inputs=[video, query, preset], outputs=outputs, api_name="run", **options
+    )
+    finished = [run_api]  # each way a run starts; the training-reward panel fills in after it
     for trigger in (run_btn.click, query.submit):
-        stamped(
+        done = stamped(
             trigger,
             run_paced,
             [video, query, preset, pace],
@@ -222,6 +226,7 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
             api_visibility="private",
             **options,
         )
+        finished.append(done)
 
     wire_stop(ctx, stop_btn, view, "run", "Run")
     video.upload(
@@ -258,6 +263,7 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
                 **caching,
             )
     preset.change(describe_preset, inputs=preset, outputs=preset_info, api_visibility="private")
+    reward = attach_run_reward(ctx, finished, last_run)
     return {
         "video": video,
         "query": query,
@@ -268,6 +274,7 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
         "last_run": last_run,
         "examples": examples,
         "preset_info": preset_info,
+        "reward": reward,
     }
 
 
