@@ -15,9 +15,7 @@ re-renders only what changed and writes images to files (the UI is sent paths, n
 from __future__ import annotations
 
 import html
-import json
 import time
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -529,77 +527,24 @@ class LiveView:
 
     # ------------------------------------------------------------------ final files
 
-    def _label_maps(self) -> Any:
-        s = self.state
-        w, h = self._size()
-        for idx in range(s.num_frames):
-            yield s.label_map(idx) if idx in s.masks else np.zeros((h, w), dtype=np.uint8)
-
     def write_overlay_video(self) -> Path:
-        from videoseg.io.video import write_mp4
+        # One writer for every artefact (videoseg.io.export): the explorer's look, a dark canvas
+        # when a replayed trace's video is gone.
+        from videoseg.io import export
 
-        s = self.state
-        n = s.num_frames
-        w, h = self._size()
-        path = self.out_dir / "overlay.mp4"
-
-        def frames() -> Any:
-            source = (
-                self.video.iter_frames(0, n)
-                if self.video is not None
-                else ((i, np.full((h, w, 3), 40, dtype=np.uint8)) for i in range(n))
-            )
-            for idx, frame in source:
-                if idx in s.masks:
-                    frame = overlay_masks(frame, s.masks[idx])
-                yield frame
-
-        write_mp4(path, frames(), float(s.video.get("fps") or 12.0))
-        return path
+        return export.write_overlay(self.out_dir / "overlay.mp4", self.state, self.video)
 
     def write_masks_zip(self) -> Path:
-        from videoseg.io.video import write_mask_pngs
+        from videoseg.io import export
 
-        folder = self.out_dir / "masks"
-        paths = write_mask_pngs(folder, self._label_maps())
-        zpath = self.out_dir / "masks.zip"
-        with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as z:
-            for p in paths:
-                z.write(p, f"masks/{p.name}")
-        return zpath
+        # A stopped run has frames without masks: they are written empty.
+        paths = export.write_masks(self.out_dir / "masks", self.state, missing="empty")
+        return export.zip_masks(self.out_dir / "masks", paths, self.out_dir / "masks.zip")
 
     def write_cues_json(self) -> Path:
-        s = self.state
-        r = s.sampler_result
-        data = {
-            "query": s.query,
-            "preset": s.preset,
-            "video": s.video,
-            "sampler": None
-            if r is None
-            else {
-                "strategy": r.strategy,
-                "key_segment": r.key_segment,
-                "target_frame": r.target_frame,
-                "key_frames": r.key_frames,
-                "reference_frames": r.reference_frames,
-            },
-            "cues": s.cues,
-            "cues_used": s.cues_used,
-            "reasoning": None
-            if s.reasoning is None
-            else {
-                "think": s.reasoning.think,
-                "answer": s.reasoning.answer,
-                "num_tokens": s.reasoning.num_tokens,
-            },
-            "parse_error": None if s.parse_error is None else s.parse_error.message,
-            "keyframe_scores": {str(t): e.score for t, e in s.keyframe_masks.items()},
-            "timings": s.timings,
-        }
-        path = self.out_dir / "cues.json"
-        path.write_text(json.dumps(data, indent=1))
-        return path
+        from videoseg.io import export
+
+        return export.write_cues(self.out_dir / "cues.json", self.state)
 
 
 def empty_outputs() -> dict[str, Any]:
