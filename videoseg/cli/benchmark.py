@@ -358,9 +358,9 @@ def main(args: argparse.Namespace) -> int:
         return 0
     problems: list[str] = []
     if spec.sharded:
-        assert heartbeat is not None
+        assert heartbeat is not None  # a sharded run always has one
         print(f"{spec}: done; waiting for the other shards to finish, then scoring the set", flush=True)
-        problems = bm.wait_for_shards(
+        problems, others_ran = bm.wait_for_shards(
             bench,
             plan,
             args.out,
@@ -369,6 +369,7 @@ def main(args: argparse.Namespace) -> int:
             timeout=args.wait_timeout,
             echo=lambda line: print(line, flush=True),
         )
+        outcome.ran += others_ran  # the counts of the merged result cover every shard of this launch
     return _score(args, bench, chosen, meta, outcome, spec, problems)
 
 
@@ -384,7 +385,7 @@ def _end_shard(
             status,
             [e.key for e in mine if e.key not in finished],
             error=error,
-            ran=len(outcome.ran),
+            ran=outcome.ran,
             resumed=len(outcome.resumed),
             failed=outcome.failed,
         )

@@ -436,10 +436,12 @@ def run_expression(
 ) -> dict[str, Any]:
     """Run the pipeline for one expression and write its masks; returns the log record."""
     from videoseg.core.state import RunState
+    from videoseg.io.export import write_benchmark_pngs
     from videoseg.io.outputs import staging_folder
     from videoseg.pipeline import orchestrator
 
     start = time.perf_counter()
+    reset_random_state(config)
     events: Any = orchestrator.run(video, expr.text, config, preset=preset)
     if trace_dir is not None:
         from videoseg.core.trace import tee
@@ -454,13 +456,8 @@ def run_expression(
     width, height = video.size
     target = prediction_dir(out, expr)
     with staging_folder(out) as staging:
-        for idx, name in enumerate(frames):
-            mask = np.zeros((height, width), dtype=np.uint8)
-            if idx in state.masks:
-                masks = state.masks[idx]
-                if masks.shape[0] and masks.shape[1:] == (height, width):
-                    mask[masks.any(axis=0)] = 255
-            _write_png(staging / f"{name}.png", mask)
+        # The union of the targets as 0 / 255 PNGs: written by the one export (videoseg.io.export).
+        write_benchmark_pngs(staging, state.masks, frames, (width, height))
         target.mkdir(parents=True, exist_ok=True)
         for name in frames:  # each move is atomic: an interrupted one leaves the folder incomplete
             os.replace(staging / f"{name}.png", target / f"{name}.png")
@@ -477,10 +474,16 @@ def run_expression(
     }
 
 
-def _write_png(path: Path, mask: np.ndarray) -> None:
-    from PIL import Image
-
-    Image.fromarray(mask).save(path)  # 2-D uint8 -> a single-channel ("L") PNG
+def reset_random_state(config: Any) -> None:
+    """Start an expression from the same random state whichever process runs it and whatever ran
+    before it there, so one process and N shards write identical masks. OpenCV's GrabCut draws its
+    initial clusters from ``cv::theRNG()``, a per-thread generator that otherwise carries over from
+    the previous expression (measured: the masks of a video changed with the videos run before it)."""
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - opencv is a dependency; nothing to reset without it
+        return
+    cv2.setRNGSeed(int(getattr(config, "seed", 0) or 0))
 
 
 @dataclass
@@ -557,8 +560,9 @@ def wait_for_shards(
     echo: Callable[[str], None] = print,
     now: Callable[[], float] | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> list[str]:
-    """Wait until every other shard of ``plan`` has ended; returns what went wrong (empty: all done).
+) -> tuple[list[str], list[str]]:
+    """Wait until every other shard of ``plan`` has ended; returns (what went wrong, empty when all
+    ended well; the expressions the other shards ran in this launch, from their markers).
 
     Shard j has ended when its marker was written during this launch (mtime not older than
     ``started``, the file-system time this process began), or when all its expressions are settled
@@ -569,6 +573,7 @@ def wait_for_shards(
     clock = now or (lambda: _fs_now(out))
     began = clock()
     problems: list[str] = []
+    ran: list[str] = []
     pending = [j for j in range(len(plan)) if j != me.index]
     last_said = began
     while pending:
@@ -577,7 +582,9 @@ def wait_for_shards(
         for j in pending:
             label = f"{j}-of-{len(plan)}"
             marker = _read_json(marker_path(out, label))
-            fresh = marker is not None and (_mtime(marker_path(out, label)) or 0) >= started
+            fresh = isinstance(marker, dict) and (_mtime(marker_path(out, label)) or 0) >= started
+            if fresh:
+                ran += [k for k in marker.get("ran") or [] if isinstance(k, str)]
             if fresh and marker.get("status") == "failed":
                 left = [e.key for e in plan[j] if not settled(out, bench, e, records)]
                 problems.append(
@@ -608,7 +615,7 @@ def wait_for_shards(
             echo(f"waiting for shard(s) {', '.join(str(j) for j in pending)} of {len(plan)} ...")
         if pending:
             sleep(poll)
-    return problems
+    return problems, ran
 
 
 def wait_for_live_shards(

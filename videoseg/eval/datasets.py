@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -694,15 +694,22 @@ def _rle_or_null(mask: np.ndarray) -> dict[str, Any] | None:
 
 
 def _write_mask_dict_layout(
-    videos: Mapping[str, Any], meta_path: Path, mask_root: Path | None, *, revos: bool
+    videos: Iterable[tuple[str, Any]],
+    image_root: Path,
+    meta_path: Path,
+    mask_root: Path | None,
+    *,
+    revos: bool,
 ) -> None:
-    """meta_expressions (+ mask_dict, + the foreground file for ReVOS) for MeViS or ReVOS."""
+    """Frames, meta_expressions (+ mask_dict, + the foreground file for ReVOS) for MeViS or ReVOS,
+    one video at a time (only the JSON entries stay in memory)."""
     from videoseg.core.masks import encode_rle
 
     meta: dict[str, Any] = {"videos": {}}
     mask_dict: dict[str, Any] = {}
     foreground: dict[str, Any] = {}
-    for name, sc in videos.items():
+    for name, sc in videos:
+        _write_jpegs(image_root / name, sc.frames)
         anno_of: dict[int, str] = {}
         for obj_id in sorted({i for e in sc.expressions for i in e.obj_ids}):
             anno_of[obj_id] = str(len(mask_dict))  # one annotation per object of the video
@@ -731,7 +738,7 @@ def _write_mask_dict_layout(
 def write_layout(
     layout: str,
     root: str | Path,
-    videos: Mapping[str, Any],
+    videos: Mapping[str, Any] | Iterable[tuple[str, Any]],
     *,
     split: str | None = None,
     ground_truth: bool = True,
@@ -739,8 +746,9 @@ def write_layout(
 ) -> list[str]:
     """Write ``videos`` (name -> a shapes-world ``Scenario``, or anything with ``frames`` (T, H, W, 3)
     uint8, ``masks`` (T, H, W) object ids, ``expressions`` (``id``, ``text``, ``type``, ``obj_ids``),
-    ``num_frames`` and ``size``) under ``root`` as a split of ``layout``, readable by
-    :func:`load_benchmark`. Returns notes on what could not be expressed in the layout.
+    ``num_frames`` and ``size``; a mapping or (name, scenario) pairs, read once, one at a time) under
+    ``root`` as a split of ``layout``, readable by :func:`load_benchmark`. Returns notes on what
+    could not be expressed in the layout.
 
     ``ground_truth=False`` leaves the masks out (a predictions-only split, like Ref-YouTube-VOS
     valid); ``davis=True`` (refytvos only) writes ReferFormer's Ref-DAVIS17 conversion: four
@@ -752,34 +760,38 @@ def write_layout(
         raise ValueError("davis=True is the Ref-DAVIS17 form of the refytvos layout")
     root = Path(root)
     split = split or DEFAULT_SPLITS[layout]
-    notes: list[str] = []
+    pairs = videos.items() if isinstance(videos, Mapping) else videos
     if layout == "mevis":
         base = root / split
-        for name, sc in videos.items():
-            _write_jpegs(base / "JPEGImages" / name, sc.frames)
         _write_mask_dict_layout(
-            videos, base / "meta_expressions.json", base if ground_truth else None, revos=False
+            pairs,
+            base / "JPEGImages",
+            base / "meta_expressions.json",
+            base if ground_truth else None,
+            revos=False,
         )
-        return notes
+        return []
     if layout == "revos":
-        root.mkdir(parents=True, exist_ok=True)
-        for name, sc in videos.items():
-            _write_jpegs(root / "JPEGImages" / name, sc.frames)
         _write_mask_dict_layout(
-            videos, root / f"meta_expressions_{split}_.json", root if ground_truth else None, revos=True
+            pairs,
+            root / "JPEGImages",
+            root / f"meta_expressions_{split}_.json",
+            root if ground_truth else None,
+            revos=True,
         )
-        return notes
-    return _write_refytvos(root, videos, split, ground_truth=ground_truth, davis=davis, notes=notes)
+        return []
+    return _write_refytvos(root, pairs, split, ground_truth=ground_truth, davis=davis)
 
 
 def _write_refytvos(
-    root: Path, videos: Mapping[str, Any], split: str, *, ground_truth: bool, davis: bool, notes: list[str]
+    root: Path, videos: Iterable[tuple[str, Any]], split: str, *, ground_truth: bool, davis: bool
 ) -> list[str]:
     from videoseg.io.video import write_mask_pngs
 
     meta: dict[str, Any] = {"videos": {}}
+    notes: list[str] = []
     left_out = 0
-    for name, sc in videos.items():
+    for name, sc in videos:
         _write_jpegs(root / split / "JPEGImages" / name, sc.frames)
         if ground_truth:
             write_mask_pngs(root / split / "Annotations" / name, sc.masks)  # pixel = object id
