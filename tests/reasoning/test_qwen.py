@@ -1,7 +1,9 @@
 """Qwen2.5-VL backend (paper steps 1-2) on a tiny random checkpoint loaded through from_pretrained.
 
 The answers of a random model are noise; what is tested is the plumbing: which frames and texts reach
-the model, sampling vs greedy decoding, streaming, the token cap, error propagation, the answer space.
+the model, K answers from ONE generate (sampled from the call's own seed), greedy decoding, streaming,
+the profile's token cap and truncation, usage counts, error propagation, the answer space, and that the
+shared object keeps nothing of a call.
 """
 
 from __future__ import annotations
@@ -22,14 +24,13 @@ from tests.support.tiny_models import (  # noqa: F401  (session fixtures)
 )
 from videoseg.core.config import PipelineConfig
 from videoseg.core.cues import CueParseError, TargetCues, parse_answer
-from videoseg.core.interfaces import Clip, ReasonRequest
+from videoseg.core.interfaces import CallSettings, Clip, ReasonRequest
 from videoseg.reasoning import prompts
 from videoseg.reasoning.qwen import (
     TARGET_MAX_PIXELS,
     QwenVideoQA,
     qwen_answer_space,
     smart_resize,
-    uses_fixed_answer_size,
 )
 from videoseg.runtime import loading as models
 
@@ -69,21 +70,6 @@ def test_smart_resize_matches_the_processor_rule(height, width, min_pixels, max_
 def test_answer_space_table(size, limits, fixed, expected):
     got = qwen_answer_space(*size, factor=28, min_pixels=limits[0], max_pixels=limits[1], fixed=fixed)
     assert got == expected
-
-
-@pytest.mark.parametrize(
-    ("model_id", "fixed"),
-    [
-        ("Ricky06662/VisionReasoner-7B", True),
-        ("Ricky06662/Seg-Zero-7B", True),
-        ("/models/seg_zero_ckpt", True),
-        ("Qwen/Qwen2.5-VL-7B-Instruct", False),
-        ("Qwen/Qwen2.5-VL-3B-Instruct", False),
-        ("/data/my-videoseg-r1", False),
-    ],
-)
-def test_fixed_answer_size_detection(model_id, fixed):
-    assert uses_fixed_answer_size(model_id) is fixed
 
 
 @pytest.mark.parametrize(
@@ -185,11 +171,21 @@ def test_cpu_load_logs_a_cost_warning(tiny_qwen_dir, caplog, monkeypatch):  # no
     assert any("on the CPU" in r.getMessage() and "slow" in r.getMessage() for r in caplog.records)
 
 
+S = CallSettings(seed=3, temperature=0.7)
+
+
+def _state(qa) -> dict:
+    """Everything on the shared object except its weights and processor (must never change)."""
+    return {k: v for k, v in vars(qa).items() if k not in ("model", "processor")}
+
+
 def test_interval_question_shows_the_clip_as_a_timed_video(qa, captured):
     clip = _clip(8, fps=4.0)
-    answer = qa.answer_interval(clip, "the red circle", sample=0)
-    assert isinstance(answer, str)
-    (call,) = captured
+    before = _state(qa)
+    answer = qa.answer_intervals(clip, "the red circle", 3, S)
+    assert len(answer.texts) == 3 and all(isinstance(t, str) for t in answer.texts)
+    (call,) = captured  # K answers, one generate
+    assert call["num_return_sequences"] == 3
     grid = call["video_grid_thw"]
     assert grid.shape == (1, 3) and int(grid[0, 0]) == 4  # 8 frames, merged in pairs
     assert "pixel_values" not in call  # no still images
@@ -202,61 +198,91 @@ def test_interval_question_shows_the_clip_as_a_timed_video(qa, captured):
     assert text.count("<|video_pad|>") == n_video_tokens
     assert '"the red circle"' in text
     assert "0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5" in text
-    assert "start and end time in seconds" in qa.last_prompts.interval
-    assert qa.last_prompts.interval.count("<|video_pad|>") == 1  # the exact template text, unexpanded
+    assert "start and end time in seconds" in answer.prompt
+    assert answer.prompt.count("<|video_pad|>") == 1  # the exact template text, unexpanded
+    assert answer.prompt == qa.question_prompt("interval", clip, "the red circle", S)
+    usage = answer.usage
+    assert usage.prompt_tokens == call["input_ids"].shape[1] and usage.vision_tokens == n_video_tokens
+    assert usage.num_sequences == 3 and all(1 <= n <= usage.max_new_tokens for n in usage.new_tokens)
+    assert usage.peak_cuda_mb is None and usage.seconds > 0
+    assert _state(qa) == before  # the shared object keeps nothing of the call
 
 
-def test_sampler_answers_are_sampled_and_reproducible(qa, captured):
+def test_k_answers_are_sampled_from_the_call_seed_not_the_global_rng(qa, captured):
     clip = _clip(6)
-    first = [qa.answer_interval(clip, "the cat", sample=s) for s in range(3)]
-    again = qa.answer_interval(clip, "the cat", sample=0)
-    assert again == first[0]  # seeded per sample
-    assert len(set(first)) == 3  # temperature sampling: K different answers
+    torch.manual_seed(1)
+    first = qa.answer_intervals(clip, "the cat", 4, S).texts
+    torch.manual_seed(999)  # another run moving torch's global RNG must change nothing
+    again = qa.answer_intervals(clip, "the cat", 4, S).texts
+    assert again == first
+    assert len(set(first)) > 1  # temperature sampling: the K answers differ
+    other_level = qa.answer_intervals(clip, "the cat", 4, CallSettings(seed=3, level=1)).texts
+    other_seed = qa.answer_intervals(clip, "the cat", 4, CallSettings(seed=4)).texts
+    assert other_level != first and other_seed != first
     assert all(c["do_sample"] and c["top_k"] == 0 and c["top_p"] == 1.0 for c in captured)
-    assert all(c["temperature"] == pytest.approx(0.7) for c in captured)
-    pct = qa.answer_percentage(clip, "the cat", sample=1)
-    assert isinstance(pct, str)
-    assert "percentage of the clip length" in qa.last_prompts.percentage
+    assert all(c["temperature"] == 1.0 for c in captured)  # the call's own sampler applies T
+    pct = qa.answer_percentages(clip, "the cat", 2, S)
+    assert len(pct.texts) == 2 and "percentage of the clip length" in pct.prompt
 
 
-def test_difficulty_prompt_is_greedy_and_names_the_five_axes(qa, captured):
+def test_seeded_sampler_draws_from_the_softmax():
+    from videoseg.reasoning.qwen import SeededSampler
+
+    logits = torch.log(torch.tensor([[0.7, 0.2, 0.1]]))
+    sampler = SeededSampler(0, 1.0, torch.device("cpu"))
+    counts = torch.zeros(3)
+    for _ in range(4000):
+        out = sampler(torch.zeros(1, 1, dtype=torch.long), logits)
+        assert torch.isfinite(out).sum() == 1  # one token left for generate's own draw
+        counts[int(out.argmax())] += 1
+    assert torch.allclose(counts / 4000, torch.tensor([0.7, 0.2, 0.1]), atol=0.03)
+
+
+def test_greedy_questions_generate_once(qa, captured):
     clip = _clip(4)
-    a = qa.rate_difficulty(clip, "the second bird from the left")
-    b = qa.rate_difficulty(clip, "the second bird from the left")
-    assert a == b
-    assert all(c["do_sample"] is False for c in captured)
+    a = qa.rate_difficulty(clip, "the second bird from the left", S)
+    b = qa.rate_difficulty(clip, "the second bird from the left", S)
+    assert a.texts == b.texts and len(a.texts) == 1
+    assert all(c["do_sample"] is False and "num_return_sequences" not in c for c in captured)
     for key in ("scene", "segmentation", "temporal", "motion", "linguistic"):
-        assert f'"{key}"' in qa.last_prompts.difficulty
-    assert '"the second bird from the left"' in qa.last_prompts.difficulty
+        assert f'"{key}"' in a.prompt
+    assert '"the second bird from the left"' in a.prompt
+    greedy = qa.answer_intervals(clip, "the cat", 3, CallSettings(temperature=0.0))
+    assert len(set(greedy.texts)) == 1 and greedy.usage.num_sequences == 1  # one sequence, repeated
 
 
-def test_reason_prompt_holds_key_segment_references_and_target(qa, captured):
+def test_reason_prompt_is_known_before_generation(qa, captured):
     request = _request()
-    list(qa.reason(request))
-    (call,) = captured
-    assert call["do_sample"] is False and call["max_new_tokens"] == 24
-    assert int(call["video_grid_thw"][0, 0]) == 2  # 4 key frames -> 2 temporal patches
-    image_grids = call["image_grid_thw"]
-    assert len(image_grids) == 3 + 1  # three reference frames, then the target frame
+    call = qa.start_reasoning(request, CallSettings(max_new_tokens=24))
+    assert not captured  # nothing generated yet, but the prompt is there
+    assert '"the dog that jumps over the fence"' in call.prompt
     width, height = qa.answer_space(120, 90)
+    assert call.answer_size == (width, height)
+    list(call.stream())
+    (gen,) = captured
+    assert gen["do_sample"] is False and gen["max_new_tokens"] == 24
+    assert int(gen["video_grid_thw"][0, 0]) == 2  # 4 key frames -> 2 temporal patches
+    image_grids = gen["image_grid_thw"]
+    assert len(image_grids) == 3 + 1  # three reference frames, then the target frame
     assert (int(image_grids[-1, 2]) * 14, int(image_grids[-1, 1]) * 14) == (width, height)
-    text = qa.processor.tokenizer.decode(call["input_ids"][0])
+    text = qa.processor.tokenizer.decode(gen["input_ids"][0])
     assert '"the dog that jumps over the fence"' in text
     assert "at most about 96 tokens" in text
     assert f"it is {width} x {height} pixels" in text
     assert "Target frame, at 3.0 s" in text  # frame 12 at 4 fps
     assert "taken at 0.0, 5.0, 10.0 s" in text  # reference frame times
     assert text.index("<|video_pad|>") < text.index("Reference frames") < text.index("Target frame")
-    assert qa.last_prompts.reason.count("<|image_pad|>") == 4
+    assert call.prompt.count("<|image_pad|>") == 4
+    assert call.usage.prompt_tokens == gen["input_ids"].shape[1] and call.usage.vision_tokens > 0
 
 
 def test_reason_prompt_without_budget_or_references(qa, captured):
-    list(qa.reason(_request(budget=None, reference_clip=None, cue_kinds=("box",))))
-    (call,) = captured
-    assert len(call["image_grid_thw"]) == 1  # the target frame only
-    text = qa.last_prompts.reason
-    assert "at most about" not in text and "Reference frames" not in text
-    assert "bbox_2d" in text and "neg_point_2d" not in text
+    call = qa.start_reasoning(_request(budget=None, reference_clip=None, cue_kinds=("box",)), S)
+    list(call.stream())
+    (gen,) = captured
+    assert len(gen["image_grid_thw"]) == 1  # the target frame only
+    assert "at most about" not in call.prompt and "Reference frames" not in call.prompt
+    assert "bbox_2d" in call.prompt and "neg_point_2d" not in call.prompt
 
 
 def test_tokens_stream_incrementally_and_in_order(qa):
@@ -269,32 +295,34 @@ def test_tokens_stream_incrementally_and_in_order(qa):
         time.sleep(0.01)
 
     hook = qa.model.lm_head.register_forward_hook(slow_step)
+    call = qa.start_reasoning(_request(), CallSettings(max_new_tokens=30))
     try:
         pieces, calls_seen = [], []
-        for piece in qa.reason(_request(max_new_tokens=30)):
+        for piece in call.stream():
             pieces.append(piece)
             calls_seen.append(len(forward_calls))
     finally:
         hook.remove()
-    record = qa.last_generation
     assert len(pieces) > 3
     assert calls_seen[0] < len(forward_calls)  # the first piece came before generation finished
     assert calls_seen == sorted(calls_seen)
-    full = qa.processor.tokenizer.decode(record.token_ids, skip_special_tokens=True)
-    assert "".join(pieces) == full == record.text
-    assert qa.last_usage["num_tokens"] == record.num_tokens
+    assert call.usage.new_tokens[0] >= len(pieces) and call.usage.num_sequences == 1
 
 
-def test_budget_caps_generation_and_greedy_is_deterministic(qa):
-    short = "".join(qa.reason(_request(max_new_tokens=4)))
-    assert qa.last_generation.num_tokens <= 4
-    long = "".join(qa.reason(_request(max_new_tokens=40)))
-    assert qa.last_generation.num_tokens > 4  # so the cap above is what stopped it
-    assert long.startswith(short)  # greedy: the capped run is a prefix of the longer one
+def test_the_cap_is_the_profile_s_and_a_cut_answer_is_flagged(qa, captured):
+    call = qa.start_reasoning(_request(max_new_tokens=5), S)  # the request's own cap is not the model's
+    assert call.usage.max_new_tokens == 1024  # qwen2.5-vl profile cap (>= the references')
+    short = qa.start_reasoning(_request(), CallSettings(max_new_tokens=4))
+    text4 = "".join(short.stream())
+    assert short.usage.new_tokens == [4] and short.usage.truncated == [True]
+    longer = qa.start_reasoning(_request(), CallSettings(max_new_tokens=40))
+    text40 = "".join(longer.stream())
+    assert longer.usage.new_tokens[0] > 4  # so the cap above is what stopped it
+    assert text40.startswith(text4)  # greedy: the capped run is a prefix of the longer one
 
 
 def test_unparseable_output_is_a_parse_error(qa):
-    text = "".join(qa.reason(_request(max_new_tokens=16)))
+    text = "".join(qa.start_reasoning(_request(), CallSettings(max_new_tokens=16)).stream())
     with pytest.raises(CueParseError) as err:
         parse_answer(text)
     assert err.value.raw == text
@@ -309,29 +337,32 @@ def test_generation_errors_reach_the_caller(qa, monkeypatch):
     monkeypatch.setattr(qa.model, "generate", broken)
     got = []
     with pytest.raises(RuntimeError, match="out of memory"):
-        for piece in qa.reason(_request()):
+        for piece in qa.start_reasoning(_request(), S).stream():
             got.append(piece)
     assert not any(t.name == "qwen-reason" for t in threading.enumerate())
 
 
 def test_closing_the_stream_stops_generation(qa):
-    stream = qa.reason(_request(max_new_tokens=200))
+    call = qa.start_reasoning(_request(), CallSettings(max_new_tokens=200))
+    stream = call.stream()
     next(stream)
     stream.close()
-    assert qa.last_generation.num_tokens < 200
+    assert call.usage.new_tokens[0] < 200
     assert not any(t.name == "qwen-reason" for t in threading.enumerate())
 
 
-def test_visionreasoner_answers_in_840_space_and_maps_back(tiny_visionreasoner_dir, monkeypatch):  # noqa: F811
-    qa = QwenVideoQA(PipelineConfig(vlm=str(tiny_visionreasoner_dir), device="cpu"))
-    assert qa.answer_space(120, 90) == (840, 840)
-    calls = []
-    original = qa.model.generate
-    monkeypatch.setattr(qa.model, "generate", lambda **kw: calls.append(kw) or original(**kw))
-    list(qa.reason(_request(max_new_tokens=2, reference_clip=None)))
-    grid = calls[0]["image_grid_thw"][-1]
+def test_visionreasoner_profile_answers_in_840_space_and_maps_back(qa, captured):
+    call = qa.start_reasoning(
+        _request(reference_clip=None), CallSettings(profile="visionreasoner", max_new_tokens=2)
+    )
+    assert call.answer_size == (840, 840) and call.usage.max_new_tokens == 2
+    list(call.stream())
+    assert len(captured[0]["image_grid_thw"]) == 1  # one image, no video
+    assert "pixel_values_videos" not in captured[0]
+    grid = captured[0]["image_grid_thw"][-1]
     assert (int(grid[1]) * 14, int(grid[2]) * 14) == (840, 840)
-    assert "it is 840 x 840 pixels" in qa.last_prompts.reason
+    # The same loaded model serves both profiles: only the call's settings differ.
+    assert qa.start_reasoning(_request(), S).answer_size == qa.answer_space(120, 90)
     # A cue at the model-space corners lands on the frame's corners.
     cues = TargetCues(box=[0, 0, 840, 840], point=[420, 420]).from_model_space((840, 840), (120, 90))
     assert cues.box == [0.0, 0.0, 120.0, 90.0] and cues.point == [60.0, 45.0]

@@ -600,10 +600,10 @@ def _rgb(image: Any) -> np.ndarray:
     """A PIL image or an (H, W, 3) array as a contiguous uint8 RGB array."""
     if hasattr(image, "convert"):
         image = image.convert("RGB")
-    array = np.asarray(image)
+    array = np.array(image, dtype=np.uint8)  # a writable copy (a PIL view is read-only)
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"an image in the prompt must be RGB (H, W, 3), got shape {array.shape}")
-    return np.ascontiguousarray(array, dtype=np.uint8)
+    return np.ascontiguousarray(array)
 
 
 def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
