@@ -3,8 +3,12 @@ Hugging Face Space this file is the entry point."""
 
 from __future__ import annotations
 
+from videoseg.runtime.zerogpu import prepare_space
 from videoseg.ui.app import build_demo, launch_options
 
+# On a ZeroGPU Space: fetch the presets' weights now, outside any GPU window, and load the models at
+# import as ZeroGPU expects (VIDEOSEG_SPACE_PRESETS, default paper). Elsewhere: nothing, loading is lazy.
+prepare_space()
 demo = build_demo()
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from videoseg.core.config import WEIGHTS_FREE_VLMS, PipelineConfig
 
-STAGE_ROLES: tuple[str, ...] = ("reasoner", "segmenter", "propagator")
+STAGE_ROLES: tuple[str, ...] = ("sampler", "reasoner", "segmenter", "propagator")
 
 # Approximate download sizes (GB) of the checkpoints the presets name, for the "what would it
 # download" hint only (bf16 / fp32 safetensors as published on the hub).
@@ -103,6 +103,13 @@ def needed(config: PipelineConfig) -> list[tuple[str, str]]:
     needs: list[tuple[str, str]] = []
     if config.vlm not in WEIGHTS_FREE_VLMS:
         needs.append(("reasoner", config.vlm))
+        # A grounding-only reasoner profile sends the HTFS / difficulty questions to another model.
+        sampler = config.sampler_vlm
+        if sampler and sampler != config.vlm and sampler not in WEIGHTS_FREE_VLMS:
+            from videoseg.reasoning.profiles import get_profile
+
+            if get_profile(config.profile).grounding_only:
+                needs.append(("sampler", sampler))
     if config.segmenter in ("sam2", "sam2-official"):
         needs.append(("segmenter", config.sam2_model))
     if config.propagator == "xmem":

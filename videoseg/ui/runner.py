@@ -90,15 +90,13 @@ def preset_choices() -> list[tuple[str, str]]:
 def gpu_seconds(
     video_path: str, query: str, preset_name: str, overrides: dict[str, Any] | None, num_frames: int
 ) -> int:
-    """GPU time to ask a ZeroGPU Space for: model loading, HTFS + reasoning, and per-frame propagation."""
+    """GPU time to ask a ZeroGPU Space for (:func:`videoseg.runtime.zerogpu.estimate`): weights onto
+    the GPU, one generate per HTFS level / percentages / difficulty, the reasoning at its cap and the
+    per-frame propagation, from the per-call costs this process measured, bounded by the allowance."""
+    from videoseg.runtime import zerogpu
+
     config = preset(preset_name, **(overrides or {}))
-    seconds = 20.0  # moving weights to the GPU
-    if config.vlm not in ("shapes", "manual"):
-        questions = config.num_interval_answers * config.max_levels + config.num_percent_answers + 2
-        seconds += 2.0 * questions + 0.05 * config.max_new_tokens
-    per_frame = {"xmem": 0.08, "sam2": 0.12, "flow": 0.02}[config.propagator]
-    seconds += per_frame * max(1, num_frames) + 5.0
-    return int(min(300, max(30, seconds)))
+    return zerogpu.estimate(config, num_frames, zerogpu.BOOK.costs(), zerogpu.allowance()).seconds
 
 
 def _pipeline_events(
@@ -108,6 +106,30 @@ def _pipeline_events(
 
     config = preset(preset_name, **(overrides or {}))
     yield from pipeline.run(video_path, query, config, preset=preset_name)
+
+
+def _gpu_run(
+    video_path: str, query: str, preset_name: str, overrides: dict[str, Any] | None, num_frames: int
+) -> Iterator[Event]:
+    """A real-model run: on a Space, refused in words before it starts when its GPU time would exceed
+    the allowance, else announced (a warning naming the time asked); per-call costs are recorded for
+    the next runs' estimates."""
+    from videoseg.core.events import RunError, RunWarning
+    from videoseg.runtime import zerogpu
+
+    config = preset(preset_name, **(overrides or {}))
+    space = zerogpu.on_space()
+    if space:
+        estimate = zerogpu.estimate(config, num_frames, zerogpu.BOOK.costs(), zerogpu.allowance())
+        refused = zerogpu.refusal(estimate, num_frames=num_frames)
+        if refused is not None:
+            yield RunError(for_stage="input", message=refused)
+            return
+    for i, event in enumerate(_gpu_pipeline_events(video_path, query, preset_name, overrides, num_frames)):
+        zerogpu.BOOK.record(event, propagator=config.propagator)
+        yield event
+        if i == 0 and space:
+            yield RunWarning(for_stage="input", message=estimate.explain())
 
 
 # On a ZeroGPU Space this runs in a GPU worker and streams the (picklable) events back; elsewhere
@@ -135,7 +157,7 @@ def pipeline_events(
 
         source = opened if opened is not None else video_path
         return pipeline.run(source, query, config, preset=preset_name, cancel=cancel)
-    return _gpu_pipeline_events(video_path, query, preset_name, overrides, num_frames)
+    return _gpu_run(video_path, query, preset_name, overrides, num_frames)
 
 
 def check_query(query: str | None, required: bool = True) -> str:
