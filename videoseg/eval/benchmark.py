@@ -922,7 +922,7 @@ def _cell(value: Any) -> str:
 
 def _md(text: Any) -> str:
     """A table cell as text: Markdown's own characters escaped (expression texts are data)."""
-    return re.sub(r"([\\`*_{}\[\]<>()#+\-!|~])", r"\\\1", str(text)).replace("\n", " ")
+    return re.sub(r"([\\`*_\[\]<>|~])", r"\\\1", str(text)).replace("\n", " ")
 
 
 def results_markdown(results: Sequence[Mapping[str, Any]], worst: int = 10) -> str:
