@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from videoseg.sampling.answers import parse_difficulty, parse_interval, parse_percentage
+from videoseg.sampling.answers import form_problem, parse_difficulty, parse_interval, parse_percentage
 
 WINDOW = (100, 199)  # 100 frames
 FPS = 10.0
@@ -105,3 +105,40 @@ def test_parse_difficulty(text: str, expected: tuple[float, ...] | None) -> None
         assert got is None
     else:
         assert got == dict(zip(AXES, map(float, expected)))
+
+
+# --------------------------------------------------------------------------- answers of another form
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"bbox_2d": [24, 84, 300, 400], "point_2d": [100, 200]}]',  # VisionReasoner's schema
+        '<answer>[{"bbox_2d": [24, 84, 300, 400]}]</answer>',
+        '{"bbox": [10, 20, 30, 40], "points_1": [15, 25], "points_2": [20, 30]}',  # Seg-Zero's schema
+        "<box>(10,20),(30,40)</box><points>(15,25)</points>",  # Seg-Zero's text form
+        '[{"label": "dog", "point_2d": [120, 80]}]',
+        "[24, 84, 300, 400]",  # a bare box
+    ],
+)
+def test_grounding_answers_are_never_read_as_times_percents_or_scores(text: str) -> None:
+    # A grounding-only checkpoint asked "when?" writes boxes: their pixels are not seconds.
+    for kind in ("interval", "percentage", "difficulty"):
+        assert form_problem(text, kind) is not None and "grounding answer" in form_problem(text, kind)
+    assert parse_interval(text, (0, 100), 10.0) is None
+    assert parse_percentage(text) is None
+    assert parse_difficulty(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "From 2.0 to 5.5 seconds.",
+        "40%",
+        '{"scene": 3, "segmentation": 5, "temporal": 2, "motion": 4, "linguistic": 6}',
+        "the red box: from 1 to 2 s",  # the word box in prose is not a grounding answer
+        "",
+    ],
+)
+def test_answers_of_the_asked_form_pass_the_form_check(text: str) -> None:
+    assert form_problem(text, "interval") is None

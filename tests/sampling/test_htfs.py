@@ -239,3 +239,76 @@ def test_htfs_result_event_matches_the_decision() -> None:
     assert isinstance(result, ev.SamplerResult)
     assert (result.strategy, result.target_frame, result.key_segment) == ("htfs", 50, [40, 60])
     assert result.key_frames == decision.key_frames and result.reference_frames == decision.reference_frames
+
+
+# --------------------------------------------------------------------------- GPU cost (issue 12 item 5)
+
+
+def test_each_level_is_one_model_call_with_k_sequences_and_its_prompt_first() -> None:
+    qa = ScriptedVideoQA(
+        intervals=[["1 to 5 s", "2 to 6 s", "3 to 7 s"], ["0 to 1 s", "0.5 to 1.5 s", "1 to 2 s"]],
+        percents=["10%", "20%", "60%"],
+    )
+    events, _ = _drive(htfs(FrameReader(_video()), "q", qa, CFG.replace(num_percent_answers=2)))
+    calls = [e for e in events if isinstance(e, ev.ModelCall)]
+    assert [(c.purpose, c.level, c.num_sequences) for c in calls] == [
+        ("interval", 0, 3),
+        ("interval", 1, 3),
+        ("percentage", None, 2),
+    ]
+    assert len(qa.interval_clips) == 2  # one call per level, not K
+    # The run's settings reach every call; the level numbers the draw.
+    assert [s.level for s in qa.settings] == [0, 1, 2] and {s.seed for s in qa.settings} == {CFG.seed}
+    # Each call's prompt is shown before the call, then its cost, then what it decided.
+    kinds = [type(e).__name__ for e in events if not isinstance(e, ev.FramesDecoded)]
+    assert kinds == [
+        "PromptShown", "ModelCall", "SamplerLevel",
+        "PromptShown", "ModelCall", "SamplerLevel",
+        "PromptShown", "ModelCall", "SamplerPercent",
+    ]  # fmt: skip
+
+
+def test_the_key_segment_never_shrinks_below_min_key_frames() -> None:
+    # Every answer names one instant (frame 52): the segment is widened about it to 8 frames.
+    qa = ScriptedVideoQA(intervals=[["5.2 to 5.2 s"]], percents=["50%"])
+    events, decision = _drive(htfs(FrameReader(_video()), "q", qa, CFG.replace(min_key_frames=8)))
+    assert decision.key_segment == (49, 56)  # 3 frames before frame 52, 4 after
+    assert any("widened" in n and "min_key_frames 8" in n for n in decision.notes)
+    level = next(e for e in events if isinstance(e, ev.SamplerLevel))
+    assert level.mean_interval == [49, 56] and not level.zoom  # 8 frames is within the limit: no zoom
+    # Near the video's end the widened segment stays inside the window.
+    qa = ScriptedVideoQA(intervals=[["9.9 to 9.9 s"]], percents=["50%"])
+    _, decision = _drive(htfs(FrameReader(_video()), "q", qa, CFG.replace(min_key_frames=8)))
+    assert decision.key_segment == (92, 99)
+
+
+@pytest.mark.parametrize(
+    ("segment", "window", "minimum", "expected"),
+    [
+        ((10, 20), (0, 99), 5, (10, 20)),  # long enough
+        ((50, 50), (0, 99), 4, (49, 52)),  # the odd frame goes after
+        ((0, 0), (0, 99), 5, (0, 4)),
+        ((99, 99), (0, 99), 5, (95, 99)),
+        ((3, 4), (0, 5), 10, (0, 5)),  # never more than the window
+    ],
+)
+def test_widen_to_min(segment, window, minimum, expected) -> None:
+    from videoseg.sampling.htfs import widen_to_min
+
+    assert widen_to_min(segment, window, minimum) == expected
+
+
+def test_a_box_list_where_an_interval_was_asked_is_unreadable_and_reported() -> None:
+    # A grounding checkpoint answers "when?" with boxes: their pixels must not become seconds.
+    box = '[{"bbox_2d": [24, 84, 300, 400], "point_2d": [100, 200]}]'
+    qa = ScriptedVideoQA(
+        intervals=[[box, "2 to 6 s"]], percents=['<answer>[{"bbox_2d": [5, 6, 7, 8]}]</answer>']
+    )
+    events, _ = _drive(htfs(FrameReader(_video()), "q", qa, CFG.replace(num_interval_answers=2)))
+    level = next(e for e in events if isinstance(e, ev.SamplerLevel))
+    assert level.intervals == [None, [20, 60]]  # only the real interval counts
+    warnings = [e.message for e in events if isinstance(e, ev.RunWarning)]
+    assert any("1 of 2 interval answers are unreadable" in w and "grounding answer" in w for w in warnings)
+    percent = next(e for e in events if isinstance(e, ev.SamplerPercent))
+    assert percent.percents == [None, None, None] and percent.fallback  # not read as 5 %
+    assert any("percentage answers are unreadable" in w for w in warnings)
