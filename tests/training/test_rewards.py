@@ -562,3 +562,20 @@ def test_every_term_is_total_on_odd_input() -> None:
             for kind in rw.KINDS:
                 b = rw.breakdown(text, gt, kind, mask=square_mask(), difficulty=2.0)
                 assert 0.0 <= b.total <= rw.MAX_TOTAL[kind]
+
+
+def test_row_solution_reads_the_trainers_columns() -> None:
+    targets = [{"bbox_2d": [30, 40, 49, 59], "point_2d": [40, 50], "neg_point_2d": [60, 50], "obj_id": 1}]
+    vr_gt = json.dumps([{"bbox_2d": [30, 40, 49, 59], "point_2d": [40, 50]}])
+    sz_gt = "<box>(30,40),(49,59)</box><points>(40,50),(40,50)</points>"
+    row = {"solution": vr_gt, "solution_segzero": sz_gt, "targets": json.dumps(targets)}
+    assert rw.row_solution(row, "videoseg-r1") == vr_gt
+    assert rw.row_solution(row, "pixelthink") == sz_gt
+    # without the official strings: the targets (a list or its JSON); Seg-Zero writes the one point twice
+    assert json.loads(rw.row_solution({"targets": targets}, "visionreasoner")) == targets
+    assert rw.row_solution({"targets": json.dumps(targets)}, "segzero") == sz_gt
+    assert rw.row_solution({"solution": sz_gt}, "segzero") == sz_gt
+    assert rw.row_solution({}, "segzero") == "" and rw.row_solution({}, "videoseg-r1") == "[]"
+    # an unreadable row scores 0 through the wrappers instead of raising inside the trainer
+    (fmt,) = [f for f in trl_reward_funcs("segzero") if f.__name__ == "segzero_iou"]
+    assert fmt([sz(SZ_OK)], targets=["not json"]) == [0.0]

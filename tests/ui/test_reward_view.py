@@ -88,7 +88,9 @@ def test_score_view_lays_out_every_term() -> None:
 def test_score_view_tells_why_accuracy_is_zero() -> None:
     v = score_view("<think>a</think><answer>```json\n[]\n```</answer>", "[]", "visionreasoner")
     assert v.breakdown.total == 2.0 and v.matching is None
-    assert "JSONDecodeError" in v.matching_error and "Accuracy is 0" in v.markdown()
+    assert "not strict JSON" in v.matching_error and "Accuracy is 0" in v.markdown()
+    empty = score_view("<think>a</think><answer>[]</answer>", "[]", "visionreasoner")
+    assert "empty" in empty.matching_error and empty.breakdown.terms["accuracy"] == 0.0
     z = score_view(
         '<think>a</think><answer>{"bbox": [0, 0, 9, 9], "points_1": [1, 1], "points_2": [2, 2]}</answer>',
         "<box>(0,0),(9,9)</box><points>(1,1),(2,2)</points>",
@@ -173,7 +175,7 @@ def test_reward_endpoint_on_a_bundled_example(app: Any) -> None:
         + "</answer>"
     )
     md, image, details = client.predict(
-        completion, "", label, None, "2.0", "videoseg-r1", 0.0, api_name="/reward"
+        completion, "", label, "", "2.0", "videoseg-r1", 0.0, api_name="/reward"
     )
     assert "**8.000** of 8" in md, md
     assert details["total"] == 8.0 and details["terms"]["negative_point"] == 1.0
@@ -185,7 +187,9 @@ def test_reward_endpoint_on_a_bundled_example(app: Any) -> None:
         completion, gt, view_mod.NO_EXAMPLE, None, "", "visionreasoner", 0.0, api_name="/reward"
     )
     assert d["total"] == 7.0 and d["kind"] == "visionreasoner"
-    _, _, d = client.predict(completion, "", label, None, "2.0", "segzero", 0.0, api_name="/reward")
+    _, _, d = client.predict(
+        completion, "", label, str(g.frame_idx), "2.0", "segzero", 0.0, api_name="/reward"
+    )
     assert d["kind"] == "segzero" and d["total"] == 1.0  # think format only: not Seg-Zero's answer schema
 
 
@@ -199,6 +203,11 @@ def test_reward_endpoint_refuses_bad_input_clearly(app: Any) -> None:
         (ok, "[]", "lenient", "unknown reward kind"),
         (ok, "<box>(1, 2),(3,4)</box>", "segzero", "&lt;box&gt;"),
     ]
+    md, _, _ = client.predict(ok, "", view_mod.NO_EXAMPLE, "1.5", "", "videoseg-r1", 0.0, api_name="/reward")
+    assert "Give the ground truth" in md
+    label = view_mod.example_labels(app[0].ctx.examples)[0]
+    md, _, _ = client.predict(ok, "", label, "1.5", "", "videoseg-r1", 0.0, api_name="/reward")
+    assert md.startswith("### ❌") and "whole number" in md
     for completion, gt, kind, words in cases:
         md, image, details = client.predict(
             completion, gt, view_mod.NO_EXAMPLE, None, "", kind, 0.0, api_name="/reward"
@@ -216,7 +225,29 @@ def test_reward_endpoint_refuses_bad_input_clearly(app: Any) -> None:
 def test_run_tab_chains_the_reward_after_a_run(app: Any) -> None:
     demo, _ = app
     panel = demo.run_tab["reward"]
-    targets = {panel["markdown"]._id, panel["image"]._id}
+    targets = {panel["panel"]._id, panel["markdown"]._id, panel["image"]._id}
     chained = [d for d in demo.config["dependencies"] if {o for o in d["outputs"]} == targets]
     # one per way to start a run (the Run button, Enter in the query, the public run endpoint)
     assert len(chained) >= 2
+    # what the chained step returns: the panel shown with the breakdown after a run on an example,
+    # hidden after one with nothing to score
+    ex = next(e for e in demo.ctx.examples if e.name == "absent_first_frame")
+    trace = TRACES_DIR / "absent_first_frame--0.jsonl"
+    query = json.loads(trace.read_text().splitlines()[0])["query"]
+    update, md, image = panel["show"]({"trace": str(trace), "video": str(ex.video), "query": query})
+    assert update.visible is True and "videoseg-r1 reward" in md and image is not None
+    update, md, image = panel["show"](None)
+    assert update.visible is False and md == "" and image is None
+
+
+def test_starter_completion_teaches_dilution(examples: list[Any]) -> None:
+    label = view_mod.example_labels(examples)[0]
+    ex, expression = view_mod.find_expression(examples, label)
+    g = example_frame(ex, expression, None)
+    v = score_view(
+        view_mod.starter_completion(examples, label),
+        rw.row_solution({"targets": g.targets}, "visionreasoner"),
+        "visionreasoner",
+    )
+    # the box 4 px off still meets all three criteria; the extra target halves it: 3 / 2
+    assert v.breakdown.terms["accuracy"] == pytest.approx(1.5) and len(v.matching.pairs) == 1

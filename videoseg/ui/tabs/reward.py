@@ -318,7 +318,7 @@ def score_view(
         try:
             view.matching = rw.visionreasoner_matching(completion, gt)
         except Exception as exc:  # the official code's reasons for 0, told
-            view.matching_error = f"{type(exc).__name__}: {exc}"[:300]
+            view.matching_error = why_accuracy_fails(completion, gt, exc)
         if kind == "videoseg-r1":
             negatives = rw.answer_negatives(completion)
             if mask is None:
@@ -333,11 +333,41 @@ def score_view(
     else:
         view.segzero = _segzero_details(completion, gt)
     if kind in ("pixelthink", "videoseg-r1"):
-        what = "response words" if kind == "pixelthink" and n_tokens is None else "reasoning length"
+        if n_tokens is not None:
+            what = "as counted by the caller"
+        else:
+            what = "words of the whole response" if kind == "pixelthink" else "words of the <think> part"
         view.notes.append(f"L_used = {b.length_used} ({what}).")
     if frame is not None:
         view.image = draw_view(frame, view, completion, mask)
     return view
+
+
+def why_accuracy_fails(completion: str, gt: str, exc: Exception) -> str:
+    """Words for the official accuracy's failure (it swallows every exception and scores 0)."""
+    raw = f"{type(exc).__name__}: {exc}"[:200]
+    try:
+        gt_items = json.loads(gt)
+    except (ValueError, RecursionError):
+        return f"the ground truth is not JSON ({raw})"
+    match = rw.ANSWER_PATTERN.search(completion)
+    if not match:
+        return "there is no <answer>…</answer> block"
+    try:
+        items = json.loads(match.group(1))
+    except (ValueError, RecursionError):
+        return (
+            f"the answer is not strict JSON: no code fences, double quotes only, no trailing commas ({raw})"
+        )
+    if isinstance(gt_items, list) and not gt_items:
+        return "the ground truth is empty (no target on this frame): any answer scores 0 there"
+    if isinstance(items, list) and not items:
+        return "the answer is an empty list: it scores 0, even against an empty ground truth"
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        return "the answer must be a JSON list of objects"
+    if not all("bbox_2d" in i and "point_2d" in i for i in items):
+        return "every answer item needs both bbox_2d and point_2d"
+    return f"numpy cannot compare these boxes and points (lengths or types differ: {raw})"
 
 
 def _segzero_details(completion: str, gt: str) -> dict[str, Any]:
@@ -487,7 +517,7 @@ def reward_endpoint(
     completion: str | None,
     ground_truth: str | None = None,
     example: str | None = None,
-    frame: float | None = None,
+    frame: float | str | None = None,
     difficulty: Any = None,
     kind: str | None = "videoseg-r1",
     uncertainty: float | None = 0.0,
@@ -505,7 +535,7 @@ def reward_endpoint(
         note = None
         if example and example != NO_EXAMPLE:
             ex, expression = find_expression(ctx.examples, example)
-            idx = None if frame is None or frame == "" else _frame_index(frame)
+            idx = None if frame is None or str(frame).strip() == "" else _frame_index(frame)
             g = example_frame(ex, expression, idx)
             picture, mask = g.frame, g.mask
             if not gt_text:
@@ -535,7 +565,7 @@ def _frame_index(frame: Any) -> int:
         f = float(frame)
     except (TypeError, ValueError):
         raise RewardInputError(f"Frame must be a whole number, got {frame!r}.") from None
-    if not np.isfinite(f) or f != int(f):
+    if not np.isfinite(f) or f != round(f):
         raise RewardInputError(f"Frame must be a whole number, got {frame!r}.")
     return int(f)
 
@@ -606,7 +636,7 @@ def run_reward(ctx: Any, record: dict[str, Any] | None) -> tuple[str, np.ndarray
         view.notes.insert(
             0,
             f"The run's own completion against {ex.name}, “{expression['text']}”, frame {idx} "
-            f"(answer space {aw}×{ah}); L_used = the reasoner's think tokens.",
+            f"(answer space {aw}×{ah}); L_used = the reasoner's think tokens, D = its difficulty rating.",
         )
         return view.markdown(), view.image
     except Exception as exc:  # decoration after a run: never break the run view
@@ -614,22 +644,25 @@ def run_reward(ctx: Any, record: dict[str, Any] | None) -> tuple[str, np.ndarray
 
 
 def attach_run_reward(ctx: Any, finished: list[Any], last_run: gr.State) -> dict[str, Any]:
-    """Under the Run tab: an accordion that fills with :func:`run_reward` when a run ends."""
+    """Under the Run tab: a panel, hidden until a run on a bundled example ends, then shown open with
+    :func:`run_reward`'s breakdown (hidden again after a run with nothing to score)."""
     with gr.Accordion(
-        "Training reward of this run (paper's GRPO reward vs the example's ground truth)", open=False
-    ):
+        "Training reward of this run (the paper's GRPO reward vs the example's ground truth)",
+        open=True,
+        visible=False,
+    ) as panel:
         md = gr.Markdown("")
         image = gr.Image(
             label="Matching: prediction (colours) vs ground truth (white)", type="numpy", interactive=False
         )
+
+    def show(record: dict[str, Any] | None) -> tuple[Any, str, np.ndarray | None]:
+        text, picture = run_reward(ctx, record)
+        return gr.Accordion(visible=bool(text), open=True), text, picture
+
     for dep in finished:
-        dep.then(
-            lambda record: run_reward(ctx, record),
-            inputs=last_run,
-            outputs=[md, image],
-            api_visibility="private",
-        )
-    return {"markdown": md, "image": image}
+        dep.then(show, inputs=last_run, outputs=[panel, md, image], api_visibility="private")
+    return {"panel": panel, "markdown": md, "image": image, "show": show}
 
 
 EXAMPLE_COMPLETION = (
@@ -638,9 +671,31 @@ EXAMPLE_COMPLETION = (
 )
 
 
+def starter_completion(examples: list[Example], label: str) -> str:
+    """A completion to start from on the first bundled example: its target found with a box 4 px off
+    and the right centre and negative points, plus a wrong extra target (accuracy 3 / 2 = 1.5: an
+    extra prediction dilutes the matched score); the static one when the example cannot be read."""
+    try:
+        ex, expression = find_expression(examples, label)
+        t = example_frame(ex, expression, None).targets[0]
+    except Exception:  # a starter text only: never stop the explorer from opening
+        return EXAMPLE_COMPLETION
+    x1, y1, x2, y2 = t["bbox_2d"]
+    item = {"bbox_2d": [x1 + 4, y1 + 4, x2 + 4, y2 + 4], "point_2d": t["point_2d"]}
+    if "neg_point_2d" in t:
+        item["neg_point_2d"] = t["neg_point_2d"]
+    extra = {"bbox_2d": [5, 5, 25, 25], "point_2d": [15, 15]}
+    return (
+        f"<think>The query asks for {expression['text']}. I find it in the frame. "
+        "There may be a second one in the corner.</think>"
+        f"<answer>{json.dumps([item, extra])}</answer>"
+    )
+
+
 def build_reward_tab(ctx: Any) -> dict[str, Any]:
     """Build the tab inside the current Blocks; returns its components by name."""
     labels = example_labels(ctx.examples)
+    starter = starter_completion(ctx.examples, labels[0]) if labels else EXAMPLE_COMPLETION
     gr.Markdown(
         "Score any reasoning chain the way GRPO training scores it: the official VisionReasoner, "
         "Seg-Zero and PixelThink rewards, and the paper's (VisionReasoner + negative points, times the "
@@ -650,7 +705,7 @@ def build_reward_tab(ctx: Any) -> dict[str, Any]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):
             completion = gr.Textbox(
-                label="Completion", lines=8, value=EXAMPLE_COMPLETION, max_length=MAX_COMPLETION_CHARS
+                label="Completion", lines=8, value=starter, max_length=MAX_COMPLETION_CHARS
             )
             ground_truth = gr.Textbox(
                 label="Ground truth (blank: from the example)",
@@ -664,7 +719,8 @@ def build_reward_tab(ctx: Any) -> dict[str, Any]:
                     label="Bundled example",
                     allow_custom_value=True,
                 )
-                frame = gr.Number(label="Frame (blank: where the target shows most)", value=None, precision=0)
+                # a Textbox, not a Number: a Number shows and sends 0 for "blank"
+                frame = gr.Textbox(label="Frame (blank: where the target shows most)", value="")
             with gr.Row():
                 # custom values reach reward_endpoint, which names the known kinds in its message
                 kind = gr.Dropdown(
@@ -688,7 +744,7 @@ def build_reward_tab(ctx: Any) -> dict[str, Any]:
         completion: str,
         ground_truth: str = "",
         example: str = NO_EXAMPLE,
-        frame: float | None = None,
+        frame: str | None = None,
         difficulty: str = "",
         kind: str = "videoseg-r1",
         uncertainty: float = 0.0,
