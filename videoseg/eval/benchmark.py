@@ -1066,6 +1066,55 @@ def load_result(path: Path) -> dict[str, Any]:
     return data
 
 
+def inspect_view(path: Path) -> tuple[str, list[list[Any]], Any]:
+    """What the explorer's Inspect tab shows for a benchmark result (``results.json`` or ``--json``):
+    (Markdown: the per-preset table and what the result covers; the expressions worst first as rows
+    [rank, video, expression, J&F, J, F, target frame, stage at fault, why]; the sorted J&F figure).
+    Raises ValueError when the file is not a readable result."""
+    from videoseg.viz.curves import benchmark_jf_figure
+
+    result = load_result(path)
+    table = results_markdown([result], worst=0).split("\n## ")[0].replace("# Benchmark results\n", "")
+    rows_in = [r for r in result["per_expression"] if isinstance(r.get("J&F"), (int, float))]
+    rows_in.sort(key=lambda r: (r["J&F"], str(r["key"])))
+    traced = sum(1 for r in rows_in if r.get("trace"))
+    counts = result.get("counts") or {}
+    lines = [
+        f"### Benchmark result: {_md(result.get('preset'))} on {_md(result.get('name', '?'))}",
+        table.strip(),
+        f"{len(result['per_expression'])} expressions, {counts.get('failed', 0)} runs failed (scored as empty "
+        f"masks), {counts.get('missing', 0)} without predictions"
+        + ("" if result.get("complete", True) else " (**incomplete**)")
+        + ". Ranked below, worst first"
+        + (
+            f"; {traced} have a recorded trace (`traces/<video>/<id>.jsonl` in the result folder: open "
+            "one in *Replay a trace*)."
+            if traced
+            else "."
+        ),
+    ]
+    ranking = []
+    for i, r in enumerate(rows_in, 1):
+        errors = [str(e) for e in r.get("errors") or []]
+        stage = re.match(r"\[(\w+)\]", errors[0]) if errors else None
+        why = errors[0] if errors else (f"trace: {r['trace']}" if r.get("trace") else "")
+        ranking.append(
+            [
+                i,
+                str(r.get("video", "")),
+                str(r.get("text", "")),
+                round(float(r["J&F"]), 3),
+                round(float(r.get("J") or 0.0), 3),
+                round(float(r.get("F") or 0.0), 3),
+                r.get("target_frame"),
+                (stage[1] if stage else "run failed") if r.get("status") == "error" else "",
+                why,
+            ]
+        )
+    figure = benchmark_jf_figure(result["per_expression"], title=_plot_title(result))
+    return "\n\n".join(lines), ranking, figure
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -1082,6 +1131,7 @@ __all__ = [
     "ShardSpec",
     "earlier_runs",
     "find_result",
+    "inspect_view",
     "load_result",
     "merge",
     "missing_by_shard",

@@ -328,7 +328,27 @@ def inspect_run(
     try:
         out_dir = ctx.store.new_run_dir(session, "inspect")
         if archive is not None:
-            root = ctx.caps.extract_zip(file_path(archive), out_dir / "data", "predictions zip")
+            # a benchmark result (results.json, or a zip of a `benchmark --out` folder) shows its table
+            from videoseg.eval.benchmark import find_result, inspect_view
+
+            upload = Path(file_path(archive) or "")
+            if upload.suffix.lower() == ".json":
+                root = ctx.caps.check_file(
+                    upload, "benchmark result", max_mb=ctx.caps.max_zip_mb, missing="upload one"
+                )
+            else:
+                root = ctx.caps.extract_zip(file_path(archive), out_dir / "data", "predictions zip")
+            found = find_result(root)
+            if found is None and root.is_file():
+                raise UploadError(
+                    "This JSON file is not a benchmark result (the results.json of `benchmark`)."
+                )
+            if found is not None:
+                try:
+                    status, rows, fig = inspect_view(found)
+                except ValueError as exc:
+                    raise UploadError(f"This benchmark result cannot be read: {exc}") from exc
+                return [status, rows, gr.update(choices=[], value=None), "", fig, []], []
             cases = collect_cases(root, problems=unreadable)
             source = "the uploaded zip"
         else:
@@ -498,10 +518,15 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
             "Score recorded predictions against ground truth, worst expression first, and see which "
             "stage went wrong. Leave the zip empty to use the bundled examples and their traces. "
             "Zip layout: a folder with `expressions.json` + `Annotations/%05d.png`, and traces (`*.jsonl`) "
-            "or `pred/<expression id>/%05d.png`."
+            "or `pred/<expression id>/%05d.png`. A benchmark result (`results.json` of "
+            "`python -m videoseg benchmark`, or a zip of its `--out` folder) shows its score table and "
+            "its expressions ranked worst first."
         )
         with gr.Row():
-            archive = gr.File(label="Predictions + ground truth (zip, optional)", file_types=[".zip"])
+            archive = gr.File(
+                label="Predictions + ground truth (zip, optional), or a benchmark result",
+                file_types=[".zip", ".json"],
+            )
             inspect_btn = gr.Button("Inspect", variant="primary", elem_id="inspect-button")
         status = gr.Markdown("")
         ranking = gr.Dataframe(
