@@ -11,7 +11,7 @@ import pytest
 
 from videoseg.core.config import PipelineConfig
 from videoseg.core.cues import parse_answer
-from videoseg.core.interfaces import Clip, ReasonRequest
+from videoseg.core.interfaces import CallSettings, Clip, ReasonRequest
 from videoseg.io.video import open_video
 from videoseg.sampling.answers import parse_difficulty, parse_interval, parse_percentage
 from videoseg.sampling.htfs import target_from_percent, uniform_indices
@@ -56,6 +56,22 @@ def _best_gt_frame(sc, obj_ids: list[int]) -> int:
     return int(np.argmax(areas.min(axis=0)))
 
 
+S = CallSettings(seed=0)
+
+
+def _interval(model, clip: Clip, query: str, k: int) -> str:
+    """Answer k of the K sampler answers (one call asks them all)."""
+    return model.answer_intervals(clip, query, k + 1, S).texts[k]
+
+
+def _percentage(model, clip: Clip, query: str) -> str:
+    return model.answer_percentages(clip, query, 1, S).texts[0]
+
+
+def _reason(model, request: ReasonRequest):
+    return model.start_reasoning(request, S).stream()
+
+
 def _request(sc, frames, text, target):
     T = sc.num_frames
     lo, hi = max(target - 12, 0), min(target + 12, T - 1)
@@ -93,7 +109,7 @@ def test_reason_finds_each_target(loaded, model, case, k):
     sc, frames = loaded[case]
     expr = sc.expressions[k]
     target = _best_gt_frame(sc, expr.obj_ids)
-    pieces = list(model.reason(_request(sc, frames, expr.text, target)))
+    pieces = list(_reason(model, _request(sc, frames, expr.text, target)))
     text = "".join(pieces)
     assert len(pieces) > 10 and all(pieces)
     parsed = parse_answer(text, frame_idx=target)
@@ -119,13 +135,13 @@ def test_interval_and_percentage_point_at_the_target(loaded, model, case):
     T = sc.num_frames
     clip = _clip(frames, sc.fps, (0, T - 1))
     visible = np.flatnonzero(sc.expression_mask(expr).any(axis=(1, 2)))
-    start, end = parse_interval(model.answer_interval(clip, expr.text, 0), clip.window, sc.fps)
+    start, end = parse_interval(_interval(model, clip, expr.text, 0), clip.window, sc.fps)
     assert end > start
     # the interval lies where the target is visible (within one sampling step)
     step = T / 16
     assert start >= visible[0] - step and end <= visible[-1] + step
     assert end - start + 1 <= 0.5 * T + step  # narrower than the clip, so HTFS zooms in
-    p = parse_percentage(model.answer_percentage(clip, expr.text, 0))
+    p = parse_percentage(_percentage(model, clip, expr.text))
     frame = target_from_percent(clip.window, p)
     assert frame in clip.frame_indices
     areas = [(sc.masks[frame] == i).sum() for i in expr.obj_ids]
@@ -137,7 +153,7 @@ def test_interval_of_an_appearing_target_starts_after_the_event(loaded, model):
     sc, frames = loaded[(21, "appears_after")]
     expr = sc.expressions[0]
     clip = _clip(frames, sc.fps, (0, sc.num_frames - 1))
-    start, _ = parse_interval(model.answer_interval(clip, expr.text, 0), clip.window, sc.fps)
+    start, _ = parse_interval(_interval(model, clip, expr.text, 0), clip.window, sc.fps)
     first_visible = np.flatnonzero((sc.masks == expr.obj_ids[0]).any(axis=(1, 2)))[0]
     assert start >= first_visible - sc.num_frames / 16
 
@@ -146,10 +162,10 @@ def test_samples_jitter_deterministically(loaded, model):
     sc, frames = loaded[(22, "turn")]
     clip = _clip(frames, sc.fps, (0, sc.num_frames - 1))
     text = sc.expressions[0].text
-    answers = [model.answer_interval(clip, text, k) for k in range(4)]
-    assert answers == [model.answer_interval(clip, text, k) for k in range(4)]
+    answers = [_interval(model, clip, text, k) for k in range(4)]
+    assert answers == [_interval(model, clip, text, k) for k in range(4)]
     assert len(set(answers)) > 1
-    assert len({model.answer_percentage(clip, text, k) for k in range(3)}) == 1
+    assert len(set(model.answer_percentages(clip, text, 3, S).texts)) == 1
 
 
 def test_answers_follow_the_pixels(loaded, model):
@@ -157,9 +173,9 @@ def test_answers_follow_the_pixels(loaded, model):
     sc, frames = loaded[(24, "distractor_colour")]
     expr = sc.expressions[0]
     target = _best_gt_frame(sc, expr.obj_ids)
-    a = parse_answer("".join(model.reason(_request(sc, frames, expr.text, target)))).targets[0].box
+    a = parse_answer("".join(_reason(model, _request(sc, frames, expr.text, target)))).targets[0].box
     flipped = np.ascontiguousarray(frames[:, :, ::-1])
-    b = parse_answer("".join(model.reason(_request(sc, flipped, expr.text, target)))).targets[0].box
+    b = parse_answer("".join(_reason(model, _request(sc, flipped, expr.text, target)))).targets[0].box
     W = sc.size[0]
     assert abs((W - 1 - b[2]) - a[0]) <= 1 and abs((W - 1 - b[0]) - a[2]) <= 1
 
@@ -167,21 +183,21 @@ def test_answers_follow_the_pixels(loaded, model):
 @pytest.mark.parametrize("query", ["", "what is going on", 42])
 def test_unparseable_query_is_explained_not_a_crash(loaded, model, query):
     sc, frames = loaded[(22, "turn")]
-    text = "".join(model.reason(_request(sc, frames, query, 10)))
+    text = "".join(_reason(model, _request(sc, frames, query, 10)))
     parsed = parse_answer(text)
     assert parsed.targets == []
     assert "cannot parse" in parsed.think
     clip = _clip(frames, sc.fps, (0, sc.num_frames - 1))
-    start, end = parse_interval(model.answer_interval(clip, query, 0), clip.window, sc.fps)
+    start, end = parse_interval(_interval(model, clip, query, 0), clip.window, sc.fps)
     assert (start, end) == clip.window  # no idea when: the whole clip
-    assert parse_percentage(model.answer_percentage(clip, query, 0)) == 0.5
+    assert parse_percentage(_percentage(model, clip, query)) == 0.5
 
 
 def test_query_naming_nothing_seen_gives_no_target(loaded, model):
     sc, frames = loaded[(22, "turn")]
     colours = {o.colour for o in sc.objects}
     missing = next(c for c in ("red", "orange", "yellow", "green", "blue", "purple") if c not in colours)
-    parsed = parse_answer("".join(model.reason(_request(sc, frames, f"the {missing} shape", 10))))
+    parsed = parse_answer("".join(_reason(model, _request(sc, frames, f"the {missing} shape", 10))))
     assert parsed.targets == [] and "No shape" in parsed.think
 
 
@@ -190,9 +206,9 @@ def test_budget_shortens_the_chain_but_keeps_the_answer(loaded, model):
     expr = sc.expressions[0]
     target = _best_gt_frame(sc, expr.obj_ids)
     req = _request(sc, frames, expr.text, target)
-    full = "".join(model.reason(req))
+    full = "".join(_reason(model, req))
     req.budget = 40
-    short = "".join(model.reason(req))
+    short = "".join(_reason(model, req))
     assert len(short) < len(full)
     assert parse_answer(short).targets[0].box == parse_answer(full).targets[0].box
 
@@ -201,7 +217,7 @@ def test_cue_ablation_drops_unasked_cues(loaded, model):
     sc, frames = loaded[(24, "distractor_colour")]
     req = _request(sc, frames, sc.expressions[0].text, 20)
     req.cue_kinds = ("box",)
-    item = json.loads(parse_answer("".join(model.reason(req))).answer)[0]
+    item = json.loads(parse_answer("".join(_reason(model, req))).answer)[0]
     assert set(item) == {"bbox_2d"}
 
 
@@ -221,8 +237,11 @@ def test_info_and_prompts(loaded, model):
     assert "not a neural network" in model.info.description
     assert model.answer_space(320, 240) == (320, 240)
     sc, frames = loaded[(22, "turn")]
-    model.answer_interval(_clip(frames, sc.fps, (0, 20)), "the red circle", 0)
-    assert "the red circle" in model.last_prompts.interval
+    clip = _clip(frames, sc.fps, (0, 20))
+    answer = model.answer_intervals(clip, "the red circle", 2, S)
+    assert "the red circle" in answer.prompt
+    assert answer.prompt == model.question_prompt("interval", clip, "the red circle")
+    assert not hasattr(model, "config")  # a shared backend keeps nothing of a run
 
 
 @pytest.mark.parametrize("shape", ["circle", "square", "triangle", "diamond", "star"])
