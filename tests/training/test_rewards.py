@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -579,3 +580,27 @@ def test_row_solution_reads_the_trainers_columns() -> None:
     # an unreadable row scores 0 through the wrappers instead of raising inside the trainer
     (fmt,) = [f for f in trl_reward_funcs("segzero") if f.__name__ == "segzero_iou"]
     assert fmt([sz(SZ_OK)], targets=["not json"]) == [0.0]
+
+
+def test_agrees_with_the_official_code_on_recorded_cases() -> None:
+    """Outputs the official reward files gave on generated inputs (run outside the repository; their
+    code is not vendored): odd JSON, fences, inverted and string boxes, caps, Seg-Zero brace groups,
+    PixelThink lengths and difficulties. Every term must match exactly."""
+    data = json.loads(Path(__file__).with_name("official_reward_cases.json").read_text())
+    assert len(data["cases"]) >= 150
+    for c in data["cases"]:
+        text, gt = c["completion"], c["gt"]
+        assert [format_reward(text), accuracy(text, gt), non_repeat(text), total(text, gt)] == c["vr"], c
+        z, zgt = c["sz_completion"], c["sz_gt"]
+        got = [
+            think_format(z),
+            segzero_format(z),
+            segzero_iou(z, zgt),
+            segzero_box_l1(z, zgt),
+            segzero_point(z, zgt),
+            segzero_total(z, zgt),
+        ]
+        assert got == c["sz"], c
+        long = z.replace("<think>", "<think>" + " w" * c["pt_pad"], 1)
+        assert length_words(long) == c["pt_words"]
+        assert pixelthink_total(long, zgt, c["difficulty"], c["uncertainty"]) == c["pt"], c
