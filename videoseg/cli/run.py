@@ -65,6 +65,13 @@ def add_parser(subparsers: Any) -> None:
         "(default: the preset's; --vlm changes only the weights, never the profile)",
     )
     p.add_argument(
+        "--sampler-vlm",
+        default=None,
+        metavar="ID_OR_PATH",
+        help="model asked the HTFS and difficulty questions when the profile is grounding-only "
+        "(visionreasoner, seg-zero); default: the preset's (the base Qwen2.5-VL of the reasoner's size)",
+    )
+    p.add_argument(
         "--sam2", default=None, help="SAM2 hub id, local path or size (tiny/small/base-plus/large)"
     )
     p.add_argument("--segmenter", choices=["sam2", "grabcut", "sam2-official"], default=None)
@@ -99,6 +106,7 @@ def _run_main(args: argparse.Namespace) -> int:
         for key, value in (
             ("vlm", args.vlm),
             ("profile", args.profile),
+            ("sampler_vlm", args.sampler_vlm),
             ("sam2_model", args.sam2),
             ("segmenter", args.segmenter),
             ("propagator", args.propagator),
