@@ -506,6 +506,8 @@ class LiveView:
 
     def render_video(self) -> str | None:
         if not self.finished or not len(self.state.masks):
+            if backend is not None and backend.model_id:
+                name += f": {backend.model_id}"  # sampler and reasoner may be different checkpoints
             return None
         return str(self.write_overlay_video())
 
@@ -519,6 +521,14 @@ class LiveView:
             if overlay.exists():
                 files.append(str(overlay))
         files.append(str(self.write_cues_json()))
+            calls = s.model_call_totals(stage)
+            if calls["calls"]:  # what the stage's model calls cost, summed
+                tokens = (
+                    f"{calls['calls']} call{'s' if calls['calls'] > 1 else ''}: {calls['prompt_tokens']} in "
+                    f"({calls['vision_tokens']} vision), {calls['new_tokens']} out"
+                )
+                if calls["peak_cuda_mb"] is not None:
+                    tokens += f", peak {calls['peak_cuda_mb'] / 1024:.1f} GB"
         self.close()
         if self.trace_path is not None and Path(self.trace_path).exists():
             files.append(str(self.trace_path))
