@@ -6,17 +6,29 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
 from videoseg.core.masks import decode_rle
 from videoseg.training.data import (
+    DISTRACTOR_ID,
+    FramePlan,
+    TrainingDataError,
+    benchmark_id_maps,
     negative_point,
     object_box,
     object_point,
     object_targets,
+    oracle_plan,
+    reason_request,
+    segzero_solution,
     shapes_dataset,
     target_frame_for,
     training_example,
+    trl_prompt,
+    video_training_row,
+    visible_span,
+    visionreasoner_solution,
 )
 from videoseg.training.rewards import mask_distance, videoseg_r1_total
 
@@ -178,3 +190,115 @@ def test_shapes_dataset_rows_are_consistent_and_an_oracle_answer_scores_the_maxi
         oracle = [{k: t[k] for k in ("bbox_2d", "point_2d", "neg_point_2d")} for t in row["targets"]]
         text = f"<think>I find the target.</think><answer>{json.dumps(oracle)}</answer>"
         assert videoseg_r1_total(text, json.dumps(row["targets"]), mask) == 8.0
+
+
+# --------------------------------------------------------------------------- video rows (trainer)
+
+
+class FakeProfile:
+    """A profile stand-in: answers in a 2x upscaled space, shows every key frame then the target."""
+
+    max_new_tokens = 64
+
+    def answer_size(self, width: int, height: int) -> tuple[int, int]:
+        return 2 * width, 2 * height
+
+    def reason_messages(self, request) -> list[dict]:
+        content = [{"type": "text", "text": "key:"}]
+        content += [{"type": "image", "image": f} for f in request.key_clip.frames]  # arrays
+        content += [{"type": "text", "text": f"target {request.target_index}, budget {request.budget}"}]
+        content += [{"type": "image", "image": Image.fromarray(request.target_frame)}]
+        return [{"role": "system", "content": "be brief"}, {"role": "user", "content": content}]
+
+
+def test_visible_span_and_oracle_plan() -> None:
+    masks = np.zeros((10, 8, 8), dtype=np.uint8)
+    masks[3, :2, :2] = 1
+    masks[5, :4, :4] = 1  # largest
+    masks[7, :1, :1] = 2
+    assert visible_span(masks, [1]) == (3, 5)
+    assert visible_span(masks, [1, 2]) == (3, 7)
+    assert visible_span(masks, [9]) is None
+    plan = oracle_plan(masks, [1, 2], num_key_frames=3, num_reference_frames=4)
+    # key segment 3..7, target = frame 5 (most area), 3 frames evenly over it; references over 0..9
+    assert plan == FramePlan(
+        key_segment=(3, 7), target=5, key_frames=[3, 5, 7], reference_frames=[0, 3, 6, 9]
+    )
+    plan = oracle_plan(masks, [1], num_key_frames=2, num_reference_frames=0)
+    assert plan.target == 5 and plan.key_frames == [3, 5] and plan.reference_frames == []
+    assert oracle_plan(masks, [9], 3, 2) is None
+
+
+def test_trl_prompt_moves_images_out_and_refuses_videos() -> None:
+    frame = np.full((4, 6, 3), 7, dtype=np.uint8)
+    messages = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image", "image": frame},
+                                     {"type": "image", "image": Image.fromarray(frame).convert("L")}]},
+    ]  # fmt: skip
+    prompt, images = trl_prompt(messages)
+    assert prompt == [
+        {"role": "system", "content": [{"type": "text", "text": "sys"}]},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image"}, {"type": "image"}]},
+    ]
+    assert [im.size for im in images] == [(6, 4), (6, 4)] and all(im.mode == "RGB" for im in images)
+    with pytest.raises(TrainingDataError, match="'video'"):
+        trl_prompt([{"role": "user", "content": [{"type": "video", "video": [frame]}]}])
+    with pytest.raises(TrainingDataError, match="without its image"):
+        trl_prompt([{"role": "user", "content": [{"type": "image"}]}])
+
+
+def test_ground_truth_strings_in_the_official_formats() -> None:
+    targets = [{"bbox_2d": [1, 2, 30, 40], "point_2d": [15, 20], "neg_point_2d": [35, 20], "obj_id": 3}]
+    assert json.loads(visionreasoner_solution(targets)) == [{"bbox_2d": [1, 2, 30, 40], "point_2d": [15, 20]}]
+    assert segzero_solution(targets) == "<box>(1,2),(30,40)</box><points>(15,20),(15,20)</points>"
+    assert segzero_solution([]) == "" and visionreasoner_solution([]) == "[]"
+
+
+def test_video_training_row_from_a_shapes_scenario() -> None:
+    from videoseg.shapes import generate
+
+    sc = generate(3, size=(128, 96))
+    expr = sc.expressions[0]
+    plan = oracle_plan(sc.masks, expr.obj_ids, num_key_frames=3, num_reference_frames=2)
+    request = reason_request(lambda idx: sc.frames[idx], sc.fps, sc.num_frames, plan, expr.text, budget=96)
+    assert request.key_clip.frame_indices == plan.key_frames and request.target_index == plan.target
+    assert request.reference_clip.frame_indices == plan.reference_frames
+    assert np.array_equal(request.target_frame, sc.frames[plan.target])
+    row = video_training_row(request, sc.masks[plan.target], expr.obj_ids, FakeProfile(), difficulty=2.0,
+                             key="k", extra={"seed": 3})  # fmt: skip
+    assert len(row["images"]) == 4 and row["images"][-1].size == (128, 96)
+    assert row["prompt"][1]["content"][-2] == {"type": "text", "text": f"target {plan.target}, budget 96"}
+    assert (row["width"], row["height"], row["budget"], row["difficulty"], row["seed"]) == (
+        256,
+        192,
+        96,
+        2.0,
+        3,
+    )
+    # the ground truth is on the target frame, in the (2x) answer space
+    mask = decode_rle(row["target_mask"])
+    truth = np.isin(sc.masks[plan.target], expr.obj_ids)
+    assert mask.shape == (192, 256) and mask.sum() == 4 * truth.sum()
+    targets = json.loads(row["targets"])
+    ys, xs = np.nonzero(sc.masks[plan.target] == expr.obj_ids[0])
+    assert targets[0]["bbox_2d"] == [2 * xs.min(), 2 * ys.min(), 2 * xs.max() + 1, 2 * ys.max() + 1]
+    assert json.loads(row["solution"])[0]["bbox_2d"] == targets[0]["bbox_2d"]
+    with pytest.raises(TrainingDataError, match="does not match"):
+        video_training_row(request, sc.masks[plan.target][:5], expr.obj_ids, FakeProfile(), key="k")
+
+
+def test_benchmark_id_maps_label_each_object_and_the_distractors(tmp_path) -> None:
+    from tests.eval.test_benchmark_datasets import REVOS_NAMES, SCENARIOS, make_revos
+    from videoseg.eval.datasets import load_benchmark
+
+    bench = load_benchmark("revos", make_revos(tmp_path / "revos"), "valid")
+    multi = next(e for e in bench.expressions() if len(e.anno_ids) == 2)
+    sc = SCENARIOS[{v: k for k, v in REVOS_NAMES.items()}[multi.video]]
+    labels, ids = benchmark_id_maps(bench, multi, sc.size)
+    assert ids == [1, 2] and labels.shape == sc.masks.shape
+    truth = next(e for e in sc.expressions if e.text == multi.text)
+    for k, obj in enumerate(truth.obj_ids):
+        assert np.array_equal(labels == k + 1, sc.masks == obj)
+    others = (sc.masks != 0) & ~np.isin(sc.masks, truth.obj_ids)
+    assert np.array_equal(labels == DISTRACTOR_ID, others)

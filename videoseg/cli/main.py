@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "synth": "videoseg.cli.synth",
     "eval": "videoseg.cli.eval",
     "benchmark": "videoseg.cli.benchmark",
+    "train": "videoseg.cli.train",
 }
 
 

@@ -20,7 +20,9 @@ nearest neighbour *before* the targets are computed, so extreme pixels are exact
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -241,14 +243,263 @@ def shapes_dataset(
     return rows
 
 
+# --------------------------------------------------------------------------- video rows (the trainer's)
+#
+# The reasoner of the paper sees the key segment, a few global reference frames and the target
+# frame (paper step 2). In training HTFS is not run: where to look comes from the ground truth, so
+# every row shows the policy a correct key segment and target frame (an oracle sampler) and the
+# reward judges the reasoning and the cues only. Our choices, stated because the paper gives none:
+#
+# - key segment = first .. last frame on which any of the query's objects is visible;
+# - target frame = the frame of that segment where the objects show most (largest union area);
+# - key frames = ``num_key_frames`` spread evenly over the key segment, the one nearest the target
+#   replaced by it (``htfs.key_frames_with_target``, the rule inference uses);
+# - reference frames = ``num_reference_frames`` spread evenly over the whole video;
+# - the counts default to the pipeline's (PipelineConfig), so training shows what inference shows.
+#
+# The chat messages come from the model profile (``get_profile(name).reason_messages``), the function
+# the inference backend prompts with, so a trained checkpoint is asked exactly as in training. TRL
+# wants the images outside the messages: each becomes an ``{"type": "image"}`` placeholder and the
+# images go to the ``images`` column, in order.
+
+DISTRACTOR_ID = 254  # benchmark id maps: annotated objects the query does not name (negative points)
+
+
+class TrainingDataError(ValueError):
+    """The training data cannot be built (the message says which example and why)."""
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Which frames one training row shows (indices into the video)."""
+
+    key_segment: tuple[int, int]
+    target: int
+    key_frames: list[int]
+    reference_frames: list[int]
+
+
+def visible_span(masks: np.ndarray, obj_ids: Sequence[int]) -> tuple[int, int] | None:
+    """(first, last) frame on which any of ``obj_ids`` has a pixel in (T, H, W) id maps; None if never."""
+    present = np.isin(masks, np.asarray(list(obj_ids), dtype=masks.dtype)).any(axis=(1, 2))
+    idx = np.flatnonzero(present)
+    if idx.size == 0:
+        return None
+    return int(idx[0]), int(idx[-1])
+
+
+def oracle_plan(
+    masks: np.ndarray, obj_ids: Sequence[int], num_key_frames: int, num_reference_frames: int
+) -> FramePlan | None:
+    """The ground-truth frame plan of one expression (see the section comment); None when its objects
+    never show."""
+    from videoseg.sampling.htfs import key_frames_with_target, uniform_indices
+
+    span = visible_span(masks, obj_ids)
+    if span is None:
+        return None
+    start, end = span
+    target = start + int(target_frame_for(masks[start : end + 1], obj_ids) or 0)
+    return FramePlan(
+        key_segment=span,
+        target=target,
+        key_frames=key_frames_with_target(start, end, num_key_frames, target),
+        reference_frames=uniform_indices(0, len(masks) - 1, num_reference_frames),
+    )
+
+
+def reason_request(
+    frames: Callable[[list[int]], np.ndarray],
+    fps: float,
+    num_frames: int,
+    plan: FramePlan,
+    query: str,
+    *,
+    budget: int | None = None,
+    max_new_tokens: int = 1024,
+    cue_kinds: Sequence[str] = DEFAULT_CUE_KINDS,
+) -> Any:
+    """The :class:`~videoseg.core.interfaces.ReasonRequest` the pipeline would build for this plan.
+
+    ``frames(indices)`` returns (N, H, W, 3) uint8 RGB frames of the video (a VideoSource's
+    ``frames``), so a benchmark video decodes only the frames shown.
+    """
+    from videoseg.core.interfaces import Clip, ReasonRequest
+
+    key = np.asarray(frames(list(plan.key_frames)))
+    key_clip = Clip(frames=key, frame_indices=list(plan.key_frames), fps=fps, window=plan.key_segment)
+    reference_clip = None
+    if plan.reference_frames:
+        ref = np.asarray(frames(list(plan.reference_frames)))
+        reference_clip = Clip(
+            frames=ref, frame_indices=list(plan.reference_frames), fps=fps, window=(0, num_frames - 1)
+        )
+    return ReasonRequest(
+        query=query.strip(),
+        key_clip=key_clip,
+        target_frame=key[plan.key_frames.index(plan.target)],
+        target_index=plan.target,
+        reference_clip=reference_clip,
+        max_new_tokens=int(max_new_tokens),
+        budget=budget,
+        cue_kinds=tuple(cue_kinds),
+    )
+
+
+def trl_prompt(messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[Image.Image]]:
+    """Chat messages with images inside -> (messages with ``{"type": "image"}`` placeholders, images).
+
+    An image may be a PIL image or an (H, W, 3) uint8 array. A video item is refused: TRL's
+    GRPOTrainer passes images only, so a profile that shows frames as a video cannot be trained here.
+    """
+    prompt: list[dict[str, Any]] = []
+    images: list[Image.Image] = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            prompt.append({"role": message["role"], "content": [{"type": "text", "text": content}]})
+            continue
+        items: list[dict[str, Any]] = []
+        for item in content or []:
+            kind = item.get("type")
+            if kind == "text":
+                items.append({"type": "text", "text": str(item.get("text", ""))})
+            elif kind == "image":
+                image = item.get("image")
+                if image is None:
+                    raise TrainingDataError("a profile message has an image item without its image")
+                if not isinstance(image, Image.Image):
+                    image = Image.fromarray(np.ascontiguousarray(np.asarray(image, dtype=np.uint8)))
+                images.append(image.convert("RGB"))
+                items.append({"type": "image"})
+            else:
+                raise TrainingDataError(
+                    f"the profile shows a {kind!r} item; the GRPO trainer takes text and images only "
+                    "(TRL passes a list of images per prompt)"
+                )
+        prompt.append({"role": message["role"], "content": items})
+    return prompt, images
+
+
+def visionreasoner_solution(targets: Sequence[Mapping[str, Any]]) -> str:
+    """The ground truth as VisionReasoner's datasets store it: a JSON list of ``{"bbox_2d", "point_2d"}``."""
+    return json.dumps([{"bbox_2d": list(t["bbox_2d"]), "point_2d": list(t["point_2d"])} for t in targets])
+
+
+def segzero_solution(targets: Sequence[Mapping[str, Any]]) -> str:
+    """The ground truth as Seg-Zero's datasets store it: ``<box>(x1,y1),(x2,y2)</box><points>(x,y),...
+    </points>``. Seg-Zero is single-object: the first target's box, and its centre point (Seg-Zero's
+    data gives two points per object; we have one centre point per object, so it is written twice).
+    Empty string without targets."""
+    if not targets:
+        return ""
+    x1, y1, x2, y2 = targets[0]["bbox_2d"]
+    px, py = targets[0]["point_2d"]
+    return f"<box>({x1},{y1}),({x2},{y2})</box><points>({px},{py}),({px},{py})</points>"
+
+
+def video_training_row(
+    request: Any,
+    target_ids: np.ndarray,
+    obj_ids: Sequence[int],
+    profile: Any,
+    *,
+    difficulty: float | None = None,
+    difficulty_scores: Mapping[str, float] | None = None,
+    key: str = "",
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One GRPO row for a video expression: the profile's prompt and images, and the ground truth on
+    the target frame in the answer space of the profile.
+
+    target_ids: (H, W) uint8 id map of the target frame (the query's objects have ``obj_ids``, other
+    annotated objects any other non-zero id, which negative points prefer). Columns: ``prompt``,
+    ``images``, ``solution`` (VisionReasoner ground-truth string), ``solution_segzero``, ``targets``
+    (JSON list with ``neg_point_2d`` and ``obj_id``), ``target_mask`` (COCO RLE of the targets' union,
+    answer space), ``difficulty`` (D in [1, 10] or None), ``difficulty_scores`` (JSON), ``budget``,
+    ``query``, ``key``, ``target_index``, ``width`` / ``height`` (answer space) and ``extra``.
+    """
+    target = np.asarray(request.target_frame)
+    target_ids = np.asarray(target_ids)
+    if target_ids.shape != target.shape[:2]:
+        raise TrainingDataError(
+            f"{key}: mask shape {target_ids.shape} does not match the target frame {target.shape[:2]}"
+        )
+    width, height = profile.answer_size(int(target.shape[1]), int(target.shape[0]))
+    _, ids = to_answer_space(target, target_ids.astype(np.uint8), (int(width), int(height)))
+    obj_ids = [int(i) for i in obj_ids]
+    targets = object_targets(ids, obj_ids, with_negatives=True)
+    prompt, images = trl_prompt(profile.reason_messages(request))
+    if not images:
+        raise TrainingDataError(f"{key}: the profile's prompt holds no image")
+    row = {
+        "prompt": prompt,
+        "images": images,
+        "solution": visionreasoner_solution(targets),
+        "solution_segzero": segzero_solution(targets),
+        "targets": json.dumps(targets),
+        "target_mask": encode_rle(np.isin(ids, np.asarray(obj_ids, dtype=np.uint8))),
+        "difficulty": None if difficulty is None else float(difficulty),
+        "difficulty_scores": json.dumps(dict(difficulty_scores or {})),
+        "budget": request.budget,
+        "query": request.query,
+        "key": key,
+        "target_index": int(request.target_index),
+        "width": int(width),
+        "height": int(height),
+    }
+    row.update(extra or {})
+    return row
+
+
+def benchmark_id_maps(bench: Any, expr: Any, size: tuple[int, int]) -> tuple[np.ndarray, list[int]]:
+    """(T, H, W) uint8 object-id maps of one benchmark expression and the ids of its objects.
+
+    Ref-YouTube-VOS / Ref-DAVIS17 annotations are already id maps (palette PNGs, the expression's
+    ``obj_ids``; the void label 255 is cleared). MeViS / ReVOS store one mask per annotated object
+    (``anno_id``): object k of the expression gets id k + 1, and ReVOS's other annotated foreground gets
+    :data:`DISTRACTOR_ID`. Read with the benchmark readers (:mod:`videoseg.eval.datasets`).
+    """
+    from dataclasses import replace
+
+    if bench.layout == "refytvos":
+        gt = bench.ground_truth(expr, size)
+        labels = gt.labels.copy()
+        if gt.void_label is not None:
+            labels[labels == gt.void_label] = 0
+        return labels, [int(i) for i in gt.obj_ids]
+    if len(expr.anno_ids) >= DISTRACTOR_ID:
+        raise TrainingDataError(f"{expr.key}: {len(expr.anno_ids)} objects is more than we can label")
+    labels = None
+    for k, anno in enumerate(expr.anno_ids):
+        gt = bench.ground_truth(replace(expr, anno_ids=(anno,)), size)
+        if labels is None:
+            labels = np.where(gt.labels == 2, DISTRACTOR_ID, 0).astype(np.uint8)
+        labels[gt.labels == 1] = k + 1
+    if labels is None:
+        raise TrainingDataError(f"{expr.key}: the expression names no annotated object")
+    return labels, list(range(1, len(expr.anno_ids) + 1))
+
+
 __all__ = [
     "DEFAULT_CUE_KINDS",
+    "DISTRACTOR_ID",
+    "FramePlan",
+    "TrainingDataError",
+    "benchmark_id_maps",
     "negative_point",
     "object_box",
     "object_point",
     "object_targets",
+    "oracle_plan",
+    "reason_request",
+    "segzero_solution",
     "shapes_dataset",
     "target_frame_for",
     "to_answer_space",
     "training_example",
+    "trl_prompt",
+    "video_training_row",
+    "visible_span",
+    "visionreasoner_solution",
 ]
