@@ -251,3 +251,30 @@ def test_starter_completion_teaches_dilution(examples: list[Any]) -> None:
     )
     # the box 4 px off still meets all three criteria; the extra target halves it: 3 / 2
     assert v.breakdown.terms["accuracy"] == pytest.approx(1.5) and len(v.matching.pairs) == 1
+
+
+def test_answer_space_and_kind_follow_the_runs_profile() -> None:
+    from videoseg.core import events as ev
+    from videoseg.core.state import RunState
+
+    def state(profile: str, weights_free: bool) -> RunState:
+        st = RunState()
+        st.video = {"width": 640, "height": 480}
+        st.config = {"profile": profile}
+        st.backends["reasoner"] = ev.BackendInfo(
+            for_stage="reasoner",
+            name="qwen",
+            weights_free=weights_free,
+            description="",
+            model_id="some/model",
+        )
+        return st
+
+    assert view_mod.answer_size_of_run(state("visionreasoner", False)) == (840, 840)
+    assert view_mod.answer_size_of_run(state("seg-zero", False)) == (840, 840)
+    assert view_mod.answer_size_of_run(state("qwen2.5-vl", True)) == (640, 480)  # weights-free: the frame
+    w, h = view_mod.answer_size_of_run(state("qwen2.5-vl", False))
+    assert w % 28 == 0 and h % 28 == 0  # Qwen's smart resize
+    assert view_mod.run_reward_kind(state("seg-zero", False)) == "segzero"
+    assert view_mod.run_reward_kind(state("videoseg-r1", False)) == "videoseg-r1"
+    assert view_mod.run_reward_kind(state("no-such-profile", False)) == "videoseg-r1"

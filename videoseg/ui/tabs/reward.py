@@ -573,14 +573,31 @@ def _frame_index(frame: Any) -> int:
 # --------------------------------------------------------------------------- a run's own reward
 
 
+def run_profile(state: Any) -> Any | None:
+    """The reasoner profile the run was configured with (``videoseg.reasoning.profiles``), or None."""
+    name = state.config.get("profile")
+    if not name:
+        return None
+    try:
+        from videoseg.reasoning.profiles import get_profile
+
+        return get_profile(str(name))
+    except (ImportError, ValueError):
+        return None
+
+
 def answer_size_of_run(state: Any) -> tuple[int, int]:
-    """(width, height) of the space the run's reasoner answered in: a VisionReasoner / Seg-Zero checkpoint
-    840 x 840, a weights-free reasoner the frame, another Qwen2.5-VL its smart-resized frame (processor
-    defaults; the trace does not record the processor's pixel limits)."""
+    """(width, height) of the space the run's reasoner answered in: the frame for a weights-free
+    reasoner; else its profile's answer space (840 x 840 for VisionReasoner / Seg-Zero, Qwen2.5-VL's
+    smart resize with the processor defaults otherwise: the trace does not record the loaded
+    processor's pixel limits)."""
     width, height = int(state.video.get("width") or 0), int(state.video.get("height") or 0)
     backend = state.backends.get("reasoner")
     if backend is None or backend.weights_free or not backend.model_id:
         return width, height
+    profile = run_profile(state)
+    if profile is not None:
+        return tuple(profile.answer_size(width, height))  # type: ignore[return-value]
     from videoseg.reasoning import qwen
 
     if qwen.uses_fixed_answer_size(backend.model_id):
@@ -588,10 +605,17 @@ def answer_size_of_run(state: Any) -> tuple[int, int]:
     return qwen.qwen_answer_space(width, height, factor=28, min_pixels=56 * 56, max_pixels=28 * 28 * 1280)
 
 
+def run_reward_kind(state: Any) -> str:
+    """The reward that matches the run's answer schema: Seg-Zero's for a Seg-Zero profile (its answer
+    is one ``{"bbox", "points_1", "points_2"}``), the paper's otherwise."""
+    profile = run_profile(state)
+    return "segzero" if getattr(profile, "answer_schema", "") == "seg-zero" else "videoseg-r1"
+
+
 def run_reward(ctx: Any, record: dict[str, Any] | None) -> tuple[str, np.ndarray | None]:
-    """The paper's reward of a finished run's completion against the bundled example's ground truth
-    on the frame the reasoner looked at; ("", None) when there is nothing to score (no run, no ground
-    truth, no completion)."""
+    """The training reward of a finished run's completion against the bundled example's ground truth
+    on the frame the reasoner looked at (the paper's; Seg-Zero's for a Seg-Zero-profile run);
+    ("", None) when there is nothing to score (no run, no ground truth, no completion)."""
     if not record or not record.get("trace"):
         return "", None
     try:
@@ -624,10 +648,11 @@ def run_reward(ctx: Any, record: dict[str, Any] | None) -> tuple[str, np.ndarray
             targets = object_targets(ids, obj_ids)
             mask = np.isin(ids, np.asarray(obj_ids, dtype=ids.dtype))
         d = state.difficulty
+        kind = run_reward_kind(state)
         view = score_view(
             state.reasoning.raw_text,
-            rw.row_solution({"targets": targets}, "videoseg-r1"),
-            "videoseg-r1",
+            rw.row_solution({"targets": targets}, kind),
+            kind,
             frame=frame,
             mask=mask,
             difficulty=None if d is None else d.difficulty,
