@@ -9,13 +9,15 @@ a line per matched pair labelled with the criteria it met), each negative point'
 target mask and the length factor. Named API endpoint: ``reward``.
 
 After a Run-tab run on a bundled example (whose expression is the query) the same breakdown of the
-reasoner's own completion appears under the run (:func:`run_reward`), in the paper's reward.
+reasoner's own completion appears under the run (:func:`run_reward`): the paper's reward (Seg-Zero's
+for a run with the Seg-Zero profile, whose answer has that schema).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -504,7 +506,7 @@ def _centre(box: Sequence[float]) -> tuple[float, float]:
 
 def blank_canvas(gt: str, completion: str) -> np.ndarray:
     """A dark canvas large enough for every coordinate in the texts (no frame given)."""
-    numbers = [float(v) for v in __import__("re").findall(r"-?\d+(?:\.\d+)?", gt + " " + completion)[:2000]]
+    numbers = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", gt + " " + completion)[:2000]]
     side = int(min(max([64.0, *[abs(v) for v in numbers]]) * 1.1, 2048))
     return np.full((side, side, 3), 40, dtype=np.uint8)
 
@@ -752,7 +754,9 @@ def build_reward_tab(ctx: Any) -> dict[str, Any]:
                     choices=list(rw.KINDS), value="videoseg-r1", label="Reward", allow_custom_value=True
                 )
                 difficulty = gr.Textbox(
-                    label="Difficulty D (1..10) or the five axis scores as JSON", value="2.5"
+                    label="Difficulty D (1..10) or the five axis scores as JSON",
+                    value="2.5",
+                    info='e.g. 4.2 or {"scene": 3, "segmentation": 4, "temporal": 2, "motion": 3, "linguistic": 5}',
                 )
                 uncertainty = gr.Number(label="Uncertainty (PixelThink, 0..1)", value=0.0)
             score_btn = gr.Button("Score", variant="primary")
