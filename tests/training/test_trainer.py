@@ -125,6 +125,27 @@ def test_metrics_record_maps_trl_logs() -> None:
     assert metrics_record({"train_runtime": 1.0, "train_loss": 0.1}, 3) is None
 
 
+def test_dataset_is_written_in_shards_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.training.test_training_data import FakeProfile
+    from videoseg.training import trainer
+
+    monkeypatch.setattr(trainer, "SHARD_ROWS", 2)
+    settings = make_settings(
+        None, model="m", data="shapes:3", out=str(tmp_path), shapes_size=(128, 96), max_examples=3,
+        num_key_frames=2, num_reference_frames=1,
+    )  # fmt: skip
+    dataset = trainer.build_dataset(settings, FakeProfile())
+    assert len(dataset) == 3 and dataset[2]["key"].startswith("shapes:3/")
+    assert sorted(p.name for p in (tmp_path / "dataset").glob("shard-*")) == ["shard-00000", "shard-00001"]
+    # the shapes world rates its own difficulty; the budget follows from D (PixelThink levels)
+    assert all(1 <= d <= 10 for d in dataset["difficulty"])
+    stamp = tmp_path / "dataset" / "videoseg_fingerprint.json"
+    first = stamp.stat().st_mtime_ns
+    assert len(trainer.build_dataset(settings, FakeProfile())) == 3 and stamp.stat().st_mtime_ns == first
+    settings.max_examples = 1  # other data settings: rebuilt
+    assert len(trainer.build_dataset(settings, FakeProfile())) == 1
+
+
 # --------------------------------------------------------------------------- real runs (slow)
 
 

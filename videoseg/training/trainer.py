@@ -37,7 +37,7 @@ import json
 import math
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -376,8 +376,10 @@ def _expressions(kind: str, where: Any, settings: TrainSettings) -> Iterator[tup
         for seed in where:
             try:
                 scenario = generate(int(seed), settings.shapes_family, size=settings.shapes_size)
-            except ValueError as exc:
-                raise TrainingError(f"shapes seed {seed}: {exc}") from exc
+            except (ValueError, RuntimeError) as exc:  # RuntimeError: no layout fits at this frame size
+                raise TrainingError(
+                    f"shapes seed {seed}: {exc} (try another seed or a larger --shapes-size)"
+                ) from exc
             frames = scenario.frames
             for expr in scenario.expressions:
                 yield (
@@ -418,27 +420,62 @@ def _expressions(kind: str, where: Any, settings: TrainSettings) -> Iterator[tup
         )
 
 
-def build_dataset(settings: TrainSettings, profile: Any, main_process_first: Any = None) -> Any:
-    """The rows as a ``datasets.Dataset``, cached in ``OUT/dataset`` and rebuilt when the data settings
-    change. Under several processes the main one builds it first and the others load it."""
-    import contextlib
+SHARD_ROWS = 256  # rows held in memory at once while the dataset is written (images are large)
 
-    from datasets import Dataset, load_from_disk
+
+def build_dataset(settings: TrainSettings, profile: Any, main_process_first: Any = None) -> Any:
+    """The rows as a memory-mapped ``datasets.Dataset``, written in shards of :data:`SHARD_ROWS` rows to
+    ``OUT/dataset`` (so a large benchmark never sits in memory) and reused while the data settings are
+    unchanged. Under several processes the main one builds it first and the others load it."""
+    import contextlib
 
     folder = Path(settings.out) / "dataset"
     fingerprint = _data_fingerprint(settings)
     stamp = folder / "videoseg_fingerprint.json"
-    context = main_process_first(desc="building the training data") if main_process_first else None
+    # local=False: the one main process of all nodes builds it; OUT must be on a filesystem every node
+    # sees (as checkpoints need anyway), or two nodes' main processes would write the same folder.
+    context = (
+        main_process_first(local=False, desc="building the training data") if main_process_first else None
+    )
     with context or contextlib.nullcontext():
-        if stamp.is_file() and json.loads(stamp.read_text()).get("fingerprint") == fingerprint:
-            return load_from_disk(str(folder))
-        rows = list(build_rows(settings, profile))
-        dataset = Dataset.from_list(rows)
+        if stamp.is_file():
+            saved = json.loads(stamp.read_text())
+            if saved.get("fingerprint") == fingerprint:
+                return _load_shards(folder, saved["shards"])
         if folder.exists():
             shutil.rmtree(folder)
-        dataset.save_to_disk(str(folder))
-        stamp.write_text(json.dumps({"fingerprint": fingerprint, "rows": len(rows)}))
-        return load_from_disk(str(folder))
+        folder.mkdir(parents=True)
+        shards: list[str] = []
+        chunk: list[dict] = []
+        for row in build_rows(settings, profile):
+            chunk.append(row)
+            if len(chunk) == SHARD_ROWS:
+                shards.append(_save_shard(chunk, folder, len(shards)))
+                chunk = []
+        if chunk:
+            shards.append(_save_shard(chunk, folder, len(shards)))
+        stamp.write_text(json.dumps({"fingerprint": fingerprint, "shards": shards}))
+        return _load_shards(folder, shards)
+
+
+def _save_shard(rows: list[dict], folder: Path, index: int) -> str:
+    from datasets import Dataset, Value
+
+    dataset = Dataset.from_list(rows)
+    # columns that may be all None in one shard and numbers in another must share one type
+    for name, kind in (("difficulty", "float64"), ("budget", "int64")):
+        if name in dataset.column_names:
+            dataset = dataset.cast_column(name, Value(kind))
+    name = f"shard-{index:05d}"
+    dataset.save_to_disk(str(folder / name))
+    return name
+
+
+def _load_shards(folder: Path, shards: Sequence[str]) -> Any:
+    from datasets import concatenate_datasets, load_from_disk
+
+    parts = [load_from_disk(str(folder / name)) for name in shards]
+    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
 def _data_fingerprint(settings: TrainSettings) -> str:
