@@ -44,10 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import architectures  # noqa: E402
-from videoseg.runtime import loading as models  # noqa: E402
 from videoseg.core.config import PipelineConfig  # noqa: E402
 from videoseg.core.cues import TargetCues  # noqa: E402
-from videoseg.core.interfaces import Clip, ReasonRequest  # noqa: E402
+from videoseg.core.interfaces import CallSettings, Clip, ReasonRequest  # noqa: E402
+from videoseg.runtime import loading as models  # noqa: E402
 
 
 def _peak_rss_mb() -> float:
@@ -139,28 +139,39 @@ def _inject_random(kind: str, model_id: str, device: torch.device, dtype: torch.
 
 
 def bench_vlm(rec: Recorder, config: PipelineConfig, frames: np.ndarray, fps: float, max_new: int) -> None:
+    """The model calls of one query as the pipeline makes them: K interval answers in one generate,
+    M percentage answers in one, the difficulty rating, the streamed reasoning. Each row also gives the
+    call's figures (sequences, prompt / vision tokens, new tokens, the call's own peak GPU memory)."""
     from videoseg.reasoning.qwen import QwenVideoQA
 
-    qa = rec.measure("vlm load", lambda: QwenVideoQA(config))
+    qa = rec.measure("vlm load", lambda: QwenVideoQA(config.vlm, config.device, config.dtype))
     n = len(frames)
     step = max(1, n // config.frames_per_question)
     idx = list(range(0, n, step))[: config.frames_per_question]
     clip = Clip(frames=frames[idx], frame_indices=idx, fps=fps, window=(0, n - 1))
     query = "the person who walks to the left after the car stops"
+    settings = CallSettings.from_config(config, max_new_tokens=max_new)
 
-    def tokens_per_s(_: Any, seconds: float) -> str:
-        return f"{qa.last_generation.num_tokens} tokens, {qa.last_generation.num_tokens / seconds:.1f} tok/s"
+    def figures(answer: Any, seconds: float) -> str:
+        usage = answer.usage
+        new = sum(usage.new_tokens)
+        return (
+            f"{usage.num_sequences} seq, {usage.prompt_tokens} prompt tok ({usage.vision_tokens} vision), "
+            f"{new} new tok, {new / seconds:.1f} tok/s"
+        )
 
-    rec.measure(
-        f"interval ({len(idx)} fr)", lambda: qa.answer_interval(clip, query, 0), tokens_per_s, "interval"
-    )
-    rec.measure(
-        f"percentage ({len(idx)} fr)",
-        lambda: qa.answer_percentage(clip, query, 0),
-        tokens_per_s,
+    def call(label: str, fn: Any, key: str) -> None:
+        result = rec.measure(label, fn, figures, key)
+        rec.rows[-1].update(model_call_row(result.usage))  # the row just written gets the call's figures
+
+    k, m = config.num_interval_answers, config.num_percent_answers
+    call(f"interval K={k} ({len(idx)} fr)", lambda: qa.answer_intervals(clip, query, k, settings), "interval")
+    call(
+        f"percentage M={m} ({len(idx)} fr)",
+        lambda: qa.answer_percentages(clip, query, m, settings),
         "percentage",
     )
-    rec.measure("difficulty", lambda: qa.rate_difficulty(clip, query), tokens_per_s)
+    call("difficulty", lambda: qa.rate_difficulty(clip, query, settings), "difficulty")
     key_idx = idx[: config.num_key_frames]
     ref_idx = idx[:: max(1, len(idx) // max(1, config.num_reference_frames))][: config.num_reference_frames]
     request = ReasonRequest(
@@ -173,11 +184,28 @@ def bench_vlm(rec: Recorder, config: PipelineConfig, frames: np.ndarray, fps: fl
         reference_clip=Clip(frames=frames[ref_idx], frame_indices=ref_idx, fps=fps, window=(0, n - 1))
         if ref_idx
         else None,
-        max_new_tokens=max_new,
         budget=config.hard_budget,
         cue_kinds=tuple(config.cues),
     )
-    rec.measure("reason (streamed)", lambda: "".join(qa.reason(request)), tokens_per_s, "reason")
+
+    def reason() -> Any:
+        call = qa.start_reasoning(request, settings)
+        "".join(call.stream())
+        return call
+
+    call("reason (streamed)", reason, "reason")
+
+
+def model_call_row(usage: Any) -> dict[str, Any]:
+    """The per-call figures a ``model_call`` event carries, for a bench row."""
+    return {
+        "num_sequences": usage.num_sequences,
+        "prompt_tokens": usage.prompt_tokens,
+        "vision_tokens": usage.vision_tokens,
+        "new_tokens": list(usage.new_tokens),
+        "truncated": sum(bool(t) for t in usage.truncated),
+        "call_peak_gpu_mb": None if usage.peak_cuda_mb is None else round(usage.peak_cuda_mb, 1),
+    }
 
 
 def bench_sam2(
@@ -207,14 +235,22 @@ def bench_sam2(
 def bench_propagation(
     rec: Recorder, name: str, propagator: Any, frames: np.ndarray, fps: float, mask: np.ndarray
 ) -> None:
-    """Propagate ``mask`` from the middle frame both ways through the whole clip."""
+    """Propagate ``mask`` from the middle frame both ways through the whole clip (one call per way)."""
     from videoseg.io.video import ArrayVideo
 
     video = ArrayVideo(frames, fps=fps)
     n = len(frames)
+
+    def both_ways() -> int:
+        return sum(
+            1
+            for direction in ("forward", "backward")
+            for _ in propagator.propagate(video, n // 2, mask[None], direction)
+        )
+
     rec.measure(
         f"{name} ({n - 1} fr)",
-        lambda: sum(1 for _ in propagator.propagate(video, n // 2, mask[None])),
+        both_ways,
         lambda count, s: f"{count / s:.2f} frames/s",
         key=f"propagate-{name}",
     )
@@ -243,8 +279,9 @@ def bench_propagators(
 
 
 def per_query_seconds(seconds: dict[str, float], config: PipelineConfig, levels: int) -> float | None:
-    """Model time of one query under ``config``: ``levels`` HTFS levels of K interval answers, then M
-    percentage answers, the difficulty rating, the reasoning, one keyframe mask and the propagation.
+    """Model time of one query under ``config``: ``levels`` HTFS levels (one generate of K interval
+    answers each), one generate of M percentage answers, the difficulty rating, the reasoning, one
+    keyframe mask and the propagation.
 
     None when a stage was not measured (skipped)."""
     propagate = seconds.get(f"propagate-{config.propagator}")
@@ -252,8 +289,8 @@ def per_query_seconds(seconds: dict[str, float], config: PipelineConfig, levels:
     if propagate is None or any(k not in seconds for k in needed):
         return None
     return (
-        levels * config.num_interval_answers * seconds["interval"]
-        + config.num_percent_answers * seconds["percentage"]
+        levels * seconds["interval"]
+        + seconds["percentage"]
         + (seconds["difficulty"] if config.rate_difficulty else 0.0)
         + seconds["reason"]
         + seconds["segment"]
@@ -278,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-new-tokens",
         type=int,
-        help="reasoning tokens (default: the paper preset's worst case, hard budget + answer allowance)",
+        help="reasoning token cap (default: the qwen2.5-vl profile's; a random model runs to the cap)",
     )
     parser.add_argument("--levels", type=int, default=1, help="HTFS coarse levels in the per-query sum")
     parser.add_argument(
@@ -328,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
 
     frames = np.random.default_rng(0).integers(0, 256, (num_frames, height, width, 3), dtype=np.uint8)
     fps = args.fps
-    max_new = args.max_new_tokens or (config.hard_budget + config.answer_allowance)
+    from videoseg.reasoning.difficulty import max_new_tokens_for
+
+    max_new = args.max_new_tokens or max_new_tokens_for(None, config)
     rec = Recorder(device)
     print(f"{'stage':<22}{'seconds':>10}{'peak GPU MB':>12}{'peak RSS MB':>12}  rate")
     with torch.inference_mode():
@@ -342,8 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     total = per_query_seconds(rec.seconds, config, args.levels)
     if total is not None:
         print(
-            f"one query (K={config.num_interval_answers} x {args.levels} level(s), "
-            f"M={config.num_percent_answers}, difficulty, reasoning, mask, XMem propagation): {total:.1f} s"
+            f"one query ({args.levels} level(s) of K={config.num_interval_answers} in one call each, "
+            f"M={config.num_percent_answers} in one call, difficulty, reasoning, mask, XMem propagation): "
+            f"{total:.1f} s"
         )
     if args.json:
         args.json.write_text(

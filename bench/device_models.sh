@@ -2,6 +2,11 @@
 # Per-stage time and peak GPU memory of the paper's full-size models (Qwen2.5-VL 3B and 7B,
 # SAM2.1-large, XMem) on a 10-second 854x480 clip, with random weights, on a GPU machine that reaches
 # no network. The architectures come from bench/architectures.py; nothing is downloaded.
+# Each VLM row is one model call as the pipeline makes it (K interval answers in ONE generate, M
+# percentage answers in one, the difficulty rating, the reasoning at the profile's cap) with the
+# figures of its model_call event: sequences, prompt and vision tokens, new tokens, the call's peak
+# GPU memory (in the JSON rows: num_sequences, prompt_tokens, vision_tokens, new_tokens, truncated,
+# call_peak_gpu_mb). The "vlm load" row is the cold-start load time; "xmem (N fr)" gives XMem frames/s.
 #
 # The lent machine's image has torch, transformers and opencv but no PyAV. Before the call, on a machine
 # with PyPI (from the repository root):
