@@ -17,6 +17,11 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from tests.support.tiny_models import (  # pytest fixtures: tiny checkpoints built offline
+    tiny_qwen_dir,  # noqa: F401
+    tiny_sam2_video_dir,  # noqa: F401
+    torch_single_thread,  # noqa: F401
+)
 from videoseg.cli import benchmark as bench_cli
 from videoseg.cli.main import main as cli_main
 from videoseg.eval import benchmark as bm
@@ -258,3 +263,68 @@ def test_a_video_s_frames_are_decoded_once_for_all_its_expressions(tmp_path: Pat
     video.close()
     video.frames([0])
     assert video.decoded[-1] == 0  # closed: the cache is gone
+
+
+# ------------------------------------------------------------------ models once per process
+
+
+@pytest.mark.slow
+def test_models_load_once_and_frames_decode_once_across_a_videos_expressions(
+    tmp_path: Path,
+    tiny_qwen_dir: Path,  # noqa: F811
+    tiny_sam2_video_dir: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from videoseg.core.config import PipelineConfig
+    from videoseg.eval.datasets import Benchmark
+    from videoseg.runtime import loading
+
+    write_layout(
+        "mevis", tmp_path / "data", {"v": generate(7, "distractor_colour", frames=FRAMES, size=SIZE)}
+    )
+    bench_ = load_benchmark("mevis", tmp_path / "data")
+    config = PipelineConfig(
+        vlm=str(tiny_qwen_dir),
+        segmenter="sam2",
+        propagator="sam2",
+        sam2_model=str(tiny_sam2_video_dir),
+        device="cpu",
+        num_interval_answers=2,
+        num_percent_answers=2,
+        frames_per_question=4,
+        num_key_frames=2,
+        num_reference_frames=2,
+        max_new_tokens=8,
+    )
+    opened: list[FrameFolder] = []
+    real_open = Benchmark.open_video
+
+    def spy(self: Benchmark, *args: Any, **kwargs: Any) -> FrameFolder:
+        opened.append(real_open(self, *args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(Benchmark, "open_video", spy)
+    loading.clear_cache()
+    out = tmp_path / "out"
+    first, rest = bm.select(bench_)[:1], bm.select(bench_)[1:]
+    assert len(rest) == 2
+    spec = bm.ShardSpec()
+    kwargs = {
+        "out": out,
+        "config": config,
+        "preset": "tiny",
+        "fps": 12.0,
+        "spec": spec,
+        "echo": lambda _: None,
+    }
+    out.mkdir()
+    bm.run_shard(bench_, first, **kwargs)
+    loaded = {k: loading._CACHE[k] for k in loading.cached_keys()}
+    assert "qwen2.5-vl" in {k[0] for k in loaded}, loaded  # HTFS and the reasoner share one model
+    opened.clear()
+    bm.run_shard(bench_, rest, **kwargs)
+    # the later expressions used the same model objects: nothing was loaded again
+    assert loading.cached_keys() == list(loaded) and all(loading._CACHE[k] is v for k, v in loaded.items())
+    # one video opened for both expressions, none of its frames decoded twice
+    assert len(opened) == 1 and opened[0].decoded and len(set(opened[0].decoded)) == len(opened[0].decoded)
+    loading.clear_cache()
