@@ -123,7 +123,7 @@ def test_answer_space_coordinates_are_mapped_to_frame_pixels(monkeypatch: pytest
     ("name", "text"),
     [
         ("garbage", "I think it is the red one."),
-        ("missing answer tag", '<think>hmm</think>[{"bbox_2d": [1, 2, 3, 4]}]'),
+        ("prose without a list", '<think>hmm</think>The target is the red square near the top left.'),
         ("truncated", '<think>x</think><answer>[{"bbox_2d": [1, 2, 3'),
         ("wrong types", '<answer>[{"bbox_2d": "left side"}]</answer>'),
         ("wrong shape", '<answer>[{"bbox_2d": [1, 2, 3]}]</answer>'),

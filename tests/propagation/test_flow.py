@@ -11,6 +11,7 @@ from tests.support.fakes import moving_square_frames
 from videoseg.core.config import PipelineConfig
 from videoseg.io.video import ArrayVideo
 from videoseg.propagation.flow import FlowPropagator
+from videoseg.propagation.stage import both_ways
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -23,7 +24,7 @@ def _run(
 ) -> dict[int, tuple[str, np.ndarray]]:
     out: dict[int, tuple[str, np.ndarray]] = {}
     order = []
-    for idx, direction, m in FlowPropagator(PipelineConfig(**cfg)).propagate(video, keyframe, masks):
+    for idx, direction, m in both_ways(FlowPropagator(PipelineConfig(**cfg)), video, keyframe, masks):
         assert idx not in out
         out[idx] = (direction, m)
         order.append(idx)
@@ -113,7 +114,7 @@ class _NoDecode:
 
 def test_empty_keyframe_mask_stays_empty_without_decoding() -> None:
     masks = np.zeros((2, 24, 32), dtype=bool)
-    got = list(FlowPropagator(PipelineConfig()).propagate(_NoDecode(), 3, masks))  # type: ignore[arg-type]
+    got = list(both_ways(FlowPropagator(PipelineConfig()), _NoDecode(), 3, masks))  # type: ignore[arg-type]
     assert [i for i, _, _ in got] == [4, 5, 6, 2, 1, 0]
     assert all(m.shape == (2, 24, 32) and not m.any() for _, _, m in got)
 
@@ -141,7 +142,7 @@ def test_frames_are_streamed() -> None:
     frames, gt = moving_square_frames(num_frames=12)
     video = _Recording(frames, 10)
     _run(video, 4, gt[4][None])
-    assert video.batch_sizes == [1]  # only the keyframe is read directly
+    assert video.batch_sizes == [1, 1]  # only the keyframe is read directly, once per direction
     assert video.streams == [(5, 12, False), (0, 4, True)]
 
 
@@ -164,7 +165,7 @@ def test_works_on_a_plain_video_source() -> None:
     # 38 frames: the fake square wraps around to the left border after frame 37 (a teleport the
     # propagator rightly refuses to follow).
     frames, gt = moving_square_frames(num_frames=38)
-    got = list(FlowPropagator(PipelineConfig()).propagate(_PlainSource(frames), 20, gt[20][None]))  # type: ignore[arg-type]
+    got = list(both_ways(FlowPropagator(PipelineConfig()), _PlainSource(frames), 20, gt[20][None]))  # type: ignore[arg-type]
     assert [i for i, _, _ in got] == [*range(21, 38), *range(19, -1, -1)]
     assert min(_iou(m[0], gt[i]) for i, _, m in got) > 0.85
 
@@ -181,7 +182,9 @@ def test_bad_input_is_rejected(keyframe: int, shape: tuple[int, ...], message: s
     frames, _ = moving_square_frames(num_frames=5)
     with pytest.raises(ValueError, match=message):
         list(
-            FlowPropagator(PipelineConfig()).propagate(ArrayVideo(frames, 10), keyframe, np.ones(shape, bool))
+            both_ways(
+                FlowPropagator(PipelineConfig()), ArrayVideo(frames, 10), keyframe, np.ones(shape, bool)
+            )
         )
 
 

@@ -15,6 +15,7 @@ from tests.support.tiny_models import tiny_sam2_video_dir, torch_single_thread  
 from videoseg.core.config import PipelineConfig
 from videoseg.io.video import ArrayVideo
 from videoseg.propagation.sam2_video import READ_CHUNK, Sam2VideoPropagator
+from videoseg.propagation.stage import both_ways
 
 H, W = 48, 64
 
@@ -44,7 +45,7 @@ def propagator(config):
 
 @pytest.mark.parametrize(("n", "keyframe"), [(7, 3), (5, 0), (5, 4)])
 def test_every_frame_once_forward_then_backward(propagator, n, keyframe):
-    out = list(propagator.propagate(_video(n), keyframe, _masks()))
+    out = list(both_ways(propagator, _video(n), keyframe, _masks()))
     order = [(idx, direction) for idx, direction, _ in out]
     expected = [(i, "forward") for i in range(keyframe + 1, n)]
     expected += [(i, "backward") for i in range(keyframe - 1, -1, -1)]
@@ -57,7 +58,7 @@ def test_empty_keyframe_stays_empty_without_running_the_model(propagator):
     calls = []
     hook = propagator.model.register_forward_hook(lambda *a: calls.append(1))
     try:
-        out = list(propagator.propagate(_video(5), 2, np.zeros((2, H, W), dtype=bool)))
+        out = list(both_ways(propagator, _video(5), 2, np.zeros((2, H, W), dtype=bool)))
     finally:
         hook.remove()
     assert not calls
@@ -71,7 +72,7 @@ def test_an_empty_target_stays_empty_beside_a_tracked_one(propagator):
     logits = []
     hook = propagator.model.register_forward_hook(lambda m, a, out: logits.append(out.pred_masks))
     try:
-        out = list(propagator.propagate(_video(5), 2, masks))
+        out = list(both_ways(propagator, _video(5), 2, masks))
     finally:
         hook.remove()
     assert all(t.shape[0] == 1 for t in logits)  # only the non-empty target is tracked
@@ -80,9 +81,9 @@ def test_an_empty_target_stays_empty_beside_a_tracked_one(propagator):
 
 def test_bad_masks_are_clear_errors(propagator):
     with pytest.raises(ValueError, match="keyframe masks must be"):
-        list(propagator.propagate(_video(4), 1, np.ones((2, H + 1, W), dtype=bool)))
+        list(both_ways(propagator, _video(4), 1, np.ones((2, H + 1, W), dtype=bool)))
     with pytest.raises(ValueError, match="outside"):
-        list(propagator.propagate(_video(4), 4, _masks()))
+        list(both_ways(propagator, _video(4), 4, _masks()))
 
 
 def test_frames_are_read_in_bounded_chunks_in_tracking_order(propagator):
@@ -96,7 +97,7 @@ def test_frames_are_read_in_bounded_chunks_in_tracking_order(propagator):
 
     video.frames = spy
     keyframe = READ_CHUNK + 1
-    list(propagator.propagate(video, keyframe, _masks()))
+    list(both_ways(propagator, video, keyframe, _masks()))
     assert all(len(r) <= READ_CHUNK for r in reads)
     flat = [i for r in reads for i in r]
     forward = [keyframe, *range(keyframe + 1, len(video))]
@@ -109,7 +110,7 @@ def _run_logits(config, window, n=20):
     logits = []
     hook = propagator.model.register_forward_hook(lambda m, a, out: logits.append(out.pred_masks.clone()))
     try:
-        masks = [m for _, _, m in propagator.propagate(_video(n, seed=4), 0, _masks())]
+        masks = [m for _, _, m in both_ways(propagator, _video(n, seed=4), 0, _masks())]
     finally:
         hook.remove()
     return propagator, torch.stack(logits), masks

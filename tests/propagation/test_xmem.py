@@ -15,6 +15,7 @@ import torch
 
 from videoseg.core.config import PipelineConfig
 from videoseg.io.video import ArrayVideo
+from videoseg.propagation.stage import both_ways
 from videoseg.propagation.xmem import (
     XMEM_URL,
     InferenceCore,
@@ -1053,7 +1054,7 @@ def test_propagates_forward_then_backward_each_frame_once(checkpoint: Path):
     video = RecordingVideo(video_frames())
     prop = XMemPropagator(xmem_config(checkpoint))
     assert prop.info.name == "xmem" and prop.info.weights_free is False
-    out = list(prop.propagate(video, 3, keyframe_masks()))
+    out = list(both_ways(prop, video, 3, keyframe_masks()))
     assert [(i, d) for i, d, _ in out] == [
         (4, "forward"),
         (5, "forward"),
@@ -1071,8 +1072,8 @@ def test_propagates_forward_then_backward_each_frame_once(checkpoint: Path):
 def test_propagation_is_deterministic_and_runs_on_arrayvideo(checkpoint: Path):
     prop = XMemPropagator(xmem_config(checkpoint))
     video = ArrayVideo(video_frames(n=5), fps=10)
-    a = list(prop.propagate(video, 2, keyframe_masks()))
-    b = list(prop.propagate(video, 2, keyframe_masks()))
+    a = list(both_ways(prop, video, 2, keyframe_masks()))
+    b = list(both_ways(prop, video, 2, keyframe_masks()))
     assert [(i, d) for i, d, _ in a] == [(3, "forward"), (4, "forward"), (1, "backward"), (0, "backward")]
     assert all(np.array_equal(x[2], y[2]) for x, y in zip(a, b))
 
@@ -1080,7 +1081,7 @@ def test_propagation_is_deterministic_and_runs_on_arrayvideo(checkpoint: Path):
 def test_propagator_matches_a_manual_core_run_at_reduced_size(checkpoint: Path):
     frames = video_frames(n=4)
     prop = XMemPropagator(xmem_config(checkpoint))
-    out = {i: m for i, _, m in prop.propagate(RecordingVideo(frames), 0, keyframe_masks())}
+    out = {i: m for i, _, m in both_ways(prop, RecordingVideo(frames), 0, keyframe_masks())}
 
     net = load_xmem(checkpoint)
     core = InferenceCore(net, prop._core_config(4))
@@ -1100,13 +1101,13 @@ def test_propagator_matches_a_manual_core_run_at_reduced_size(checkpoint: Path):
 @pytest.mark.parametrize("keyframe, expected", [(0, [1, 2, 3]), (3, [2, 1, 0])])
 def test_keyframe_at_either_end_runs_one_pass(checkpoint: Path, keyframe: int, expected: list[int]):
     prop = XMemPropagator(xmem_config(checkpoint, xmem_size=-1))
-    out = list(prop.propagate(ArrayVideo(video_frames(n=4), fps=5), keyframe, keyframe_masks()))
+    out = list(both_ways(prop, ArrayVideo(video_frames(n=4), fps=5), keyframe, keyframe_masks()))
     assert [i for i, _, _ in out] == expected
 
 
 def test_empty_keyframe_mask_stays_empty_without_loading_weights(tmp_path: Path):
     prop = XMemPropagator(xmem_config(tmp_path / "missing.pth"))
-    out = list(prop.propagate(ArrayVideo(video_frames(n=5), fps=5), 1, np.zeros((2, 48, 64), dtype=bool)))
+    out = list(both_ways(prop, ArrayVideo(video_frames(n=5), fps=5), 1, np.zeros((2, 48, 64), dtype=bool)))
     assert [i for i, _, _ in out] == [2, 3, 4, 0]
     assert all(m.shape == (2, 48, 64) and not m.any() for _, _, m in out)
 
@@ -1114,7 +1115,9 @@ def test_empty_keyframe_mask_stays_empty_without_loading_weights(tmp_path: Path)
 def test_an_empty_object_stays_empty_while_others_are_tracked(checkpoint: Path):
     masks = keyframe_masks()
     masks[0] = False
-    out = list(XMemPropagator(xmem_config(checkpoint)).propagate(ArrayVideo(video_frames(), fps=5), 3, masks))
+    out = list(
+        both_ways(XMemPropagator(xmem_config(checkpoint)), ArrayVideo(video_frames(), fps=5), 3, masks)
+    )
     assert len(out) == 6
     assert not any(m[0].any() for _, _, m in out)
 
@@ -1122,7 +1125,7 @@ def test_an_empty_object_stays_empty_while_others_are_tracked(checkpoint: Path):
 def test_missing_checkpoint_raises_a_file_not_found_error(tmp_path: Path):
     prop = XMemPropagator(xmem_config(tmp_path / "XMem.pth"))
     with pytest.raises(FileNotFoundError, match="releases/download"):
-        list(prop.propagate(ArrayVideo(video_frames(n=3), fps=5), 0, keyframe_masks()))
+        list(both_ways(prop, ArrayVideo(video_frames(n=3), fps=5), 0, keyframe_masks()))
 
 
 @pytest.mark.parametrize(
@@ -1136,4 +1139,4 @@ def test_missing_checkpoint_raises_a_file_not_found_error(tmp_path: Path):
 def test_bad_propagate_arguments(checkpoint: Path, keyframe: int, masks: np.ndarray, message: str):
     prop = XMemPropagator(xmem_config(checkpoint))
     with pytest.raises(ValueError, match=message):
-        list(prop.propagate(ArrayVideo(video_frames(n=3), fps=5), keyframe, masks))
+        list(both_ways(prop, ArrayVideo(video_frames(n=3), fps=5), keyframe, masks))

@@ -41,36 +41,15 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from videoseg.core.config import PipelineConfig
 from videoseg.core.config import preset as make_preset
-from videoseg.core.cues import CueParseError, TargetCues, parse_answer, split_think_answer
-from videoseg.core.events import (
-    BackendInfo,
-    CuesParsed,
-    DifficultyRated,
-    Event,
-    KeyframeMask,
-    ParseError,
-    PromptShown,
-    PropagatedMask,
-    PropagationStarted,
-    ReasoningDone,
-    ReasoningToken,
-    RunError,
-    RunFinished,
-    RunStarted,
-    RunWarning,
-    StageTiming,
-)
-from videoseg.core.interfaces import BackendDescription, Clip, ReasonRequest, VideoSource
-from videoseg.core.masks import encode_rle
-from videoseg.reasoning.difficulty import length_factor, max_new_tokens_for, rate
+from videoseg.core.events import BackendInfo, Event, RunError, RunFinished, RunStarted, StageTiming
+from videoseg.core.interfaces import BackendDescription, Backends, VideoSource
+from videoseg.propagation.stage import propagate
+from videoseg.reasoning.stage import rate_difficulty, reason
 from videoseg.runtime.backends import make_propagator, make_segmenter, make_vqa, resolve_device
-from videoseg.sampling.answers import parse_difficulty
-from videoseg.sampling.baselines import run_sampler
-from videoseg.sampling.htfs import FrameReader, SamplerDecision
+from videoseg.sampling.stage import Looked, where_to_look
+from videoseg.segmentation.stage import segment_keyframe
 
 CANCELLED = "cancelled by the user"
 # A referring or reasoning expression is a sentence or two; a much longer text is a paste mistake
@@ -89,6 +68,7 @@ class _Context:
         self.stage = "input"
         self.cancel = cancel
         self.to_close: Any = None
+        self.timings: dict[str, float] = {}  # stage -> seconds, from each stage's StageTiming
 
     def check(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -109,15 +89,17 @@ def run(
     *,
     preset: str | None = None,
     cancel: threading.Event | None = None,
+    backends: Backends | None = None,
 ) -> Iterator[Event]:
     """Run the pipeline on ``video`` (a path or an opened video) and yield its events.
 
     ``config`` None means the named ``preset`` (or the defaults). ``preset`` is only recorded otherwise.
     Always starts with RunStarted and ends with RunFinished or a fatal RunError; never raises for bad
-    input (see the module docstring).
+    input (see the module docstring). ``backends`` replaces the config's backend of any stage whose
+    field is set (a loaded model shared by several runs, or a test's fake).
     """
     ctx = _Context(cancel)
-    inner = _run(ctx, video, query, config, preset)
+    inner = _run(ctx, video, query, config, preset, backends)
     try:
         yield from inner
     except _Cancelled:
@@ -187,23 +169,67 @@ def _open(video: Any) -> tuple[VideoSource, bool]:
 
 
 def _relay(gen: Generator[Event, None, Any], ctx: _Context) -> Generator[Event, None, Any]:
-    """Yield a stage generator's events, checking for cancel before each; return its result."""
+    """Yield a stage generator's events, checking for cancel before each; return its result.
+
+    Each stage's StageTiming passes through here, so the run's timings are collected in one place.
+    """
     while True:
         ctx.check()
         try:
             event = next(gen)
         except StopIteration as stop:
             return stop.value
+        if isinstance(event, StageTiming):
+            ctx.timings[event.for_stage] = event.seconds
         yield event
 
 
 def _run(
-    ctx: _Context, video: Any, query: Any, config: PipelineConfig | None, preset: str | None
+    ctx: _Context,
+    video: Any,
+    query: Any,
+    config: PipelineConfig | None,
+    preset: str | None,
+    backends: Backends | None,
 ) -> Generator[Event, None, None]:
     started = time.perf_counter()
-    timings: dict[str, float] = {}
+    inputs = yield from _check_inputs(ctx, video, query, config, preset)
+    if inputs is None:
+        return
+    source, query, config = inputs
+    loaded = yield from _load_backends(ctx, config, backends or Backends())
 
-    # ---- inputs: everything that can be wrong before any model runs
+    ctx.stage = "sampler"
+    looked: Looked = yield from _relay(where_to_look(source, query, loaded.vqa, config), ctx)
+
+    budget: int | None = None
+    if config.rate_difficulty:
+        ctx.stage = "difficulty"
+        budget = yield from _relay(rate_difficulty(loaded.vqa, looked.key_clip, query, config), ctx)
+
+    ctx.stage = "reasoner"
+    targets = yield from _relay(reason(loaded.vqa, looked, query, budget, config), ctx)
+
+    ctx.stage = "segmenter"
+    keyframe = looked.decision.target_frame
+    masks = yield from _relay(segment_keyframe(loaded.segmenter, looked.target_frame, keyframe, targets), ctx)
+
+    ctx.stage = "propagator"
+    yield from _relay(propagate(loaded.propagator, source, keyframe, masks, targets), ctx)
+
+    ctx.close()
+    yield RunFinished(
+        num_frames=len(source),
+        num_targets=len(targets),
+        seconds=time.perf_counter() - started,
+        timings=dict(ctx.timings),
+    )
+
+
+def _check_inputs(
+    ctx: _Context, video: Any, query: Any, config: PipelineConfig | dict | None, preset: str | None
+) -> Generator[Event, None, tuple[VideoSource, str, PipelineConfig] | None]:
+    """RunStarted, then everything that can be wrong before any model runs (None: a RunError was sent)."""
     problems: list[tuple[str, str]] = []
     try:
         if config is None:
@@ -247,285 +273,34 @@ def _run(
         stage, message = problems[0]
         ctx.stage = stage
         yield RunError(for_stage=stage, message=message)
-        return
+        return None
     assert source is not None
-    query = query.strip()
-    num_frames = len(source)
-    width, height = source.size
+    return source, query.strip(), config
 
-    # ---- backends (constructed up front so that a missing checkpoint fails before any work; the
-    # cheap ones first, so a missing XMem.pth is reported before a large VLM is loaded)
+
+def _load_backends(
+    ctx: _Context, config: PipelineConfig, given: Backends
+) -> Generator[Event, None, Backends]:
+    """Each stage's backend (the given one, or built from the config), announced as BackendInfo.
+
+    Built up front so that a missing checkpoint fails before any work; the cheap ones first, so a
+    missing XMem.pth is reported before a large VLM is loaded.
+    """
     ctx.stage = "propagator"
-    propagator = make_propagator(config)
+    propagator = given.propagator or make_propagator(config)
     check_ready = getattr(propagator, "check_ready", None)
     if check_ready is not None:
         check_ready()
     ctx.stage = "segmenter"
-    segmenter = make_segmenter(config)
+    segmenter = given.segmenter or make_segmenter(config)
     ctx.stage = "reasoner" if config.sampler == "first_frame" else "sampler"
-    vqa = make_vqa(config)
+    vqa = given.vqa or make_vqa(config)
     if config.sampler != "first_frame":
         yield _backend_event("sampler", vqa.info)
     yield _backend_event("reasoner", vqa.info)
     yield _backend_event("segmenter", segmenter.info)
     yield _backend_event("propagator", propagator.info)
-
-    # ---- stage 1: where to look
-    ctx.stage = "sampler"
-    t0 = time.perf_counter()
-    reader = FrameReader(source)
-    decision: SamplerDecision = yield from _relay(run_sampler(reader, query, vqa, config), ctx)
-    key_frames, key_decoded = reader.read(decision.key_frames, purpose="reasoner key frames")
-    yield key_decoded
-    key_clip = Clip(
-        frames=key_frames,
-        frame_indices=list(decision.key_frames),
-        fps=reader.fps,
-        # target_only shows one frame: its window is that frame, not the key segment it came from.
-        window=(decision.target_frame,) * 2 if decision.strategy == "target_only" else decision.key_segment,
-    )
-    reference_clip = None
-    if decision.reference_frames:
-        ref_frames, ref_decoded = reader.read(decision.reference_frames, purpose="reference frames")
-        yield ref_decoded
-        reference_clip = Clip(
-            frames=ref_frames,
-            frame_indices=list(decision.reference_frames),
-            fps=reader.fps,
-            window=(0, num_frames - 1),
-        )
-    target_frame = key_frames[decision.key_frames.index(decision.target_frame)]
-    timings["sampler"] = time.perf_counter() - t0
-    yield StageTiming(
-        for_stage="sampler",
-        seconds=timings["sampler"],
-        details={
-            "strategy": decision.strategy,
-            "levels": decision.levels,
-            "frames_decoded": len(reader.decoded),
-            "share_decoded": len(reader.decoded) / num_frames,
-            "fallback": decision.fallback,
-        },
-    )
-
-    # ---- stage 2a: difficulty -> budget
-    budget: int | None = None
-    if config.rate_difficulty:
-        ctx.stage = "difficulty"
-        ctx.check()
-        t0 = time.perf_counter()
-        raw = vqa.rate_difficulty(key_clip, query)
-        yield PromptShown(
-            for_stage="reasoner",
-            purpose="difficulty",
-            text=vqa.last_prompts.difficulty,
-            frame_indices=list(key_clip.frame_indices),
-        )
-        scores = parse_difficulty(raw)
-        if scores is None:
-            yield RunWarning(
-                for_stage="difficulty",
-                message=f"no difficulty rating could be read, so no reasoning budget applies: {raw[:200]!r}",
-            )
-        else:
-            rating = rate(scores, config)
-            budget = rating.budget
-            yield DifficultyRated(
-                scores=rating.scores, difficulty=rating.difficulty, level=rating.level, budget=budget, raw=raw
-            )
-        timings["difficulty"] = time.perf_counter() - t0
-        yield StageTiming(for_stage="difficulty", seconds=timings["difficulty"], details={"budget": budget})
-
-    # ---- stage 2b: reasoning, streamed
-    ctx.stage = "reasoner"
-    ctx.check()
-    t0 = time.perf_counter()
-    max_new = max_new_tokens_for(budget, config)
-    request = ReasonRequest(
-        query=query,
-        key_clip=key_clip,
-        target_frame=target_frame,
-        target_index=decision.target_frame,
-        reference_clip=reference_clip,
-        max_new_tokens=max_new,
-        budget=budget,
-        cue_kinds=tuple(config.cues),
-    )
-    pieces: list[str] = []
-    think_pieces: int | None = None
-    text_so_far = ""
-    for piece in vqa.reason(request):
-        ctx.check()
-        if not pieces:
-            # The backend sets its prompt when the stream starts.
-            yield _reason_prompt(vqa, key_clip, reference_clip)
-        pieces.append(piece)
-        text_so_far += piece
-        if think_pieces is None and "</think>" in text_so_far:
-            think_pieces = len(pieces)
-        yield ReasoningToken(index=len(pieces) - 1, text=piece)
-    if not pieces:
-        yield _reason_prompt(vqa, key_clip, reference_clip)
-    raw_text = "".join(pieces)
-    usage = getattr(vqa, "last_usage", None)
-    if isinstance(usage, dict) and "num_tokens" in usage:
-        num_tokens = int(usage["num_tokens"])
-        think_tokens = int(usage.get("think_tokens", think_pieces or 0))
-    else:
-        num_tokens = len(pieces)
-        think_tokens = think_pieces if think_pieces is not None else len(pieces)
-    think, answer = split_think_answer(raw_text)
-    truncated = num_tokens >= max_new and "</answer>" not in raw_text
-    yield ReasoningDone(
-        raw_text=raw_text,
-        think=think,
-        answer=answer or "",
-        num_tokens=num_tokens,
-        think_tokens=think_tokens,
-        truncated=truncated,
-    )
-    targets: list[TargetCues] = []
-    try:
-        parsed = parse_answer(raw_text, frame_idx=decision.target_frame)
-    except CueParseError as exc:
-        yield ParseError(message=str(exc), raw=exc.raw)
-    except (ArithmeticError, ValueError, TypeError) as exc:
-        # An answer shape the parser's own checks miss (e.g. a 400-digit coordinate overflows
-        # float()) is still an unreadable answer: no cues, not a failed run.
-        yield ParseError(message=f"the answer cannot be read ({_describe(exc)})", raw=raw_text)
-    else:
-        model_size = vqa.answer_space(width, height)
-        if not (len(model_size) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in model_size)):
-            raise ValueError(f"the reasoner reported an answer space of {model_size!r}, not a positive size")
-        for t in parsed.targets:
-            in_model = t.from_model_space(model_size, (width, height))
-            mapped = in_model.clipped(width, height)
-            outside = in_model.count() - mapped.count()
-            if outside:
-                yield RunWarning(
-                    for_stage="reasoner",
-                    message=f"target {t.obj_id}: {outside} cue(s) outside the frame ignored",
-                )
-            kept = mapped.filtered(config.cues)
-            kept.frame_idx = decision.target_frame
-            if kept.is_empty:
-                yield RunWarning(
-                    for_stage="reasoner",
-                    message=(
-                        f"target {t.obj_id}: no cue left after keeping {list(config.cues)} inside the frame; "
-                        "its mask is empty"
-                    ),
-                )
-            targets.append(kept)
-        yield CuesParsed(
-            frame_idx=decision.target_frame, targets=[t.to_dict() for t in targets], used=list(config.cues)
-        )
-    timings["reasoner"] = time.perf_counter() - t0
-    yield StageTiming(
-        for_stage="reasoner",
-        seconds=timings["reasoner"],
-        details={
-            "num_tokens": num_tokens,
-            "think_tokens": think_tokens,
-            "budget": budget,
-            "max_new_tokens": max_new,
-            "length_factor": length_factor(think_tokens, budget),
-        },
-    )
-
-    # ---- stage 3a: keyframe masks
-    ctx.stage = "segmenter"
-    ctx.check()
-    t0 = time.perf_counter()
-    keyframe = decision.target_frame
-    keyframe_masks = np.zeros((len(targets), height, width), dtype=bool)
-    for i, cues in enumerate(targets):
-        ctx.check()
-        if cues.is_empty:
-            mask, score = keyframe_masks[i], 0.0
-        else:
-            mask, score = segmenter.segment(target_frame, cues)
-            mask = np.asarray(mask, dtype=bool)
-            if mask.shape != (height, width):
-                raise ValueError(f"segmenter returned a {mask.shape} mask for a {(height, width)} frame")
-            keyframe_masks[i] = mask
-        yield KeyframeMask(
-            frame_idx=keyframe,
-            target=i,
-            rle=encode_rle(mask),
-            score=float(score),
-            cues=cues.to_dict(),
-            area=int(mask.sum()),
-        )
-    timings["segmenter"] = time.perf_counter() - t0
-    yield StageTiming(for_stage="segmenter", seconds=timings["segmenter"], details={"targets": len(targets)})
-
-    # ---- stage 3b: propagation, forward then backward
-    ctx.stage = "propagator"
-    ctx.check()
-    t0 = time.perf_counter()
-    yield PropagationStarted(keyframe=keyframe, num_frames=num_frames, num_targets=len(targets))
-    done = 1
-    yield PropagatedMask(
-        frame_idx=keyframe,
-        direction="keyframe",
-        rles=[encode_rle(m) for m in keyframe_masks],
-        done=done,
-        total=num_frames,
-    )
-    seen = {keyframe}
-    if keyframe_masks.any():
-        stream: Iterator[tuple[int, str, np.ndarray]] = propagator.propagate(source, keyframe, keyframe_masks)
-    else:
-        stream = _empty_stream(num_frames, keyframe, keyframe_masks)
-    empty_rles: list[dict[str, Any]] | None = None
-    for frame_idx, direction, masks in stream:
-        ctx.check()
-        frame_idx = int(frame_idx)
-        if not 0 <= frame_idx < num_frames or frame_idx in seen:
-            raise ValueError(f"propagator yielded frame {frame_idx} twice or outside 0..{num_frames - 1}")
-        masks = np.asarray(masks, dtype=bool)
-        if masks.shape != keyframe_masks.shape:
-            raise ValueError(f"propagator returned masks {masks.shape}, expected {keyframe_masks.shape}")
-        seen.add(frame_idx)
-        done += 1
-        if not masks.any():
-            # Most frames of a "no target" run are empty: encode the empty masks once.
-            if empty_rles is None:
-                empty_rles = [encode_rle(m) for m in np.zeros_like(keyframe_masks)]
-            rles = empty_rles
-        else:
-            rles = [encode_rle(m) for m in masks]
-        yield PropagatedMask(frame_idx=frame_idx, direction=direction, rles=rles, done=done, total=num_frames)
-    if len(seen) != num_frames:
-        missing = sorted(set(range(num_frames)) - seen)
-        raise ValueError(f"propagator left {len(missing)} frame(s) without masks, first {missing[:5]}")
-    timings["propagator"] = time.perf_counter() - t0
-    yield StageTiming(
-        for_stage="propagator",
-        seconds=timings["propagator"],
-        details={
-            "frames": num_frames,
-            "frames_per_second": (num_frames - 1) / timings["propagator"]
-            if timings["propagator"] > 0
-            else None,
-        },
-    )
-    ctx.close()
-    yield RunFinished(
-        num_frames=num_frames,
-        num_targets=len(targets),
-        seconds=time.perf_counter() - started,
-        timings=dict(timings),
-    )
-
-
-def _empty_stream(num_frames: int, keyframe: int, masks: np.ndarray) -> Iterator[tuple[int, str, np.ndarray]]:
-    empty = np.zeros_like(masks)
-    for idx in range(keyframe + 1, num_frames):
-        yield idx, "forward", empty
-    for idx in range(keyframe - 1, -1, -1):
-        yield idx, "backward", empty
+    return Backends(vqa=vqa, segmenter=segmenter, propagator=propagator)
 
 
 def _backend_event(stage: str, info: BackendDescription) -> BackendInfo:
@@ -535,15 +310,6 @@ def _backend_event(stage: str, info: BackendDescription) -> BackendInfo:
         weights_free=bool(info.weights_free),
         description=info.description,
         model_id=info.model_id,
-    )
-
-
-def _reason_prompt(vqa: Any, key_clip: Clip, reference_clip: Clip | None) -> PromptShown:
-    frames = list(key_clip.frame_indices)
-    if reference_clip is not None:
-        frames = sorted(set(frames) | set(reference_clip.frame_indices))
-    return PromptShown(
-        for_stage="reasoner", purpose="reason", text=vqa.last_prompts.reason, frame_indices=frames
     )
 
 

@@ -30,14 +30,16 @@ everywhere without decoding anything for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from videoseg.core.config import PipelineConfig
+from videoseg.core.cues import TargetCues
 from videoseg.core.interfaces import BackendDescription, VideoSource
+from videoseg.propagation.stage import check_start
 
 BINS_SHIFT = 4  # 256 >> 4 = 16 bins per channel
 BINS = 256 >> BINS_SHIFT
@@ -92,36 +94,29 @@ class FlowPropagator:
         )
 
     def propagate(
-        self, video: VideoSource, keyframe: int, masks: np.ndarray
-    ) -> Iterator[tuple[int, str, np.ndarray]]:
-        """Spread keyframe masks (K, H, W) bool over the video, every frame but the keyframe once.
-
-        Forward (keyframe+1 .. end) then backward (keyframe-1 .. 0), masks at original resolution.
-        """
+        self,
+        video: VideoSource,
+        start: int,
+        masks: np.ndarray,
+        direction: str,
+        cues: Sequence[TargetCues] | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Carry the masks (K, H, W) bool of frame ``start`` one way through the video (see
+        :class:`~videoseg.core.interfaces.Propagator`); masks at original resolution. Cues are not used."""
         num_frames = len(video)
         width, height = video.size
         masks = np.asarray(masks, dtype=bool)
-        if masks.ndim != 3 or masks.shape[1:] != (height, width):
-            raise ValueError(f"keyframe masks must be (K, {height}, {width}), got {masks.shape}")
-        if not 0 <= keyframe < num_frames:
-            raise ValueError(f"keyframe {keyframe} outside the video (0..{num_frames - 1})")
-        empty = np.zeros_like(masks)
-        if not masks.any():
-            for idx in range(keyframe + 1, num_frames):
-                yield idx, "forward", empty
-            for idx in range(keyframe - 1, -1, -1):
-                yield idx, "backward", empty
-            return
+        check_start(video, start, masks, direction)
         scale = min(1.0, self.max_side / max(width, height))
         work_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        key_rgb = _frames_of(video, [keyframe])[0]
-        for direction, frames in (
-            ("forward", _stream(video, keyframe + 1, num_frames, reverse=False)),
-            ("backward", _stream(video, 0, keyframe, reverse=True)),
-        ):
-            pass_ = _Pass(key_rgb, masks, work_size)
-            for idx, rgb in frames:
-                yield idx, direction, pass_.step(rgb)
+        key_rgb = _frames_of(video, [start])[0]
+        if direction == "forward":
+            frames = _stream(video, start + 1, num_frames, reverse=False)
+        else:
+            frames = _stream(video, 0, start, reverse=True)
+        pass_ = _Pass(key_rgb, masks, work_size)
+        for idx, rgb in frames:
+            yield idx, pass_.step(rgb)
 
 
 class _Pass:

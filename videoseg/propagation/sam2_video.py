@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from videoseg.core.config import PipelineConfig
+from videoseg.core.cues import TargetCues
 from videoseg.core.interfaces import BackendDescription, VideoSource
+from videoseg.propagation.stage import check_start
 from videoseg.runtime.loading import cached_model, dtype_name, hub_offline, resolve_device, resolve_dtype
 
 READ_CHUNK = 8  # frames decoded per read
@@ -81,24 +83,24 @@ class Sam2VideoPropagator:
         self.last_session: Any = None  # the last direction's session (inspected by tests)
 
     def propagate(
-        self, video: VideoSource, keyframe: int, masks: np.ndarray
-    ) -> Iterator[tuple[int, str, np.ndarray]]:
-        """Yield ``(frame_idx, direction, (K, H, W) bool)`` for every frame but the keyframe, forward first."""
+        self,
+        video: VideoSource,
+        start: int,
+        masks: np.ndarray,
+        direction: str,
+        cues: Sequence[TargetCues] | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Carry the masks (K, H, W) bool of frame ``start`` one way, prompted by the masks (as the
+        paper prompts XMem); cues are not used."""
         masks = np.asarray(masks).astype(bool)
-        num_frames = len(video)
-        width, height = video.size
-        if masks.ndim != 3 or masks.shape[1:] != (height, width):
-            raise ValueError(f"keyframe masks must be (K, {height}, {width}), got {masks.shape}")
-        if not 0 <= keyframe < num_frames:
-            raise ValueError(f"keyframe {keyframe} outside the video's {num_frames} frames")
+        check_start(video, start, masks, direction)
+        order = range(start + 1, len(video)) if direction == "forward" else range(start - 1, -1, -1)
         live = [k for k in range(len(masks)) if masks[k].any()]
-        directions = (("forward", range(keyframe + 1, num_frames)), ("backward", range(keyframe - 1, -1, -1)))
-        for direction, order in directions:
-            if not live:
-                for frame_idx in order:
-                    yield frame_idx, direction, np.zeros_like(masks)
-                continue
-            yield from self._track(video, keyframe, masks, live, list(order), direction)
+        if not live:
+            for frame_idx in order:
+                yield frame_idx, np.zeros_like(masks)
+            return
+        yield from self._track(video, start, masks, live, list(order))
 
     @torch.inference_mode()
     def _track(
@@ -108,8 +110,7 @@ class Sam2VideoPropagator:
         masks: np.ndarray,
         live: list[int],
         order: list[int],
-        direction: str,
-    ) -> Iterator[tuple[int, str, np.ndarray]]:
+    ) -> Iterator[tuple[int, np.ndarray]]:
         if not order:
             return
         height, width = masks.shape[1:]
@@ -132,7 +133,7 @@ class Sam2VideoPropagator:
             )[0]  # (len(live), 1, H, W) bool
             result = np.zeros_like(masks)
             result[live] = tracked[:, 0].cpu().numpy()
-            yield frame_idx, direction, result
+            yield frame_idx, result
 
     def _forget(self, session: Any, step: int) -> None:
         """Drop stored pixels of past frames and outputs beyond the memory reach (see module docstring)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from videoseg.core.config import PipelineConfig
+from videoseg.core.cues import TargetCues
 from videoseg.core.interfaces import BackendDescription, VideoSource
+from videoseg.propagation.stage import check_start
 from videoseg.propagation.xmem.inference import InferenceCore, long_term_count_usage
 from videoseg.propagation.xmem.network import XMEM_URL, XMem, XMemCheckpointError, load_xmem
 from videoseg.runtime.loading import cached_model, resolve_device
@@ -181,40 +183,36 @@ class XMemPropagator:
     # ------------------------------------------------------------------ propagation
 
     def propagate(
-        self, video: VideoSource, keyframe: int, masks: np.ndarray
-    ) -> Iterator[tuple[int, str, np.ndarray]]:
-        """Yield ``(frame_idx, "forward" | "backward", (K, H, W) bool)`` for every frame but the
-        keyframe: keyframe+1 .. end, then keyframe-1 .. 0. Masks are at the original resolution."""
+        self,
+        video: VideoSource,
+        start: int,
+        masks: np.ndarray,
+        direction: str,
+        cues: Sequence[TargetCues] | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Carry the masks (K, H, W) bool of frame ``start`` one way (the paper runs XMem once on the
+        frames after the keyframe and once on the reversed frames before it). Cues are not used."""
         num_frames = len(video)
-        width, height = video.size
-        masks = np.asarray(masks)
-        if masks.ndim != 3 or masks.shape[1:] != (height, width):
-            raise ValueError(f"keyframe masks must be (K, {height}, {width}), got {masks.shape}")
-        if not 0 <= keyframe < num_frames:
-            raise ValueError(f"keyframe {keyframe} is outside the video (0..{num_frames - 1})")
-        masks = masks.astype(bool)
+        masks = np.asarray(masks).astype(bool)
+        check_start(video, start, masks, direction)
         label_map, present = exclusive_labels(masks)
-
+        order = range(start + 1, num_frames) if direction == "forward" else range(start - 1, -1, -1)
         if not present:
             # Nothing to track: every frame is empty, and the network (and its weights) is not needed.
-            empty = np.zeros_like(masks)
-            for idx in range(keyframe + 1, num_frames):
-                yield idx, "forward", empty.copy()
-            for idx in range(keyframe - 1, -1, -1):
-                yield idx, "backward", empty.copy()
+            for idx in order:
+                yield idx, np.zeros_like(masks)
             return
-
+        if not order:
+            return
+        if direction == "forward":
+            frames, length = video.iter_frames(start, num_frames), num_frames - start
+        else:
+            frames, length = video.iter_frames(0, start + 1, reverse=True), start + 1
         device = resolve_device(self.config.device)
         network = self.load_network(device)
-        passes = (
-            ("forward", video.iter_frames(keyframe, num_frames), num_frames - keyframe),
-            ("backward", video.iter_frames(0, keyframe + 1, reverse=True), keyframe + 1),
+        yield from self._run_pass(
+            network, device, frames, length, start, direction, label_map, present, masks.shape[0]
         )
-        for direction, frames, length in passes:
-            if length > 1:
-                yield from self._run_pass(
-                    network, device, frames, length, keyframe, direction, label_map, present, masks.shape[0]
-                )
 
     def _run_pass(
         self,
@@ -227,7 +225,7 @@ class XMemPropagator:
         label_map: np.ndarray,
         present: list[int],
         num_objects: int,
-    ) -> Iterator[tuple[int, str, np.ndarray]]:
+    ) -> Iterator[tuple[int, np.ndarray]]:
         core = InferenceCore(network, self._core_config(length))
         core.set_all_labels(range(1, len(present) + 1))
         autocast = self._autocast_dtype(device)
@@ -260,4 +258,4 @@ class XMemPropagator:
             out = np.zeros((num_objects, height, width), dtype=bool)
             for j, k in enumerate(present):
                 out[k] = labels == j + 1
-            yield frame_idx, direction, out
+            yield frame_idx, out

@@ -1,0 +1,120 @@
+"""Paper step 3b, "propagate": the keyframe masks to every frame, forward then backward.
+
+A :class:`~videoseg.core.interfaces.Propagator` goes one way from a frame per call; this stage owns the
+order (the frames after the keyframe, then those before it, as the paper runs XMem once on each side)
+and the empty case (no target: every frame empty, the propagator is never called, so its weights are
+not needed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from videoseg.core.cues import TargetCues
+from videoseg.core.events import Event, PropagatedMask, PropagationStarted, StageTiming
+from videoseg.core.interfaces import Propagator, VideoSource
+from videoseg.core.masks import encode_rle
+
+DIRECTIONS = ("forward", "backward")
+
+
+def check_start(video: VideoSource, start: int, masks: np.ndarray, direction: str) -> None:
+    """Refuse a propagate call whose arguments do not fit the video (every backend checks the same)."""
+    width, height = video.size
+    num_frames = len(video)
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    if masks.ndim != 3 or masks.shape[1:] != (height, width):
+        raise ValueError(f"keyframe masks must be (K, {height}, {width}), got {masks.shape}")
+    if not 0 <= start < num_frames:
+        raise ValueError(f"keyframe {start} is outside the video (0..{num_frames - 1})")
+
+
+def both_ways(
+    propagator: Propagator,
+    video: VideoSource,
+    keyframe: int,
+    masks: np.ndarray,
+    cues: Sequence[TargetCues] | None = None,
+) -> Iterator[tuple[int, str, np.ndarray]]:
+    """``(frame_idx, direction, (K, H, W) bool)`` for every frame but the keyframe, forward first.
+
+    Checks each frame the propagator yields: inside the video, in order, the keyframe's mask shape.
+    All-empty keyframe masks give empty masks without calling the propagator.
+    """
+    num_frames = len(video)
+    masks = np.asarray(masks, dtype=bool)
+    check_start(video, keyframe, masks, "forward")
+    for direction in DIRECTIONS:
+        expected = range(keyframe + 1, num_frames) if direction == "forward" else range(keyframe - 1, -1, -1)
+        if not len(expected):
+            continue
+        if not masks.any():
+            empty = np.zeros_like(masks)
+            for frame_idx in expected:
+                yield frame_idx, direction, empty
+            continue
+        stream = propagator.propagate(video, keyframe, masks, direction, cues=cues)
+        count = 0
+        for frame_idx, out in stream:
+            if count >= len(expected) or int(frame_idx) != expected[count]:
+                want = expected[count] if count < len(expected) else "no more frames"
+                raise ValueError(f"propagator yielded frame {frame_idx} going {direction}, expected {want}")
+            out = np.asarray(out, dtype=bool)
+            if out.shape != masks.shape:
+                raise ValueError(f"propagator returned masks {out.shape}, expected {masks.shape}")
+            count += 1
+            yield int(frame_idx), direction, out
+        if count != len(expected):
+            missing = list(expected)[count:]
+            raise ValueError(
+                f"propagator left {len(missing)} frame(s) without masks going {direction}, first {missing[:5]}"
+            )
+
+
+def propagate(
+    propagator: Propagator,
+    video: VideoSource,
+    keyframe: int,
+    masks: np.ndarray,
+    cues: Sequence[TargetCues] | None = None,
+) -> Generator[Event, None, None]:
+    """Emit the keyframe's masks, then every other frame's exactly once (forward, then backward)."""
+    t0 = time.perf_counter()
+    num_frames = len(video)
+    yield PropagationStarted(keyframe=keyframe, num_frames=num_frames, num_targets=len(masks))
+    done = 1
+    yield PropagatedMask(
+        frame_idx=keyframe,
+        direction="keyframe",
+        rles=[encode_rle(m) for m in masks],
+        done=done,
+        total=num_frames,
+    )
+    empty_rles: list[dict[str, Any]] | None = None
+    for frame_idx, direction, out in both_ways(propagator, video, keyframe, masks, cues):
+        done += 1
+        if out.any():
+            rles = [encode_rle(m) for m in out]
+        else:
+            # Most frames of a "no target" run are empty: encode the empty masks once.
+            if empty_rles is None:
+                empty_rles = [encode_rle(m) for m in np.zeros_like(masks)]
+            rles = empty_rles
+        yield PropagatedMask(frame_idx=frame_idx, direction=direction, rles=rles, done=done, total=num_frames)
+    seconds = time.perf_counter() - t0
+    yield StageTiming(
+        for_stage="propagator",
+        seconds=seconds,
+        details={
+            "frames": num_frames,
+            "frames_per_second": (num_frames - 1) / seconds if seconds > 0 else None,
+        },
+    )
+
+
+__all__ = ["DIRECTIONS", "both_ways", "check_start", "propagate"]
