@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -71,7 +71,9 @@ class ReasonRequest:
     """What the reasoner sees (paper step 2).
 
     key_clip: frames of the key segment; target_frame: the frame to put cues on (H, W, 3);
-    reference_clip: global context frames (may be empty). ``max_new_tokens`` caps generation.
+    reference_clip: global context frames (may be empty). ``max_new_tokens`` is the token cap of a
+    backend without a profile (the weights-free ones); a model's cap is its profile's (``CallSettings``).
+    ``budget`` only shapes the prompt: it never cuts the answer.
     """
 
     query: str
@@ -92,46 +94,192 @@ class BackendDescription:
     model_id: str | None = None
 
 
-@dataclass
-class VideoQAPrompts:
-    """The exact prompt texts a backend used for its last questions (shown as events)."""
+QUESTION_PURPOSES = ("interval", "percentage", "difficulty")
 
-    interval: str = ""
-    percentage: str = ""
-    reason: str = ""
-    difficulty: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
+
+@dataclass(frozen=True)
+class CallSettings:
+    """Everything run-specific a :class:`VideoQA` call needs; the shared model object holds none of it.
+
+    ``profile``: name of the reasoner profile (:mod:`videoseg.reasoning.profiles`) that decides how the
+    reasoning call is laid out and its token cap. ``temperature`` / ``seed``: sampling of the HTFS
+    answers (0: greedy); ``level`` numbers the HTFS level, so each level draws its own answers.
+    ``max_new_tokens``: None means the profile's cap (reasoning) or the question's own small cap.
+    """
+
+    profile: str = "qwen2.5-vl"
+    temperature: float = 0.7
+    seed: int = 0
+    level: int = 0
+    max_new_tokens: int | None = None
+
+    @classmethod
+    def from_config(cls, config: Any, **changes: Any) -> CallSettings:
+        """The settings of a run's :class:`~videoseg.core.config.PipelineConfig` (plus ``changes``)."""
+        values = {
+            "profile": getattr(config, "profile", None) or cls.profile,
+            "temperature": float(config.temperature),
+            "seed": int(config.seed),
+            "max_new_tokens": getattr(config, "max_new_tokens", None),
+        }
+        values.update(changes)
+        return cls(**values)
+
+
+@dataclass
+class Usage:
+    """What one model call cost: what the ``model_call`` event reports.
+
+    ``prompt_tokens`` counts every input token (vision tokens included), ``vision_tokens`` those the
+    frames became; ``new_tokens`` / ``truncated`` are per returned sequence (cut at ``max_new_tokens``
+    before the model ended its answer); ``think_tokens`` (reasoning only) counts tokens up to the end of
+    ``</think>``; ``peak_cuda_mb`` is None off CUDA.
+    """
+
+    prompt_tokens: int = 0
+    vision_tokens: int = 0
+    new_tokens: list[int] = field(default_factory=list)
+    truncated: list[bool] = field(default_factory=list)
+    max_new_tokens: int = 0
+    seconds: float = 0.0
+    peak_cuda_mb: float | None = None
+    think_tokens: int | None = None
+
+    @property
+    def num_sequences(self) -> int:
+        return len(self.new_tokens)
+
+
+@dataclass
+class ModelAnswer:
+    """The answers of one call (``num`` sequences from ONE generate), the exact prompt, and its cost."""
+
+    texts: list[str]
+    prompt: str
+    usage: Usage = field(default_factory=Usage)
+
+
+@runtime_checkable
+class ReasoningCall(Protocol):
+    """A reasoning call started by :meth:`VideoQA.start_reasoning`.
+
+    ``prompt`` and ``answer_size`` are known before any token is generated; :meth:`stream` yields the
+    text piece by piece (their concatenation is the whole answer); ``usage`` is complete once the stream
+    has ended; :meth:`close` stops generation early (cancel) and is safe to call twice.
+    """
+
+    prompt: str
+    answer_size: tuple[int, int]
+    usage: Usage
+
+    def stream(self) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
+class TextReasoning:
+    """A :class:`ReasoningCall` over text a weights-free backend already wrote (streamed in pieces)."""
+
+    def __init__(self, prompt: str, answer_size: tuple[int, int], pieces: Sequence[str], cap: int) -> None:
+        self.prompt = prompt
+        self.answer_size = (int(answer_size[0]), int(answer_size[1]))
+        self._pieces = list(pieces)
+        self.usage = Usage(max_new_tokens=int(cap))
+        self._closed = False
+
+    def stream(self) -> Iterator[str]:
+        sent: list[str] = []
+        think: int | None = None
+        try:
+            for piece in self._pieces[: max(self.usage.max_new_tokens, 0)]:
+                if self._closed:
+                    break
+                sent.append(piece)
+                if think is None and "</think>" in "".join(sent):
+                    think = len(sent)
+                yield piece
+        finally:
+            n = len(sent)
+            self.usage.new_tokens = [n]
+            self.usage.truncated = [n < len(self._pieces)]
+            self.usage.think_tokens = think if think is not None else n
+
+    def close(self) -> None:
+        self._closed = True
 
 
 class VideoQA(Protocol):
-    """Answers the sampler's and reasoner's questions as text (see module docstring)."""
+    """Answers the sampler's and reasoner's questions as text (see module docstring).
+
+    A backend object is shared by every run in the process (a real model is loaded once): it keeps no
+    per-run state. Each call takes the run's :class:`CallSettings` and returns what it produced.
+    """
 
     info: BackendDescription
-    last_prompts: VideoQAPrompts
 
-    def answer_interval(self, clip: Clip, query: str, sample: int) -> str:
-        """Free text naming the start and end *seconds from clip.window[0]* where the query happens.
-
-        ``sample`` numbers the K repeated answers (0..K-1); stochastic backends vary with it,
-        deterministic ones may ignore it.
-        """
+    def question_prompt(self, purpose: str, clip: Clip, query: str, settings: CallSettings) -> str:
+        """The exact prompt of an HTFS / difficulty question (``purpose`` in :data:`QUESTION_PURPOSES`),
+        cheap to build, so a caller can show it before asking."""
         ...
 
-    def answer_percentage(self, clip: Clip, query: str, sample: int) -> str:
-        """Free text with the position (0..100 %) of the frame best showing the target in the clip."""
+    def answer_intervals(self, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
+        """``num`` free-text answers naming start and end *seconds from clip.window[0]* where the query
+        happens, sampled in one generation (one prefill of the frames)."""
         ...
 
-    def rate_difficulty(self, clip: Clip, query: str) -> str:
-        """Free text with five 1..10 scores (scene, segmentation, temporal, motion, linguistic)."""
+    def answer_percentages(self, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
+        """``num`` answers with the position (0..100 %) of the frame best showing the target."""
         ...
+
+    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings) -> ModelAnswer:
+        """One greedy answer with five 1..10 scores (scene, segmentation, temporal, motion, linguistic)."""
+        ...
+
+    def start_reasoning(self, request: ReasonRequest, settings: CallSettings) -> ReasoningCall:
+        """Prepare the reasoning call (prompt known at once); the text comes from its ``stream()``."""
+        ...
+
+
+class LegacyCalls:
+    """TRANSITIONAL (issue 11): the pre-redesign calls (``rate_difficulty(clip, query)`` -> str,
+    ``reason(request)``, ``last_prompts``) on top of the new ones, for callers not yet moved to
+    :class:`VideoQA`'s settings-in / results-out calls. Removed once the stage functions call the new
+    API; it keeps the last prompts on the object, which is exactly what the new API avoids."""
+
+    def _legacy_prompts(self) -> dict[str, str]:
+        prompts = self.__dict__.get("_legacy_prompt_texts")
+        if prompts is None:
+            prompts = self.__dict__["_legacy_prompt_texts"] = {}
+        return prompts
+
+    @property
+    def last_prompts(self) -> Any:
+        from types import SimpleNamespace
+
+        texts = self._legacy_prompts()
+        return SimpleNamespace(**{k: texts.get(k, "") for k in ("interval", "percentage", "difficulty", "reason")})
+
+    def _legacy_difficulty(self, clip: Clip, query: str) -> str:
+        answer = self.rate_difficulty(clip, query, CallSettings())  # type: ignore[attr-defined]
+        self._legacy_prompts()["difficulty"] = answer.prompt
+        return answer.texts[0]
 
     def reason(self, request: ReasonRequest) -> Iterator[str]:
-        """Stream ``<think>...</think><answer>[...]</answer>`` piece by piece, in order."""
-        ...
+        call = self.start_reasoning(  # type: ignore[attr-defined]
+            request, CallSettings(max_new_tokens=request.max_new_tokens)
+        )
+        self._legacy_prompts()["reason"] = call.prompt
+        self.__dict__["_legacy_usage"] = call.usage
+        yield from call.stream()
+
+    @property
+    def last_usage(self) -> dict[str, int]:
+        usage = self.__dict__.get("_legacy_usage") or Usage(new_tokens=[0])
+        n = sum(usage.new_tokens)
+        return {"num_tokens": n, "think_tokens": usage.think_tokens if usage.think_tokens is not None else n}
 
     def answer_space(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) of the image space the answer's coordinates are in, for a frame of this size."""
-        ...
+        return int(width), int(height)
 
 
 class Segmenter(Protocol):
