@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -178,6 +179,30 @@ def _weights(path: Path) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(path / "model.safetensors"))
+
+
+def test_the_training_profile_lays_frames_out_as_images() -> None:
+    """TRL's GRPOTrainer passes an image list per prompt (no videos), and training must prompt exactly
+    as inference does (issue #13: "the key segment, reference frames and target frame go in as an image
+    list, laid out by the videoseg-r1 profile"), so the videoseg-r1 profile may hold no video item."""
+    from videoseg.core.interfaces import Clip, ReasonRequest
+    from videoseg.reasoning.profiles import get_profile
+
+    frames = np.zeros((3, 96, 128, 3), dtype=np.uint8)
+    request = ReasonRequest(
+        query="the red diamond",
+        key_clip=Clip(frames=frames, frame_indices=[0, 1, 2], fps=10.0, window=(0, 2)),
+        target_frame=frames[1],
+        target_index=1,
+        reference_clip=Clip(frames=frames[:2], frame_indices=[0, 2], fps=10.0, window=(0, 2)),
+    )
+    kinds = [
+        item["type"] for m in get_profile("videoseg-r1").reason_messages(request) for item in m["content"]
+    ]
+    assert "video" not in kinds, (
+        "videoseg-r1 shows the key segment as a video: the GRPO trainer cannot train it"
+    )
+    assert kinds.count("image") == 3 + 2 + 1  # key frames, reference frames, target frame
 
 
 @pytest.mark.slow
