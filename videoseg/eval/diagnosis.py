@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from videoseg.core.masks import decode_rle
+from videoseg.core.masks import decode_rle, mask_box, union_stack
 from videoseg.core.state import RunState
 from videoseg.core.trace import read_trace
 
@@ -35,10 +35,8 @@ JF_OK = 0.7
 
 def box_of(mask: np.ndarray) -> list[float] | None:
     """[x1, y1, x2, y2] (inclusive pixel edges as floats) of a (H, W) bool mask, None if empty."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    return [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())]
+    box = mask_box(mask)  # the one mask-to-box rule (videoseg.core.masks)
+    return None if box is None else [float(v) for v in box]
 
 
 def box_iou(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
@@ -277,13 +275,7 @@ def load_prediction(case: Case, num_frames: int, size: tuple[int, int]) -> tuple
     h, w = size
     if case.trace is not None:
         state = RunState.from_events(read_trace(case.trace))
-        pred = np.zeros((num_frames, h, w), dtype=bool)
-        for idx in range(num_frames):
-            if idx in state.masks:
-                m = state.masks[idx]
-                if m.shape[0] and m.shape[1:] == (h, w):
-                    pred[idx] = m.any(axis=0)
-        return pred, state
+        return union_stack(state.masks, num_frames, h, w), state
     from videoseg.io.video import read_mask_pngs
 
     pred_ids = read_mask_pngs(case.pred_dir)

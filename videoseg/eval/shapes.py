@@ -21,14 +21,11 @@ from videoseg.shapes.world.generator import Scenario, generate
 
 
 def _predicted_masks(state: Any, num_frames: int, height: int, width: int) -> np.ndarray:
-    """(T, H, W) bool union over targets of a finished run's masks (empty where a frame is missing)."""
-    pred = np.zeros((num_frames, height, width), dtype=bool)
-    for f in range(num_frames):
-        if f in state.masks:
-            m = state.masks[f]
-            if m.shape[0]:
-                pred[f] = m.any(axis=0)
-    return pred
+    """(T, H, W) bool union over targets of a finished run's masks (empty where a frame is missing),
+    computed where every scored prediction's union is (:func:`videoseg.core.masks.union_stack`)."""
+    from videoseg.core.masks import union_stack
+
+    return union_stack(state.masks, num_frames, height, width)
 
 
 def evaluate_scenario(

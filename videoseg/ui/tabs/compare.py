@@ -8,14 +8,13 @@ Table 5: full HTFS vs first frame; Table 6: all cues vs box only). Named API end
 
 from __future__ import annotations
 
-import html
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
-import numpy as np
 
+from videoseg.core.masks import union_stack
 from videoseg.ui.common import (
     AppContext,
     drive,
@@ -31,6 +30,7 @@ from videoseg.ui.examples import ground_truth_for, load_gt_zip
 from videoseg.ui.live import SKIP, LiveView
 from videoseg.ui.runner import check_preset, check_query, pipeline_events, preset_choices
 from videoseg.ui.session import UploadError, hide_paths
+from videoseg.ui.text import code, md, warn
 from videoseg.viz.curves import jf_curves_figure, per_frame_scores, summarise
 
 # Compare has no examples of its own; it can take the Run tab's video (see build_compare_tab).
@@ -67,8 +67,8 @@ def compare_stream(
         names = [check_preset(preset_a), check_preset(preset_b)]
         opened = ctx.caps.open(path, MISSING_VIDEO)
     except UploadError as exc:
-        gr.Warning(str(exc))
-        yield message(f"### ❌ {exc}")
+        warn(str(exc))
+        yield message(f"### ❌ {md(str(exc), code_spans=True)}")
         return
     try:
         session = session_hash(request)
@@ -83,7 +83,7 @@ def compare_stream(
                 gt_note = f"ground truth from the uploaded zip ({len(gt)} masks)"
             except (UploadError, ValueError, OSError) as exc:
                 reason = hide_paths(str(exc), gt_dir)
-                gr.Warning(f"Ground truth not used: {reason}")
+                warn(f"Ground truth not used: {reason}")
                 gt_note = f"ground truth zip not used: {reason}"
         else:
             found = ground_truth_for(path, query, ctx.examples)
@@ -94,12 +94,12 @@ def compare_stream(
                 f"ground truth not used: {gt.shape[0]} masks of {gt.shape[2]}×{gt.shape[1]} vs "
                 f"{len(opened)} frames of {opened.size[0]}×{opened.size[1]}"
             )
-            gr.Warning(gt_note)
+            warn(gt_note)
             gt = None
         present = gt.reshape(len(gt), -1).any(axis=1).tolist() if gt is not None else None
         # Clear the previous comparison first: its B side, curves and summary would otherwise stay
         # on screen, unmarked, until this one replaced them (or for good, when this one is stopped).
-        yield [f"### ⏳ A `{names[0]}`: starting · B `{names[1]}`: waiting", *[None] * 7, []]
+        yield [f"### ⏳ A {code(names[0])}: starting · B {code(names[1])}: waiting", *[None] * 7, []]
         sides: list[list[Any]] = [[skip] * 3, [skip] * 3]
         views: list[LiveView] = []
         status = ["waiting", "waiting"]
@@ -121,7 +121,7 @@ def compare_stream(
                     head = (
                         stopped_status(names, views)
                         if view.state.status == "cancelled"  # its last update: no "⏳" after Stop
-                        else f"### ⏳ A `{names[0]}`: {status[0]} · B `{names[1]}`: {status[1]}"
+                        else f"### ⏳ A {code(names[0])}: {status[0]} · B {code(names[1])}: {status[1]}"
                     )
                     yield [head, *sides[0], *sides[1], skip, skip]
                     sides[k] = [skip] * 3
@@ -137,10 +137,7 @@ def compare_stream(
             target = s.sampler_result.target_frame if s.sampler_result else None
             err = next((e.message for e in s.errors if e.fatal), None)
             if gt is not None and err is None:
-                pred = np.zeros(gt.shape, dtype=bool)
-                for idx in range(len(gt)):
-                    if idx in s.masks and s.masks[idx].shape[0]:
-                        pred[idx] = s.masks[idx].any(axis=0)
+                pred = union_stack(s.masks, *gt.shape)  # the union the benchmarks score
                 scores = per_frame_scores(pred, gt)
                 mean = summarise(scores)
                 series[name], targets[name] = scores, target
@@ -160,8 +157,8 @@ def compare_stream(
                 seconds = round(s.finished.seconds, 2) if s.finished else None
                 rows.append([name, None, None, None, target, None, seconds])
         errors = [f"{n}: {e.message}" for n, v in zip(names, views) for e in v.state.errors if e.fatal]
-        lines = ["### ✅ Compared" if not errors else "### ⚠️ Compared, with errors", gt_note]
-        lines += [f"❌ {html.escape(e)}" for e in errors]
+        lines = ["### ✅ Compared" if not errors else "### ⚠️ Compared, with errors", md(gt_note)]
+        lines += [f"❌ {md(e)}" for e in errors]
         if len(series) == 2:
             a, b = (summarise(series[n])["J&F"] for n in names)
             better = names[0] if a > b else names[1] if b > a else "neither"
