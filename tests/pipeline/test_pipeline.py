@@ -242,7 +242,7 @@ def test_cancel_stops_with_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
         if isinstance(event, ev.PropagatedMask) and event.done == 5:
             cancel.set()
     last = seen[-1]
-    assert isinstance(last, ev.RunError) and last.message == CANCELLED and last.for_stage == "propagator"
+    assert isinstance(last, ev.RunError) and last.message == CANCELLED and last.cancelled and last.for_stage == "propagator"
     assert sum(isinstance(e, ev.PropagatedMask) for e in seen) == 5
     assert RunState.from_events(seen).status == "cancelled"
 

@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 _REGISTRY: dict[str, type[Event]] = {}
 
 
+CANCELLED = "cancelled by the user"  # the message of a RunError.cancel
+
 @dataclass
 class Event:
     """Base class. Subclasses set ``type`` (a unique, stable string) and are registered."""
@@ -131,12 +133,21 @@ class StageTiming(Event):
 
 @dataclass
 class RunError(Event):
-    """A stage failed; the run stops after this event (or continues degraded if ``fatal`` is False)."""
+    """A stage failed; the run stops after this event (or continues degraded if ``fatal`` is False).
+
+    ``cancelled`` marks the end of a run the user stopped (its message is :data:`CANCELLED`).
+    """
 
     type: ClassVar[str] = "error"
     for_stage: str
     message: str
     fatal: bool = True
+    cancelled: bool = False
+
+    @classmethod
+    def cancel(cls, for_stage: str) -> RunError:
+        """The event that ends a run the user stopped while ``for_stage`` was running."""
+        return cls(for_stage=for_stage, message=CANCELLED, cancelled=True)
 
 
 @dataclass

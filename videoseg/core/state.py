@@ -200,9 +200,7 @@ class RunState:
     def status(self) -> str:
         """ "running", "finished", "error" or "cancelled"."""
         if any(e.fatal for e in self.errors):
-            from videoseg.pipeline.orchestrator import CANCELLED
-
-            return "cancelled" if any(e.message == CANCELLED for e in self.errors) else "error"
+            return "cancelled" if any(e.cancelled for e in self.errors) else "error"
         return "finished" if self.finished is not None else "running"
 
     def model_call_totals(self, stage: str) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from typing import Any
 
 from videoseg.core.config import PipelineConfig
 from videoseg.core.config import preset as make_preset
-from videoseg.core.events import BackendInfo, Event, RunError, RunFinished, RunStarted, StageTiming
+from videoseg.core.events import CANCELLED, BackendInfo, Event, RunError, RunFinished, RunStarted, StageTiming
 from videoseg.core.interfaces import BackendDescription, Backends, VideoSource
 from videoseg.propagation.stage import propagate
 from videoseg.reasoning.stage import rate_difficulty, reason
@@ -51,7 +51,6 @@ from videoseg.runtime.backends import make_propagator, make_segmenter, make_vqa,
 from videoseg.sampling.stage import Looked, where_to_look
 from videoseg.segmentation.stage import segment_keyframe
 
-CANCELLED = "cancelled by the user"
 # A referring or reasoning expression is a sentence or two; a much longer text is a paste mistake
 # that would only fill the reasoner's context.
 MAX_QUERY_CHARS = 2000
@@ -103,7 +102,7 @@ def run(
     try:
         yield from inner
     except _Cancelled:
-        yield RunError(for_stage=ctx.stage, message=CANCELLED)
+        yield RunError.cancel(ctx.stage)
     except Exception as exc:  # a backend failing mid-run: report it as the stage's error
         yield RunError(for_stage=ctx.stage, message=_describe(exc))
     finally:

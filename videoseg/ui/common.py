@@ -272,7 +272,6 @@ def until_stopped(
     check runs around every event, so real-model runs (whose pipeline cannot see ``cancel`` from a
     GPU worker) and paced replays stop at their next event too; an event that arrives after Stop is
     not shown."""
-    from videoseg.pipeline.orchestrator import CANCELLED
 
     def cancelled() -> ev.RunError | None:
         if not stopped() or view.finished:
@@ -281,7 +280,7 @@ def until_stopped(
         if note:
             view.messages.append(note)
         # stopped before any stage began: it is the sampler (stage 1) that did not run
-        return ev.RunError(for_stage=view.stage if view.stage in STAGES else STAGES[0], message=CANCELLED)
+        return ev.RunError.cancel(view.stage if view.stage in STAGES else STAGES[0])
 
     iterator = iter(events)
     try:
