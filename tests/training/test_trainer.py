@@ -80,7 +80,7 @@ def test_every_recipe_in_the_repository_reads() -> None:
     assert len(recipes) >= 4
     for path in recipes:
         values = load_recipe(path)
-        make_settings(values, model="m", data="shapes:0", out="o")  # checks every GRPOConfig key
+        make_settings(values, model="o/m", data="shapes:0", out="o")  # checks every GRPOConfig key
     for path in sorted((REPO / "recipes" / "accelerate").glob("*.yaml")):
         assert yaml.safe_load(path.read_text())["num_processes"] >= 1
 
@@ -89,9 +89,10 @@ def test_every_recipe_in_the_repository_reads() -> None:
     ("argv", "message"),
     [
         (["--data", "shapes:0"], "no model"),
-        (["--model", "m", "--data", "shapes:3-1"], "runs backwards"),
-        (["--model", "m", "--data", "/nowhere", "--layout", "mevis"], "neither"),
-        (["--model", "m", "--data", "shapes:0", "--max-steps", "0"], "at least 1"),
+        (["--model", "m", "--data", "shapes:0"], "not a hub id"),
+        (["--model", "o/m", "--data", "shapes:3-1"], "runs backwards"),
+        (["--model", "o/m", "--data", "/nowhere", "--layout", "mevis"], "neither"),
+        (["--model", "o/m", "--data", "shapes:0", "--max-steps", "0"], "at least 1"),
         (["--merge-lora", "/nowhere"], "needs --out"),
     ],
 )
@@ -132,7 +133,7 @@ def test_dataset_is_written_in_shards_and_reused(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(trainer, "SHARD_ROWS", 2)
     settings = make_settings(
-        None, model="m", data="shapes:3", out=str(tmp_path), shapes_size=(128, 96), max_examples=3,
+        None, model="o/m", data="shapes:3", out=str(tmp_path), shapes_size=(128, 96), max_examples=3,
         num_key_frames=2, num_reference_frames=1,
     )  # fmt: skip
     dataset = trainer.build_dataset(settings, FakeProfile())

@@ -116,6 +116,8 @@ class TrainSettings:
         """Refuse bad settings before anything loads."""
         if not self.model:
             raise TrainingError("no model: pass --model (a Qwen2.5-VL hub id or local folder)")
+        if not Path(self.model).expanduser().exists() and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.model):
+            raise TrainingError(f"--model {self.model}: no such folder, and not a hub id (owner/name)")
         if not self.data:
             raise TrainingError("no data: pass --data shapes:SEEDS or a benchmark root with --layout")
         if not self.out:
