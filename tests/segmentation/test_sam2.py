@@ -226,3 +226,12 @@ def test_a_missing_local_folder_is_named_as_such(path: str) -> None:
 
     with pytest.raises(models.ModelLoadError, match="no such local folder"):
         models.cached_model("sam2-image", path, torch.device("cpu"), torch.float32, load)
+
+
+def test_every_positive_point_reaches_the_prompt() -> None:
+    # Seg-Zero answers points_1 and points_2 for one object: both are positive clicks for SAM2.
+    cues = TargetCues(box=[10, 10, 50, 40], point=[20, 20], extra_points=[[40, 30]], negatives=[[5, 5]])
+    prompt = sam2_prompt(cues)
+    assert prompt is not None
+    assert prompt.points == [[20.0, 20.0], [40.0, 30.0], [5.0, 5.0]]
+    assert prompt.labels == [1, 1, 0]

@@ -23,10 +23,12 @@ import numpy as np
 from videoseg.core.config import PipelineConfig
 from videoseg.core.cues import TargetCues
 from videoseg.core.interfaces import BackendDescription
+from videoseg.core.masks import mask_box
 
 WORK_SIDE = 400  # GrabCut cost grows with pixels; 400 px keeps a keyframe well under a second
 ITERATIONS = 4
 FLOOD_TOLERANCE = 18  # per-channel colour difference accepted by the point-only flood fill
+RNG_SEED = 0x5EED  # OpenCV's per-thread generator is set to this before every GrabCut call
 
 
 class GrabCutSegmenter:
@@ -114,8 +116,8 @@ def _grabcut(frame: np.ndarray, cues: TargetCues) -> np.ndarray:
         trimap[[0, -1], :] = cv2.GC_PR_BGD
         trimap[:, [0, -1]] = cv2.GC_PR_BGD
     radius = _disc_radius(height, width, cues.box)
-    if cues.point is not None:
-        cv2.circle(trimap, (round(cues.point[0]), round(cues.point[1])), radius, cv2.GC_FGD, -1)
+    for px, py in cues.positive_points:
+        cv2.circle(trimap, (round(px), round(py)), radius, cv2.GC_FGD, -1)
     positive = np.zeros((height, width), dtype=bool)
     if cues.point is not None:
         positive = trimap == cv2.GC_FGD
@@ -133,6 +135,11 @@ def _grabcut(frame: np.ndarray, cues: TargetCues) -> np.ndarray:
     bgd_model = np.zeros((1, 65), np.float64)
     fgd_model = np.zeros((1, 65), np.float64)
     try:
+        # GrabCut starts its colour models with k-means++ drawn from cv::theRNG(), a per-thread
+        # generator every call advances: unseeded, a second run in the same (server) thread started
+        # elsewhere and its masks differed. Seeding the calling thread's generator makes the mask a
+        # function of the frame and cues alone (tests/pipeline/test_determinism.py).
+        cv2.setRNGSeed(RNG_SEED)
         cv2.grabCut(bgr, trimap, None, bgd_model, fgd_model, ITERATIONS, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         # Degenerate colour statistics (e.g. a flat frame): fall back to the cue region.
@@ -197,8 +204,8 @@ def agreement_score(mask: np.ndarray, cues: TargetCues) -> float:
             outside += 0 if mask[qy, qx] else 1
         terms.append(outside / len(cues.negatives))
     if cues.box is not None:
-        ys, xs = np.nonzero(mask)
-        mb = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+        x1, y1, x2, y2 = mask_box(mask)  # type: ignore[misc]  # not empty: checked above
+        mb = [float(x1), float(y1), float(x2 + 1), float(y2 + 1)]
         b = [cues.box[0], cues.box[1], cues.box[2] + 1, cues.box[3] + 1]
         iw = max(0.0, min(mb[2], b[2]) - max(mb[0], b[0]))
         ih = max(0.0, min(mb[3], b[3]) - max(mb[1], b[1]))

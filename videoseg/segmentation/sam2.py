@@ -63,8 +63,9 @@ def sam2_prompt(cues: TargetCues) -> Sam2Prompt | None:
         return None
     points: list[list[float]] = []
     labels: list[int] = []
-    if cues.point is not None:
-        points.append([float(cues.point[0]), float(cues.point[1])])
+    # Seg-Zero answers two positive points per object; every one reaches SAM2 with label 1.
+    for pos in cues.positive_points:
+        points.append([float(pos[0]), float(pos[1])])
         labels.append(1)
     for neg in cues.negatives:
         points.append([float(neg[0]), float(neg[1])])

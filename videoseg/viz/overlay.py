@@ -151,8 +151,8 @@ def draw_cues(
                 max(1, line - 1),
                 cv2.LINE_AA,
             )
-        if c.point is not None:
-            _marker(out, c.point[0], c.point[1], colour, "+", s)
+        for px, py in c.positive_points:
+            _marker(out, px, py, colour, "+", s)
         for p in c.negatives:
             _marker(out, p[0], p[1], colour, "-", s)
     if pending is not None:
