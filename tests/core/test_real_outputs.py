@@ -371,6 +371,33 @@ ROWS = [
         "",
         ("reject", "empty model output"),
     ),
+    # ---------------------------------------------------------------- Qwen3-VL (profile qwen3-vl)
+    # Qwen3-VL answers in the same JSON shape as Qwen2.5-VL, but its numbers are on a 0..1000 grid
+    # relative to the image (the qwen3-vl profile's answer_size is 1000 x 1000): the parser reads them
+    # as they are; tests/reasoning/test_qwen3_vl.py checks the mapping back to frame pixels.
+    (
+        "qwen3-vl-2020-watches-leading-json-word",
+        "https://github.com/QwenLM/Qwen3-VL/issues/2020 (Qwen3-VL-235B, four watches, 0..1000 grid)",
+        "json\n[\n"
+        '    {"bbox_2d": [323, 118, 444, 825], "label": "watch"},\n'
+        '    {"bbox_2d": [444, 118, 565, 825], "label": "watch"},\n'
+        '    {"bbox_2d": [565, 118, 686, 825], "label": "watch"},\n'
+        '    {"bbox_2d": [686, 118, 807, 825], "label": "watch"}\n'
+        "]",
+        [
+            ([323, 118, 444, 825], None),
+            ([444, 118, 565, 825], None),
+            ([565, 118, 686, 825], None),
+            ([686, 118, 807, 825], None),
+        ],
+    ),
+    (
+        "qwen3-vl-supervision-2015-fenced-cat-dog",
+        "https://github.com/roboflow/supervision/pull/2015 (the Qwen3-VL result its from_lmm docs parse)",
+        '```json\n[\n    {"bbox_2d": [139, 768, 315, 954], "label": "cat"},\n'
+        '    {"bbox_2d": [366, 679, 536, 849], "label": "dog"}\n]\n```',
+        [([139, 768, 315, 954], None), ([366, 679, 536, 849], None)],
+    ),
 ]
 
 

@@ -30,6 +30,7 @@ VLM_PRESETS = {
     "qwen-3b": "Qwen/Qwen2.5-VL-3B-Instruct",
     "visionreasoner-7b": "Ricky06662/VisionReasoner-7B",
     "seg-zero-7b": "Ricky06662/Seg-Zero-7B",
+    "qwen3-8b": "Qwen/Qwen3-VL-8B-Instruct",
 }
 SAM2_PRESETS = {
     "tiny": "facebook/sam2.1-hiera-tiny",
@@ -219,6 +220,10 @@ PRESETS: dict[str, tuple[dict[str, Any], str]] = {
     "paper-box-only": ({**_PAPER, "cues": ("box",)}, "paper models, Table 6 box-only row"),
     "paper-sam2-video": ({**_PAPER, "propagator": "sam2"}, "paper models, SAM2 video propagation"),
     "paper-edgetam": ({**_PAPER, "propagator": "edgetam"}, "paper models, EdgeTAM propagation (Apache-2.0)"),
+    "paper-qwen3-vl": (
+        {**_PAPER, "vlm": "Qwen/Qwen3-VL-8B-Instruct", "profile": "qwen3-vl"},
+        "the paper's pipeline with Qwen3-VL-8B-Instruct as sampler and reasoner (0..1000 grid answers)",
+    ),
     "paper-sam3-tracker": (
         {**_PAPER, "propagator": "sam3-tracker"},
         "paper models, SAM 3 tracker propagation (gated weights: SAM License, hub token)",

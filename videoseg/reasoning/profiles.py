@@ -12,6 +12,12 @@ replaces only the weights.
   frame last at a size written in the prompt; box + centre + negative point per target. Qwen2.5-VL
   grounds in the absolute pixels of its (smart-resized) input, so the answer space is that size.
   It was not trained to give negative points, so those inside the target's box are dropped.
+- ``qwen3-vl``: a Qwen3-VL Instruct checkpoint with the same VideoSeg-R1 prompt and layout (key segment
+  as a video, which Qwen3-VL's processor interleaves with per-frame timestamps; reference frames; the
+  target frame last). Qwen3-VL grounds in coordinates *relative* to the image, 0..1000 on each axis
+  (QwenLM/Qwen3-VL cookbooks/2d_grounding.ipynb), so the prompt asks for that grid and
+  :meth:`Profile.answer_size` is 1000 x 1000 whatever the frame (:meth:`Profile.shown_size` is the
+  image it sees: 32-px patches, not 28).
 - ``videoseg-r1``: a checkpoint trained by our GRPO trainer, which builds its prompts with this profile's
   :meth:`Profile.reason_messages`, so inference asks exactly what training asked; it answers in our
   schema and its negative points are kept.
@@ -58,7 +64,18 @@ TARGET_MAX_PIXELS = 1024 * 28 * 28
 # VisionReasoner and Seg-Zero resize every image to 840 x 840 (resize_size = 840 in their inference).
 FIXED_REASONER_SIZE = (840, 840)
 
+# Qwen3-VL vision facts: 16-px patches merged 2 x 2 -> one token per 32 x 32 px; its released
+# preprocessor_config.json sets size shortest_edge 65536, longest_edge 16777216 (256^2 .. 4096^2 px).
+QWEN3_PATCH_FACTOR = 32
+QWEN3_MIN_PIXELS = 65536
+QWEN3_MAX_PIXELS = 16777216
+# Qwen3-VL grounds in coordinates relative to the image, 0..1000 on each axis, whatever its size
+# (QwenLM/Qwen3-VL cookbooks/2d_grounding.ipynb: "relative coordinates ranging from 0 to 1000";
+# the cookbook maps back with pixel = value / 1000 * side). Qwen2.5-VL used its input's pixels.
+RELATIVE_GRID = 1000
+
 LAYOUTS = ("video+images", "single-image")
+COORDINATES = ("pixels", "relative-1000")
 ANSWER_SCHEMAS = ("videoseg", "visionreasoner", "seg-zero")
 
 
@@ -120,12 +137,15 @@ class Profile:
     max_pixels: int = QWEN_MAX_PIXELS
     greedy: bool = True
     source: str = ""
+    coordinates: str = "pixels"  # "pixels" of the image as shown, or "relative-1000" (Qwen3-VL)
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(f"profile {self.name!r}: layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.answer_schema not in ANSWER_SCHEMAS:
             raise ValueError(f"profile {self.name!r}: unknown answer schema {self.answer_schema!r}")
+        if self.coordinates not in COORDINATES:
+            raise ValueError(f"profile {self.name!r}: coordinates must be one of {COORDINATES}")
         if self.max_new_tokens < 1 or self.patch_factor < 1 or not 0 < self.min_pixels <= self.max_pixels:
             raise ValueError(f"profile {self.name!r}: token cap and pixel limits must be positive")
 
@@ -138,7 +158,15 @@ class Profile:
         )
 
     def answer_size(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) of the target image as the model sees it: its answer's coordinate space."""
+        """(width, height) of the answer's coordinate space for a frame of this size: the target image as
+        the model sees it, or the 1000 x 1000 grid of a profile with relative coordinates (Qwen3-VL;
+        then x_frame = x * W / 1000 exactly, as ``TargetCues.from_model_space`` maps)."""
+        if self.coordinates == "relative-1000":
+            return RELATIVE_GRID, RELATIVE_GRID
+        return self.shown_size(width, height)
+
+    def shown_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the target image as the model sees it."""
         if self.image_size is not None:
             return self.image_size
         h, w = smart_resize(
@@ -189,7 +217,7 @@ class Profile:
     # ------------------------------------------------------------------ layouts
 
     def _single_image_content(self, request: ReasonRequest, target: np.ndarray) -> list[dict[str, Any]]:
-        width, height = self.answer_size(target.shape[1], target.shape[0])
+        width, height = self.shown_size(target.shape[1], target.shape[0])
         # Their inference resizes with PIL bilinear to exactly 840 x 840 (aspect ratio not kept).
         image = Image.fromarray(target).resize((width, height), Image.BILINEAR)
         if self.answer_schema == "seg-zero":
@@ -227,8 +255,12 @@ class Profile:
             for frame, t in zip(ref.frames, ref_times):
                 add_text(prompts.FRAME_LABEL.format(time=t))
                 content.append({"type": "image", "image": self._fit(frame, REFERENCE_MAX_PIXELS)})
-        width, height = self.answer_size(target.shape[1], target.shape[0])
-        add_text(prompts.TARGET_HEADER.format(time=request.target_index / fps, width=width, height=height))
+        width, height = self.shown_size(target.shape[1], target.shape[0])
+        time = request.target_index / fps
+        if self.coordinates == "relative-1000":
+            add_text(prompts.TARGET_HEADER_RELATIVE.format(time=time, grid=RELATIVE_GRID))
+        else:
+            add_text(prompts.TARGET_HEADER.format(time=time, width=width, height=height))
         content.append({"type": "image", "image": Image.fromarray(resize_frame(target, width, height))})
         add_text(prompts.reason_instructions(request.query, request.cue_kinds, request.budget))
         return content
@@ -289,6 +321,21 @@ PROFILES: dict[str, Profile] = {
             gives_negatives=True,
             grounding_only=False,
             source="our prompt, the one our GRPO trainer trains with",
+        ),
+        Profile(
+            name="qwen3-vl",
+            layout="video+images",
+            image_size=None,
+            answer_schema="videoseg",
+            max_new_tokens=1024,
+            gives_negatives=False,
+            grounding_only=False,
+            patch_factor=QWEN3_PATCH_FACTOR,
+            min_pixels=QWEN3_MIN_PIXELS,
+            max_pixels=QWEN3_MAX_PIXELS,
+            coordinates="relative-1000",
+            source="our prompt; Qwen3-VL grounds in 0..1000 relative coordinates (QwenLM/Qwen3-VL "
+            "cookbooks/2d_grounding.ipynb) and reads a video with per-frame timestamps",
         ),
         Profile(
             name="visionreasoner",

@@ -83,6 +83,12 @@ TARGET_HEADER = (
 )
 """Text placed before the target frame image; the size is the model-space size of ``answer_space``."""
 
+TARGET_HEADER_RELATIVE = (
+    "Target frame, at {time:.1f} s. Answer on this image with coordinates relative to its size, from 0 "
+    "to {grid} on each axis: (0, 0) is its top-left corner and ({grid}, {grid}) its bottom-right corner.\n"
+)
+"""The target frame's header for models that ground in a relative grid (Qwen3-VL: 0..1000)."""
+
 REASON_INSTRUCTIONS = (
     'Query: "{query}"\n'
     "Use the key segment and the reference frames to understand what happens over time, decide which "

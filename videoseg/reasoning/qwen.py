@@ -158,21 +158,30 @@ class _Prepared:
         self.video_fps.append(fps)
 
 
+def _model_class(model_type: str) -> Any:
+    """The generation class of a Qwen VLM checkpoint by its config's ``model_type`` (Qwen2.5-VL by default)."""
+    import transformers
+
+    classes = {"qwen3_vl": "Qwen3VLForConditionalGeneration"}
+    return getattr(transformers, classes.get(model_type, "Qwen2_5_VLForConditionalGeneration"))
+
+
 def _load_qwen(model_id: str, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
-    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoConfig, AutoProcessor
 
     local = hub_offline(model_id)
     kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": local}
     if device.type == "cuda":
         kwargs["device_map"] = {"": str(device)}  # load shards straight onto the GPU
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_id, **kwargs)
+    model_type = AutoConfig.from_pretrained(model_id, local_files_only=local).model_type
+    model = _model_class(model_type).from_pretrained(model_id, **kwargs)
     if device.type != "cuda":
         model = model.to(device)
     model.eval()
     processor = AutoProcessor.from_pretrained(model_id, local_files_only=local)
     for part in ("tokenizer", "image_processor", "video_processor"):
         if getattr(processor, part, None) is None:
-            raise ValueError(f"{model_id!r} has no {part}: not a Qwen2.5-VL processor")
+            raise ValueError(f"{model_id!r} has no {part}: not a Qwen2.5-VL / Qwen3-VL processor")
     return model, processor
 
 
@@ -404,10 +413,11 @@ class QwenVideoQA(LegacyCalls):
         if not prepared.images:
             raise ValueError(f"profile {profile.name!r} shows no target image to the reasoner")
         seen = prepared.images[-1].shape[1], prepared.images[-1].shape[0]
-        if seen != answer_size:
+        shown = tuple(int(v) for v in profile.shown_size(width, height))
+        if seen != shown:
             raise ValueError(
-                f"profile {profile.name!r} says answers are in {answer_size[0]} x {answer_size[1]} pixels "
-                f"but its target image is {seen[0]} x {seen[1]}"
+                f"profile {profile.name!r} says its target image is {shown[0]} x {shown[1]} pixels "
+                f"but the image given is {seen[0]} x {seen[1]}"
             )
         return prepared, answer_size  # type: ignore[return-value]
 

@@ -39,6 +39,7 @@ APPROX_GB = {
     "XMem.pth": 0.25,
     "yonigozlan/EdgeTAM-hf": 0.06,
     "facebook/sam3": 3.4,
+    "Qwen/Qwen3-VL-8B-Instruct": 17.5,
 }
 
 # Hub repositories that serve their files only to an account that accepted the licence, with that
