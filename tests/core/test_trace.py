@@ -11,6 +11,7 @@ import pytest
 from tests.support.fakes import ScriptedVideoQA, answer_for_mask, moving_square_frames
 from videoseg.core import events as ev
 from videoseg.core.config import PipelineConfig
+from videoseg.core.interfaces import Backends
 from videoseg.core.state import RunState
 from videoseg.core.trace import TraceError, TraceWriter, read_trace, tee, write_trace
 from videoseg.io.video import ArrayVideo
@@ -27,8 +28,11 @@ def _live_events(monkeypatch: pytest.MonkeyPatch) -> list[ev.Event]:
         percents=["50%"],
         reasoning=["<think>", "red", "</think>", answer_for_mask(GT[13])],
     )
-    monkeypatch.setattr(pipeline, "make_vqa", lambda c: qa)
-    return list(pipeline.run(ArrayVideo(FRAMES, 10), "the red square", CFG, preset="shapes"))
+    return list(
+        pipeline.run(
+            ArrayVideo(FRAMES, 10), "the red square", CFG, preset="shapes", backends=Backends(vqa=qa)
+        )
+    )
 
 
 def test_write_then_read_gives_identical_events_and_masks(

@@ -13,7 +13,7 @@ import pytest
 from tests.support.fakes import ScriptedVideoQA, answer_for_mask, box_of, moving_square_frames
 from videoseg.core import events as ev
 from videoseg.core.config import PipelineConfig
-from videoseg.core.interfaces import BackendDescription
+from videoseg.core.interfaces import BackendDescription, Backends
 from videoseg.core.state import RunState
 from videoseg.io.video import ArrayVideo, write_mp4
 from videoseg.pipeline import orchestrator as pipeline
@@ -43,9 +43,19 @@ def _run(
     video: Any = None,
     query: Any = "the red square",
     cancel: threading.Event | None = None,
+    segmenter: Any = None,
+    propagator: Any = None,
 ) -> list[ev.Event]:
-    monkeypatch.setattr(pipeline, "make_vqa", lambda c: qa)
-    events = list(run(ArrayVideo(FRAMES, 10) if video is None else video, query, config, cancel=cancel))
+    backends = Backends(vqa=qa, segmenter=segmenter, propagator=propagator)
+    events = list(
+        run(
+            ArrayVideo(FRAMES, 10) if video is None else video,
+            query,
+            config,
+            cancel=cancel,
+            backends=backends,
+        )
+    )
     assert isinstance(events[0], ev.RunStarted)
     assert isinstance(events[-1], (ev.RunFinished, ev.RunError))
     return events
@@ -123,7 +133,7 @@ def test_answer_space_coordinates_are_mapped_to_frame_pixels(monkeypatch: pytest
     ("name", "text"),
     [
         ("garbage", "I think it is the red one."),
-        ("prose without a list", '<think>hmm</think>The target is the red square near the top left.'),
+        ("prose without a list", "<think>hmm</think>The target is the red square near the top left."),
         ("truncated", '<think>x</think><answer>[{"bbox_2d": [1, 2, 3'),
         ("wrong types", '<answer>[{"bbox_2d": "left side"}]</answer>'),
         ("wrong shape", '<answer>[{"bbox_2d": [1, 2, 3]}]</answer>'),
@@ -205,9 +215,7 @@ class _ExplodingPropagator:
 
 
 def test_empty_keyframe_mask_gives_empty_masks_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "make_segmenter", lambda c: _EmptySegmenter())
-    monkeypatch.setattr(pipeline, "make_propagator", lambda c: _ExplodingPropagator())
-    events = _run(monkeypatch, _qa())
+    events = _run(monkeypatch, _qa(), segmenter=_EmptySegmenter(), propagator=_ExplodingPropagator())
     key = next(e for e in events if isinstance(e, ev.KeyframeMask))
     assert key.area == 0
     state = RunState.from_events(events)
@@ -220,29 +228,35 @@ def test_empty_keyframe_mask_gives_empty_masks_everywhere(monkeypatch: pytest.Mo
 class _SkippingPropagator:
     info = BackendDescription("skip", True, "test double: forgets frame 0")
 
-    def propagate(self, video: Any, keyframe: int, masks: np.ndarray) -> Any:
-        for i in range(len(video)):
-            if i not in (keyframe, 0):
-                yield i, "forward", masks
+    def propagate(self, video: Any, start: int, masks: np.ndarray, direction: str, cues: Any = None) -> Any:
+        order = range(start + 1, len(video)) if direction == "forward" else range(start - 1, -1, -1)
+        for i in order:
+            if i != 0:
+                yield i, masks
 
 
 def test_a_propagator_that_skips_frames_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "make_propagator", lambda c: _SkippingPropagator())
-    events = _run(monkeypatch, _qa())
+    events = _run(monkeypatch, _qa(), propagator=_SkippingPropagator())
     assert isinstance(events[-1], ev.RunError) and events[-1].for_stage == "propagator"
     assert "without masks" in events[-1].message
 
 
 def test_cancel_stops_with_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     cancel = threading.Event()
-    monkeypatch.setattr(pipeline, "make_vqa", lambda c: _qa())
     seen: list[ev.Event] = []
-    for event in run(ArrayVideo(FRAMES, 10), "the red square", CFG, cancel=cancel):
+    for event in run(
+        ArrayVideo(FRAMES, 10), "the red square", CFG, cancel=cancel, backends=Backends(vqa=_qa())
+    ):
         seen.append(event)
         if isinstance(event, ev.PropagatedMask) and event.done == 5:
             cancel.set()
     last = seen[-1]
-    assert isinstance(last, ev.RunError) and last.message == CANCELLED and last.cancelled and last.for_stage == "propagator"
+    assert (
+        isinstance(last, ev.RunError)
+        and last.message == CANCELLED
+        and last.cancelled
+        and last.for_stage == "propagator"
+    )
     assert sum(isinstance(e, ev.PropagatedMask) for e in seen) == 5
     assert RunState.from_events(seen).status == "cancelled"
 
@@ -541,11 +555,11 @@ def test_shapes_world_runs_every_table5_row(shapes_scenario: Any, preset_name: s
 
 
 def test_config_from_a_preset_name_or_a_dict(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "make_vqa", lambda c: _qa())
-    by_name = list(run(ArrayVideo(FRAMES, 10), "q", None, preset="shapes-box-only"))
+    scripted = Backends(vqa=_qa())
+    by_name = list(run(ArrayVideo(FRAMES, 10), "q", None, preset="shapes-box-only", backends=scripted))
     assert by_name[0].config["cues"] == ["box"] and by_name[0].preset == "shapes-box-only"
     assert isinstance(by_name[-1], ev.RunFinished)
-    by_dict = list(run(ArrayVideo(FRAMES, 10), "q", CFG.replace(seed=7).to_dict()))
+    by_dict = list(run(ArrayVideo(FRAMES, 10), "q", CFG.replace(seed=7).to_dict(), backends=scripted))
     assert by_dict[0].config["seed"] == 7 and isinstance(by_dict[-1], ev.RunFinished)
     unknown = list(run(ArrayVideo(FRAMES, 10), "q", None, preset="no-such-preset"))
     assert _types(unknown) == ["run_started", "error"] and unknown[1].for_stage == "config"
