@@ -322,4 +322,5 @@ def test_the_run_command_takes_a_profile_and_refuses_an_unknown_one(
     assert seen == {"profile": "seg-zero", "vlm": "shapes"}
     assert main(["run", "v.mp4", "q", "--profile", "nope", "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
-    assert "unknown profile 'nope'; known profiles: qwen2.5-vl, videoseg-r1, visionreasoner, seg-zero" in err
+    known = "qwen2.5-vl, videoseg-r1, qwen3-vl, visionreasoner, seg-zero"
+    assert f"unknown profile 'nope'; known profiles: {known}" in err
