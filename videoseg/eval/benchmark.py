@@ -660,7 +660,9 @@ def _fs_now(out: Path) -> float:
     try:
         probe.parent.mkdir(parents=True, exist_ok=True)
         probe.touch()
-        return probe.stat().st_mtime
+        now = probe.stat().st_mtime
+        probe.unlink()
+        return now
     except OSError:
         return time.time()
 
