@@ -74,11 +74,15 @@ def _scores(out: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _layout(tmp_path_factory.mktemp("sharding") / "data")
+
+
+@pytest.fixture(scope="module")
+def reference(layout: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(layout root, the output of one process over it)."""
-    base = tmp_path_factory.mktemp("sharding")
-    root = _layout(base / "data")
-    out = base / "one"
+    root = layout
+    out = tmp_path_factory.mktemp("one") / "one"
     assert bench(_argv(root, out)) == 0
     assert len(json.loads((out / "results.json").read_text())["per_expression"]) == 6
     return root, out
@@ -160,6 +164,7 @@ def test_each_process_takes_the_gpu_of_its_local_rank() -> None:
 # ------------------------------------------------------------------------ shards without a launcher
 
 
+@pytest.mark.slow
 def test_explicit_shards_and_merge_equal_one_process(
     reference: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -188,9 +193,9 @@ def test_explicit_shards_and_merge_equal_one_process(
 
 
 def test_merge_names_the_expressions_no_shard_ran(
-    reference: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    layout: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root, _ = reference
+    root = layout
     out = tmp_path / "o"
     assert bench([*_argv(root, out), "--limit", "2"]) == 0
     capsys.readouterr()
@@ -288,3 +293,31 @@ def test_a_killed_shard_is_named_and_a_rerun_redoes_only_what_is_missing(
         assert f"{expr.key} referring ran in" in text
     assert _scores(out) == _scores(one)
     assert _pngs(out) == _pngs(one)
+
+
+def test_a_shard_that_failed_is_named_at_once_with_its_reason(layout: Path, tmp_path: Path) -> None:
+    bench_ = load_benchmark("mevis", layout)
+    chosen = bm.select(bench_)
+    plan = bm.plan_shards(chosen, {v.name: len(v.frames) for v in bench_.videos}, 2)
+    out = tmp_path / "out"
+    spec1 = bm.ShardSpec(1, 2)
+    # a marker of an earlier launch does not count: shard 1 has work left, so the wait goes on
+    bm.write_marker(out, spec1, "failed", [e.key for e in plan[1]], error="old", ran=[])
+    os.utime(bm.marker_path(out, spec1.label), (1.0, 1.0))
+    slept: list[float] = []
+    problems, _ = bm.wait_for_shards(
+        bench_, plan, out, bm.ShardSpec(0, 2), started=1000.0, timeout=5.0, now=iter([1000.0, 1010.0]).__next__,
+        sleep=slept.append,
+    )  # fmt: skip
+    assert slept == [] and len(problems) == 1 and "no sign of life for 5 s" in problems[0]
+    # this launch's failed marker: named at once, with its reason and unfinished expressions
+    bm.write_marker(out, spec1, "failed", [e.key for e in plan[1]], error="CUDA out of memory", ran=[])
+    started = (bm.marker_path(out, spec1.label).stat().st_mtime) - 1
+    problems, ran = bm.wait_for_shards(
+        bench_, plan, out, bm.ShardSpec(0, 2), started=started, sleep=slept.append
+    )
+    assert slept == [] and ran == []
+    assert problems == [
+        f"shard 1 of 2 failed on {json.loads(bm.marker_path(out, spec1.label).read_text())['host']}: CUDA out of "
+        f"memory; its unfinished expressions (3): {', '.join(e.key for e in plan[1])}"
+    ]
