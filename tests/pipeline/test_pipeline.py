@@ -347,9 +347,9 @@ def test_a_missing_backend_module_is_a_run_error(monkeypatch: pytest.MonkeyPatch
 class _CountingVQA:
     built = 0
 
-    def __init__(self, config: PipelineConfig) -> None:
+    def __init__(self, model_id: str, device: str = "auto", dtype: str = "auto") -> None:
         type(self).built += 1
-        self.config = config
+        self.model_id = model_id
 
 
 def test_backends_are_picked_by_name_and_real_models_cached(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -369,39 +369,57 @@ def test_backends_are_picked_by_name_and_real_models_cached(monkeypatch: pytest.
         again = backends.make_vqa(CFG.replace(vlm="org/model-a", temperature=0.1))
         other = backends.make_vqa(CFG.replace(vlm="org/model-b"))
         assert first is again and first is not other and _CountingVQA.built == 2
-        assert again.config.temperature == 0.1  # the cached instance gets the new run's config
+        assert not hasattr(again, "config")  # weight-only: nothing of a run is written onto it
     finally:
         backends.clear_cache()
 
 
-def test_the_budget_caps_generation(monkeypatch: pytest.MonkeyPatch) -> None:
-    rambling = ["<think>"] + ["word "] * 300
+def test_the_budget_shapes_the_prompt_and_never_cuts_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    rambling = ["<think>"] + ["word "] * 300 + ["</think>", '<answer>[{"bbox_2d": [10, 8, 40, 30]}]</answer>']
     qa = _qa(reasoning=rambling)  # difficulty 2.0: easy, budget 96
-    cfg = CFG.replace(answer_allowance=4)
-    events = _run(monkeypatch, qa, config=cfg)
+    events = _run(monkeypatch, qa)
     rated = next(e for e in events if isinstance(e, ev.DifficultyRated))
     assert (rated.level, rated.budget) == ("easy", 96)
-    assert qa.requests[0].max_new_tokens == 100 and qa.requests[0].budget == 96
+    assert qa.requests[0].budget == 96  # the budget goes into the prompt ...
+    assert qa.settings[-1].max_new_tokens == 1024  # ... the cap is the profile's (qwen2.5-vl)
+    done = next(e for e in events if isinstance(e, ev.ReasoningDone))
+    assert done.num_tokens == len(rambling) and not done.truncated  # the answer came through
+    assert any(isinstance(e, ev.CuesParsed) and e.targets for e in events)
+    timing = next(e for e in events if isinstance(e, ev.StageTiming) and e.for_stage == "reasoner")
+    assert timing.details["length_factor"] == pytest.approx(1 - 0.002 * (302 - 96))  # still scored
+
+
+def test_an_answer_cut_at_the_cap_is_a_warning_naming_the_token_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    qa = _qa(reasoning=["<think>"] + ["word "] * 300)
+    events = _run(monkeypatch, qa, config=CFG.replace(max_new_tokens=100))
     done = next(e for e in events if isinstance(e, ev.ReasoningDone))
     assert done.num_tokens == 100 and done.truncated
+    warning = next(e for e in events if isinstance(e, ev.RunWarning) and e.for_stage == "reasoner")
+    assert "cut at its cap of 100 tokens (100 written)" in warning.message
+    call = next(e for e in events if isinstance(e, ev.ModelCall) and e.purpose == "reason")
+    assert call.truncated == 1 and call.new_tokens == [100]
     assert any(isinstance(e, ev.ParseError) for e in events)
-    timing = next(e for e in events if isinstance(e, ev.StageTiming) and e.for_stage == "reasoner")
-    assert timing.details["length_factor"] == pytest.approx(1 - 0.002 * (100 - 96))
 
 
-def test_no_cap_without_rating_or_when_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cap_is_the_config_s_when_set_with_or_without_rating(monkeypatch: pytest.MonkeyPatch) -> None:
     qa = _qa()
     _run(monkeypatch, qa, config=CFG.replace(rate_difficulty=False, max_new_tokens=500))
-    assert qa.requests[0].max_new_tokens == 500 and qa.requests[0].budget is None
+    assert qa.settings[-1].max_new_tokens == 500 and qa.requests[0].budget is None
     qa = _qa()
-    _run(monkeypatch, qa, config=CFG.replace(cap_generation_by_budget=False, max_new_tokens=500))
-    assert qa.requests[0].max_new_tokens == 500 and qa.requests[0].budget == 96
+    _run(monkeypatch, qa, config=CFG.replace(max_new_tokens=500))
+    assert qa.settings[-1].max_new_tokens == 500 and qa.requests[0].budget == 96
+    qa = _qa()
+    _run(monkeypatch, qa, config=CFG.replace(profile="visionreasoner", sampler_vlm="qwen-7b"))
+    assert qa.settings[-1].max_new_tokens == 2048  # VisionReasoner's reference cap
 
 
 def test_an_unreadable_difficulty_rating_warns_and_sets_no_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     qa = _qa(difficulty="pretty hard I guess")
     events = _run(monkeypatch, qa, config=CFG.replace(max_new_tokens=333))
     assert not any(isinstance(e, ev.DifficultyRated) for e in events)
+    assert qa.requests[0].budget is None
     warning = next(e for e in events if isinstance(e, ev.RunWarning))
     assert warning.for_stage == "difficulty" and "pretty hard" in warning.message
     assert qa.requests[0].max_new_tokens == 333 and isinstance(events[-1], ev.RunFinished)

@@ -324,5 +324,8 @@ class Backends:
     """
 
     vqa: VideoQA | None = None  # stages 1 and 2 (sampler questions, difficulty, reasoning)
+    # stage 1's questions and the difficulty rating when the reasoner's profile is grounding-only
+    # (None: built from config.sampler_vlm; the reasoner's own vqa when its profile can answer)
+    sampler_vqa: VideoQA | None = None
     segmenter: Segmenter | None = None  # stage 3a
     propagator: Propagator | None = None  # stage 3b

@@ -47,7 +47,13 @@ from videoseg.core.events import CANCELLED, BackendInfo, Event, RunError, RunFin
 from videoseg.core.interfaces import BackendDescription, Backends, VideoSource
 from videoseg.propagation.stage import propagate
 from videoseg.reasoning.stage import rate_difficulty, reason
-from videoseg.runtime.backends import make_propagator, make_segmenter, make_vqa, resolve_device
+from videoseg.runtime.backends import (
+    make_propagator,
+    make_sampler_vqa,
+    make_segmenter,
+    make_vqa,
+    resolve_device,
+)
 from videoseg.sampling.stage import Looked, where_to_look
 from videoseg.segmentation.stage import segment_keyframe
 
@@ -199,12 +205,13 @@ def _run(
     loaded = yield from _load_backends(ctx, config, backends or Backends())
 
     ctx.stage = "sampler"
-    looked: Looked = yield from _relay(where_to_look(source, query, loaded.vqa, config), ctx)
+    sampler_vqa = loaded.sampler_vqa or loaded.vqa
+    looked: Looked = yield from _relay(where_to_look(source, query, sampler_vqa, config), ctx)
 
     budget: int | None = None
     if config.rate_difficulty:
         ctx.stage = "difficulty"
-        budget = yield from _relay(rate_difficulty(loaded.vqa, looked.key_clip, query, config), ctx)
+        budget = yield from _relay(rate_difficulty(sampler_vqa, looked.key_clip, query, config), ctx)
 
     ctx.stage = "reasoner"
     targets = yield from _relay(reason(loaded.vqa, looked, query, budget, config), ctx)
@@ -295,11 +302,11 @@ def _load_backends(
     ctx.stage = "reasoner" if config.sampler == "first_frame" else "sampler"
     vqa = given.vqa or make_vqa(config)
     if config.sampler != "first_frame":
-        yield _backend_event("sampler", vqa.info)
+        yield _backend_event("sampler", sampler_vqa.info)
     yield _backend_event("reasoner", vqa.info)
     yield _backend_event("segmenter", segmenter.info)
     yield _backend_event("propagator", propagator.info)
-    return Backends(vqa=vqa, segmenter=segmenter, propagator=propagator)
+    return Backends(vqa=vqa, sampler_vqa=sampler_vqa, segmenter=segmenter, propagator=propagator)
 
 
 def _backend_event(stage: str, info: BackendDescription) -> BackendInfo:
@@ -313,3 +320,9 @@ def _backend_event(stage: str, info: BackendDescription) -> BackendInfo:
 
 
 __all__ = ["CANCELLED", "MAX_QUERY_CHARS", "query_problem", "run"]
+    # A grounding-only reasoner profile cannot answer the HTFS / difficulty questions: they go to
+    # config.sampler_vlm (a given reasoner double answers them itself unless a sampler is given too).
+    asks = config.sampler != "first_frame" or config.rate_difficulty
+    sampler_vqa = given.sampler_vqa or (
+        vqa if given.vqa is not None or not asks else make_sampler_vqa(config)
+    )

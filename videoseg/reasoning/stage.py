@@ -4,9 +4,18 @@ reasoner's ``<think>…</think><answer>…</answer>`` and read the answer into c
 Decisions:
 - an answer that cannot be read is a ``ParseError`` event carrying the raw text, and means *no cues*:
   the run goes on with empty masks, as a benchmark scores an unreadable answer;
-- cues come back in the model's coordinate space (:meth:`VideoQA.answer_space`) and are mapped to the
-  frame's pixels; cues outside the frame, and cue kinds the config's ablation leaves out, are dropped
-  with a ``RunWarning``.
+- every model call is a ``ModelCall`` event; the reasoning prompt is shown before generation starts
+  (the backend builds it first: :meth:`VideoQA.start_reasoning`);
+- the token cap is the reasoner profile's (``max_new_tokens`` overrides it); the difficulty budget only
+  shapes the prompt, never cuts the answer; an answer cut at the cap gives a ``RunWarning`` naming the
+  token count;
+- when the profile is grounding-only, the difficulty question goes to the sampler's model (the
+  caller passes it), like the HTFS questions;
+- cues come back in the coordinate space the call reports (``ReasoningCall.answer_size``) and are
+  mapped to the frame's pixels; cues outside the frame, and cue kinds the config's ablation leaves
+  out, are dropped with a ``RunWarning``; for a real model whose profile is not trained to give
+  negative points, a negative point inside its target's box is dropped with a warning
+  (:meth:`~videoseg.reasoning.profiles.Profile.screen_negatives`).
 """
 
 from __future__ import annotations
@@ -14,7 +23,6 @@ from __future__ import annotations
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
 
 from videoseg.core.config import PipelineConfig
 from videoseg.core.cues import CueParseError, TargetCues, parse_answer, split_think_answer
@@ -29,9 +37,11 @@ from videoseg.core.events import (
     RunWarning,
     StageTiming,
 )
-from videoseg.core.interfaces import Clip, ReasonRequest, VideoQA
+from videoseg.core.interfaces import CallSettings, Clip, ReasoningCall, ReasonRequest, VideoQA
 from videoseg.reasoning.difficulty import length_factor, max_new_tokens_for, rate
+from videoseg.reasoning.profiles import get_profile
 from videoseg.sampling.answers import parse_difficulty
+from videoseg.sampling.htfs import model_call_event
 from videoseg.sampling.stage import Looked
 
 
@@ -40,13 +50,16 @@ def rate_difficulty(
 ) -> Generator[Event, None, int | None]:
     """The reasoning budget (tokens) from the model's 5-axis difficulty rating; None when unreadable."""
     t0 = time.perf_counter()
-    raw = vqa.rate_difficulty(key_clip, query)
+    settings = CallSettings.from_config(config)
     yield PromptShown(
         for_stage="reasoner",
         purpose="difficulty",
-        text=vqa.last_prompts.difficulty,
+        text=vqa.question_prompt("difficulty", key_clip, query, settings),
         frame_indices=list(key_clip.frame_indices),
     )
+    answer = vqa.rate_difficulty(key_clip, query, settings)
+    yield model_call_event("difficulty", "difficulty", answer.usage, vqa.info.model_id)
+    raw = answer.texts[0] if answer.texts else ""
     budget: int | None = None
     scores = parse_difficulty(raw)
     if scores is None:
@@ -91,8 +104,10 @@ def reason(
         budget=budget,
         cue_kinds=tuple(config.cues),
     )
-    reasoning: _Reasoning = yield from _stream(vqa, request, looked)
-    targets = yield from _read_answer(vqa, reasoning.raw_text, looked, config)
+    settings = CallSettings.from_config(config, max_new_tokens=max_new)
+    call = vqa.start_reasoning(request, settings)
+    reasoning: _Reasoning = yield from _stream(vqa, call, looked)
+    targets = yield from _read_answer(vqa, call, reasoning.raw_text, looked, config)
     yield StageTiming(
         for_stage="reasoner",
         seconds=time.perf_counter() - t0,
@@ -107,44 +122,55 @@ def reason(
     return targets
 
 
-def _stream(vqa: VideoQA, request: ReasonRequest, looked: Looked) -> Generator[Event, None, _Reasoning]:
-    """The prompt, each streamed piece, then ReasoningDone with the token counts."""
+def _stream(vqa: VideoQA, call: ReasoningCall, looked: Looked) -> Generator[Event, None, _Reasoning]:
+    """The prompt (before any token), each streamed piece, the call's cost, then ReasoningDone."""
+    yield _reason_prompt(call, looked)
     pieces: list[str] = []
     think_pieces: int | None = None
     text_so_far = ""
-    for piece in vqa.reason(request):
-        if not pieces:
-            # The backend sets its prompt when the stream starts.
-            yield _reason_prompt(vqa, looked)
-        pieces.append(piece)
-        text_so_far += piece
-        if think_pieces is None and "</think>" in text_so_far:
-            think_pieces = len(pieces)
-        yield ReasoningToken(index=len(pieces) - 1, text=piece)
-    if not pieces:
-        yield _reason_prompt(vqa, looked)
+    stream = call.stream()
+    try:
+        for piece in stream:
+            pieces.append(piece)
+            text_so_far += piece
+            if think_pieces is None and "</think>" in text_so_far:
+                think_pieces = len(pieces)
+            yield ReasoningToken(index=len(pieces) - 1, text=piece)
+    finally:
+        # A cancel closes this generator: stop the model at its next token.
+        stream.close()
+        call.close()
+    usage = call.usage
+    yield model_call_event("reasoner", "reason", usage, vqa.info.model_id)
     raw_text = "".join(pieces)
-    usage = getattr(vqa, "last_usage", None)
-    if isinstance(usage, dict) and "num_tokens" in usage:
-        num_tokens = int(usage["num_tokens"])
-        think_tokens = int(usage.get("think_tokens", think_pieces or 0))
+    num_tokens = sum(usage.new_tokens) if usage.new_tokens else len(pieces)
+    if usage.think_tokens is not None:
+        think_tokens = int(usage.think_tokens)
     else:
-        num_tokens = len(pieces)
         think_tokens = think_pieces if think_pieces is not None else len(pieces)
     think, answer = split_think_answer(raw_text)
+    truncated = any(usage.truncated)
     yield ReasoningDone(
         raw_text=raw_text,
         think=think,
         answer=answer or "",
         num_tokens=num_tokens,
         think_tokens=think_tokens,
-        truncated=num_tokens >= request.max_new_tokens and "</answer>" not in raw_text,
+        truncated=truncated,
     )
+    if truncated:
+        yield RunWarning(
+            for_stage="reasoner",
+            message=(
+                f"the reasoning was cut at its cap of {usage.max_new_tokens} tokens ({num_tokens} written) "
+                "before the model ended its answer; raise max_new_tokens to let it finish"
+            ),
+        )
     return _Reasoning(raw_text, num_tokens, think_tokens)
 
 
 def _read_answer(
-    vqa: VideoQA, raw_text: str, looked: Looked, config: PipelineConfig
+    vqa: VideoQA, call: ReasoningCall, raw_text: str, looked: Looked, config: PipelineConfig
 ) -> Generator[Event, None, list[TargetCues]]:
     """Cues per target in the target frame's pixels (empty list when the answer cannot be read)."""
     frame_idx = looked.decision.target_frame
@@ -159,7 +185,7 @@ def _read_answer(
         # float()) is still an unreadable answer: no cues, not a failed run.
         yield ParseError(message=f"the answer cannot be read ({_describe(exc)})", raw=raw_text)
         return []
-    model_size = vqa.answer_space(width, height)
+    model_size = tuple(call.answer_size)
     if not (len(model_size) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in model_size)):
         raise ValueError(f"the reasoner reported an answer space of {model_size!r}, not a positive size")
     targets: list[TargetCues] = []
@@ -173,6 +199,11 @@ def _read_answer(
             )
         kept = mapped.filtered(config.cues)
         kept.frame_idx = frame_idx
+        if not vqa.info.weights_free:
+            # A model's negative points are trusted only when its profile was trained to give them.
+            kept, dropped = get_profile(config.profile).screen_negatives(kept)
+            if dropped:
+                yield RunWarning(for_stage="reasoner", message=dropped)
         if kept.is_empty:
             yield RunWarning(
                 for_stage="reasoner",
@@ -186,13 +217,11 @@ def _read_answer(
     return targets
 
 
-def _reason_prompt(vqa: Any, looked: Looked) -> PromptShown:
+def _reason_prompt(call: ReasoningCall, looked: Looked) -> PromptShown:
     frames = list(looked.key_clip.frame_indices)
     if looked.reference_clip is not None:
         frames = sorted(set(frames) | set(looked.reference_clip.frame_indices))
-    return PromptShown(
-        for_stage="reasoner", purpose="reason", text=vqa.last_prompts.reason, frame_indices=frames
-    )
+    return PromptShown(for_stage="reasoner", purpose="reason", text=call.prompt, frame_indices=frames)
 
 
 def _describe(exc: BaseException) -> str:
