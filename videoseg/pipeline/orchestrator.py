@@ -301,6 +301,12 @@ def _load_backends(
     segmenter = given.segmenter or make_segmenter(config)
     ctx.stage = "reasoner" if config.sampler == "first_frame" else "sampler"
     vqa = given.vqa or make_vqa(config)
+    # A grounding-only reasoner profile cannot answer the HTFS / difficulty questions: they go to
+    # config.sampler_vlm (a given reasoner double answers them itself unless a sampler is given too).
+    asks = config.sampler != "first_frame" or config.rate_difficulty
+    sampler_vqa = given.sampler_vqa or (
+        vqa if given.vqa is not None or not asks else make_sampler_vqa(config)
+    )
     if config.sampler != "first_frame":
         yield _backend_event("sampler", sampler_vqa.info)
     yield _backend_event("reasoner", vqa.info)
@@ -320,9 +326,3 @@ def _backend_event(stage: str, info: BackendDescription) -> BackendInfo:
 
 
 __all__ = ["CANCELLED", "MAX_QUERY_CHARS", "query_problem", "run"]
-    # A grounding-only reasoner profile cannot answer the HTFS / difficulty questions: they go to
-    # config.sampler_vlm (a given reasoner double answers them itself unless a sampler is given too).
-    asks = config.sampler != "first_frame" or config.rate_difficulty
-    sampler_vqa = given.sampler_vqa or (
-        vqa if given.vqa is not None or not asks else make_sampler_vqa(config)
-    )
