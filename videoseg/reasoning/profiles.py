@@ -19,8 +19,10 @@ replaces only the weights.
   :meth:`Profile.answer_size` is 1000 x 1000 whatever the frame (:meth:`Profile.shown_size` is the
   image it sees: 32-px patches, not 28).
 - ``videoseg-r1``: a checkpoint trained by our GRPO trainer, which builds its prompts with this profile's
-  :meth:`Profile.reason_messages`, so inference asks exactly what training asked; it answers in our
-  schema and its negative points are kept.
+  :meth:`Profile.reason_messages`, so inference asks exactly what training asked; the same prompt as
+  ``qwen2.5-vl`` but every frame an image (layout ``images``: the key-segment frames each labelled with
+  its time, as TRL's GRPOTrainer takes images only); it answers in our schema and its negative points
+  are kept.
 - ``visionreasoner`` / ``seg-zero``: the released GRPO checkpoints, asked as their inference code asks
   (dvlab-research/VisionReasoner ``vision_reasoner/models/vision_reasoner_model.py``,
   dvlab-research/Seg-Zero ``inference_scripts/infer.py``): one image resized to 840 x 840 (PIL bilinear),
@@ -74,7 +76,7 @@ QWEN3_MAX_PIXELS = 16777216
 # the cookbook maps back with pixel = value / 1000 * side). Qwen2.5-VL used its input's pixels.
 RELATIVE_GRID = 1000
 
-LAYOUTS = ("video+images", "single-image")
+LAYOUTS = ("video+images", "images", "single-image")
 COORDINATES = ("pixels", "relative-1000")
 ANSWER_SCHEMAS = ("videoseg", "visionreasoner", "seg-zero")
 
@@ -116,7 +118,7 @@ def smart_resize(
 class Profile:
     """How one reasoner family is asked and how it answers (see the module docstring).
 
-    name, layout ("video+images" | "single-image"), image_size (fixed (width, height) of the image the
+    name, layout ("video+images" | "images" | "single-image"), image_size (fixed (width, height) of the image the
     model answers on, or None for Qwen's smart resize), answer_schema ("videoseg" | "visionreasoner" |
     "seg-zero"), max_new_tokens (generation cap, at least the reference code's), gives_negatives
     (trained to give negative points), grounding_only (cannot answer the HTFS interval / percentage /
@@ -247,7 +249,14 @@ class Profile:
                     times=prompts.format_times([i / fps for i in key.frame_indices]),
                 )
             )
-            content.append({"type": "video", "video": frames, "fps": rate})
+            if self.layout == "images":
+                # TRL's GRPOTrainer passes images only, so a trained checkpoint sees the key segment as
+                # labelled images, in training and (through this same profile) at inference.
+                for frame, i in zip(frames, key.frame_indices):
+                    add_text(prompts.FRAME_LABEL.format(time=i / fps))
+                    content.append({"type": "image", "image": frame})
+            else:
+                content.append({"type": "video", "video": frames, "fps": rate})
         ref = request.reference_clip
         if ref is not None and len(ref.frames):
             ref_times = [i / ref.fps for i in ref.frame_indices]
@@ -314,7 +323,7 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="videoseg-r1",
-            layout="video+images",
+            layout="images",
             image_size=None,
             answer_schema="videoseg",
             max_new_tokens=1024,

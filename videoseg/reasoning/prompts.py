@@ -69,13 +69,13 @@ DIFFICULTY_QUESTION = (
 KEY_SEGMENT_HEADER = (
     "Key segment of the video: {num_frames} frames from {start:.1f} s to {end:.1f} s, taken at {times} s.\n"
 )
-"""Text placed before the key-segment frames (given as a video)."""
+"""Text placed before the key-segment frames (given as a video, or as labelled images)."""
 
 REFERENCE_HEADER = "Reference frames from the whole video, for context, taken at {times} s:\n"
 """Text placed before the global reference frames (given as images, each labelled by :data:`FRAME_LABEL`)."""
 
 FRAME_LABEL = "t = {time:.1f} s:"
-"""Label placed before each reference frame image."""
+"""Label placed before each frame given as an image (reference frames; key frames of the ``images`` layout)."""
 
 TARGET_HEADER = (
     "Target frame, at {time:.1f} s. Answer on this image: it is {width} x {height} pixels and every "
