@@ -224,8 +224,12 @@ def test_cue_ablation_drops_unasked_cues(loaded, model):
 def test_difficulty_reflects_query_and_scene(loaded, model):
     sc, frames = loaded[(23, "occlusion")]
     clip = _clip(frames, sc.fps, (0, sc.num_frames - 1))
-    hard = parse_difficulty(model.rate_difficulty(clip, sc.expressions[0].text))  # "... hidden behind ..."
-    easy = parse_difficulty(model.rate_difficulty(clip, sc.expressions[1].text))  # "the <colour> <shape>"
+    hard = parse_difficulty(
+        model.rate_difficulty(clip, sc.expressions[0].text, S).texts[0]
+    )  # "... hidden behind ..."
+    easy = parse_difficulty(
+        model.rate_difficulty(clip, sc.expressions[1].text, S).texts[0]
+    )  # "the <colour> <shape>"
     assert set(hard) == {"scene", "segmentation", "temporal", "motion", "linguistic"}
     assert all(1 <= v <= 10 for v in (*hard.values(), *easy.values()))
     assert hard["temporal"] > easy["temporal"] and hard["linguistic"] > easy["linguistic"]
@@ -235,7 +239,6 @@ def test_difficulty_reflects_query_and_scene(loaded, model):
 def test_info_and_prompts(loaded, model):
     assert model.info.name == "shapes-symbolic" and model.info.weights_free
     assert "not a neural network" in model.info.description
-    assert model.answer_space(320, 240) == (320, 240)
     sc, frames = loaded[(22, "turn")]
     clip = _clip(frames, sc.fps, (0, 20))
     answer = model.answer_intervals(clip, "the red circle", 2, S)

@@ -16,7 +16,6 @@ from videoseg.core.interfaces import (
     BackendDescription,
     CallSettings,
     Clip,
-    LegacyCalls,
     ModelAnswer,
     ReasonRequest,
     TextReasoning,
@@ -27,7 +26,7 @@ Answer = str | Callable[[Clip, int], str]
 
 
 @dataclass
-class ScriptedVideoQA(LegacyCalls):
+class ScriptedVideoQA:
     """Answers from scripts: ``intervals[level][k]``, ``percents[m]``, ``difficulty``, ``reasoning`` pieces.
 
     A level missing from ``intervals`` repeats the last one given. Answers may be callables
@@ -76,9 +75,7 @@ class ScriptedVideoQA(LegacyCalls):
         texts = [_text(self.percents[m % len(self.percents)], clip, m) for m in range(num)]
         return _answer(texts, self.question_prompt("percentage", clip, query))
 
-    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings | None = None) -> ModelAnswer:
-        if settings is None:  # TRANSITIONAL legacy call (see LegacyCalls)
-            return self._legacy_difficulty(clip, query)  # type: ignore[return-value]
+    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings) -> ModelAnswer:
         self._maybe_fail("rate_difficulty")
         self.settings.append(settings)
         return _answer([self.difficulty], "difficulty prompt")
@@ -92,9 +89,6 @@ class ScriptedVideoQA(LegacyCalls):
         # A model stops at its token cap: one piece stands for one token here.
         cap = settings.max_new_tokens or request.max_new_tokens
         return TextReasoning(f"reason prompt for {request.query!r}", size, list(self.reasoning), cap)
-
-    def answer_space(self, width: int, height: int) -> tuple[int, int]:  # TRANSITIONAL (LegacyCalls)
-        return self.space if self.space is not None else (width, height)
 
 
 def _text(answer: Answer, clip: Clip, sample: int) -> str:

@@ -240,48 +240,6 @@ class VideoQA(Protocol):
         ...
 
 
-class LegacyCalls:
-    """TRANSITIONAL (issue 11): the pre-redesign calls (``rate_difficulty(clip, query)`` -> str,
-    ``reason(request)``, ``last_prompts``) on top of the new ones, for callers not yet moved to
-    :class:`VideoQA`'s settings-in / results-out calls. Removed once the stage functions call the new
-    API; it keeps the last prompts on the object, which is exactly what the new API avoids."""
-
-    def _legacy_prompts(self) -> dict[str, str]:
-        prompts = self.__dict__.get("_legacy_prompt_texts")
-        if prompts is None:
-            prompts = self.__dict__["_legacy_prompt_texts"] = {}
-        return prompts
-
-    @property
-    def last_prompts(self) -> Any:
-        from types import SimpleNamespace
-
-        texts = self._legacy_prompts()
-        return SimpleNamespace(**{k: texts.get(k, "") for k in ("interval", "percentage", "difficulty", "reason")})
-
-    def _legacy_difficulty(self, clip: Clip, query: str) -> str:
-        answer = self.rate_difficulty(clip, query, CallSettings())  # type: ignore[attr-defined]
-        self._legacy_prompts()["difficulty"] = answer.prompt
-        return answer.texts[0]
-
-    def reason(self, request: ReasonRequest) -> Iterator[str]:
-        call = self.start_reasoning(  # type: ignore[attr-defined]
-            request, CallSettings(max_new_tokens=request.max_new_tokens)
-        )
-        self._legacy_prompts()["reason"] = call.prompt
-        self.__dict__["_legacy_usage"] = call.usage
-        yield from call.stream()
-
-    @property
-    def last_usage(self) -> dict[str, int]:
-        usage = self.__dict__.get("_legacy_usage") or Usage(new_tokens=[0])
-        n = sum(usage.new_tokens)
-        return {"num_tokens": n, "think_tokens": usage.think_tokens if usage.think_tokens is not None else n}
-
-    def answer_space(self, width: int, height: int) -> tuple[int, int]:
-        return int(width), int(height)
-
-
 class Segmenter(Protocol):
     info: BackendDescription
 

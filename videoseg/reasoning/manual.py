@@ -29,7 +29,6 @@ from videoseg.core.interfaces import (
     BackendDescription,
     CallSettings,
     Clip,
-    LegacyCalls,
     ModelAnswer,
     ReasonRequest,
     TextReasoning,
@@ -37,7 +36,7 @@ from videoseg.core.interfaces import (
 )
 
 
-class ManualVideoQA(LegacyCalls):
+class ManualVideoQA:
     """VideoQA over user-given cues. Raises ValueError when ``config.manual_cues`` is missing or bad."""
 
     def __init__(self, config: PipelineConfig) -> None:
@@ -98,9 +97,7 @@ class ManualVideoQA(LegacyCalls):
         text = f"{percent:.6f}% of the segment: the cues were given on frame {frame}{note}."
         return _answer([text] * int(num), self._PROMPTS["percentage"])
 
-    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings | None = None) -> ModelAnswer:
-        if settings is None:  # TRANSITIONAL legacy call (see LegacyCalls)
-            return self._legacy_difficulty(clip, query)  # type: ignore[return-value]
+    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings) -> ModelAnswer:
         text = "Not rated: the cues were given by hand, no model judged the difficulty."
         return _answer([text], self._PROMPTS["difficulty"])
 

@@ -56,7 +56,6 @@ from videoseg.core.interfaces import (
     BackendDescription,
     CallSettings,
     Clip,
-    LegacyCalls,
     ModelAnswer,
     ReasonRequest,
     Usage,
@@ -291,7 +290,7 @@ class _Measure:
         self.seconds = time.perf_counter() - self._start
 
 
-class QwenVideoQA(LegacyCalls):
+class QwenVideoQA:
     """Qwen2.5-VL answering the sampler's and reasoner's questions (see the module docstring)."""
 
     def __init__(self, model: Any, device: str = "auto", dtype: str = "auto") -> None:
@@ -339,9 +338,7 @@ class QwenVideoQA(LegacyCalls):
     def answer_percentages(self, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
         return self._ask("percentage", clip, query, num, settings)
 
-    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings | None = None) -> ModelAnswer:
-        if settings is None:  # TRANSITIONAL legacy call (see LegacyCalls)
-            return self._legacy_difficulty(clip, query)  # type: ignore[return-value]
+    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings) -> ModelAnswer:
         return self._ask("difficulty", clip, query, 1, settings)
 
     def _question(self, purpose: str, clip: Clip, query: str) -> _Prepared:

@@ -42,7 +42,6 @@ from videoseg.core.interfaces import (
     BackendDescription,
     CallSettings,
     Clip,
-    LegacyCalls,
     ModelAnswer,
     ReasonRequest,
     TextReasoning,
@@ -84,7 +83,7 @@ def _pieces(text: str) -> list[str]:
     return re.findall(r"\s*\S{1,6}|\s+", text)
 
 
-class ShapesVideoQA(LegacyCalls):
+class ShapesVideoQA:
     """VideoQA protocol of :mod:`videoseg.core.interfaces` for the shapes world (see module docstring)."""
 
     def __init__(self, config: PipelineConfig | None = None) -> None:
@@ -119,10 +118,8 @@ class ShapesVideoQA(LegacyCalls):
             [self._percentage(clip, query)] * int(num), self.question_prompt("percentage", clip, query)
         )
 
-    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings | None = None) -> ModelAnswer:
+    def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings) -> ModelAnswer:
         """JSON with the five 1..10 scores, computed from what is seen and how the query reads."""
-        if settings is None:  # TRANSITIONAL legacy call (see LegacyCalls)
-            return self._legacy_difficulty(clip, query)  # type: ignore[return-value]
         return _answer([self._difficulty(clip, query)], self.question_prompt("difficulty", clip, query))
 
     def start_reasoning(self, request: ReasonRequest, settings: CallSettings) -> TextReasoning:
