@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from videoseg.ui.common import AppContext, session_hash
+from videoseg.ui.common import AppContext, guard_inputs, session_hash
 from videoseg.ui.examples import available_examples
 from videoseg.ui.session import SessionStore, UploadCaps
 from videoseg.ui.tabs.about import build_about_tab
@@ -107,6 +107,7 @@ def build_demo(store: SessionStore | None = None, caps: UploadCaps | None = None
             ctx.end_session(session_hash(request))
 
         demo.unload(forget)
+    guard_inputs(demo)  # an input Gradio cannot read is named, not a generic error
     # Gradio 6 takes css in launch() and drops what the Blocks carried, so every launch of this demo
     # (app.py, a Space, the tests' in-process servers) gets the explorer's CSS unless told otherwise.
     launch = demo.launch

@@ -7,7 +7,9 @@ look exactly like the live run that recorded it.
 
 from __future__ import annotations
 
+import inspect
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +23,7 @@ from videoseg.core import events as ev
 from videoseg.ui.examples import Example
 from videoseg.ui.live import OUTPUT_NAMES, SKIP, STAGE_HEADERS, STAGES, LiveView, empty_outputs
 from videoseg.ui.session import SessionStore, UploadCaps, hide_paths
+from videoseg.ui.text import html_text, md
 
 
 @dataclass
@@ -125,7 +128,7 @@ def to_updates(values: dict[str, Any], names: Iterable[str] = OUTPUT_NAMES) -> l
 def message_outputs(message: str, stage: str = "error") -> dict[str, Any]:
     """Only the status and progress outputs, showing ``message``; everything else is left as it is."""
     values: dict[str, Any] = {n: SKIP for n in OUTPUT_NAMES}
-    values["status"] = f"### ❌ {message}"
+    values["status"] = f"### ❌ {md(message, code_spans=True)}"
     values["progress"] = {"stage": stage, "status": "error", "error": message, "stages_seen": []}
     return values
 
@@ -402,7 +405,25 @@ def stamped(
         concurrency_limit=None,
         show_progress="hidden",
     )
-    return first.then(fn, inputs=[*inputs, clicked], **options)
+    work = first.then(fn, inputs=[*inputs, clicked], **options)
+    # Whatever makes the work fail before it can say so itself (an input Gradio cannot read, a
+    # server error), the waiting status must not stay: it would spin "Starting…" forever.
+    work.failure(
+        lambda: failed_status(what),
+        outputs=[status],
+        api_visibility="private",
+        concurrency_limit=None,
+        show_progress="hidden",
+    )
+    return work
+
+
+def failed_status(what: str = "run") -> str:
+    """The status after work that failed before it could show its own message (see :func:`stamped`)."""
+    return (
+        f"### ❌ The {what} could not start: an input could not be read (the message above says which). "
+        "Check the inputs and press the button again."
+    )
 
 
 def file_path(value: Any) -> str | None:
@@ -416,13 +437,100 @@ def file_path(value: Any) -> str | None:
     return getattr(value, "path", None) or getattr(value, "name", None)
 
 
+# ---------------------------------------------------------------------------------- API inputs
+
+
+def guard_inputs(demo: gr.Blocks) -> None:
+    """Make an input Gradio itself cannot read (an API caller's frame ``"abc"`` or ``None`` for a
+    slider, a list for a dropdown, a file value without a path) end in a message naming the
+    parameter, instead of Gradio's generic "the upstream app raised an exception".
+
+    Gradio reads each input (its component's ``preprocess`` and file model) before the handler
+    runs, and reports a failure there only as that generic error; only a ``gr.Error`` carries its
+    message to the caller. So the demo's one input-reading step is wrapped and its failures are
+    re-raised as ``gr.Error``: the handlers' own checks see every value that Gradio could read."""
+    original = demo.preprocess_data
+
+    async def preprocess_data(block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(block_fn, inputs, *args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            message = input_problem(block_fn, inputs, exc)
+            raise gr.Error(html_text(message), print_exception=False, title="Bad input") from exc
+
+    demo.preprocess_data = preprocess_data  # type: ignore[method-assign]
+
+
+def input_problem(block_fn: Any, inputs: list[Any], exc: Exception) -> str:
+    """Which input of ``block_fn`` Gradio could not read, in the words of its API parameter."""
+    blocks = list(getattr(block_fn, "inputs", []) or [])
+    if not isinstance(inputs, list) or len(inputs) != len(blocks):
+        return f"This endpoint takes {len(blocks)} input(s); it was given {_count(inputs)}."
+    index = None
+    found = re.search(r"at index (\d+)", str(exc))
+    if found and int(found.group(1)) < len(blocks):
+        index = int(found.group(1))
+    else:  # a file value that is not one (checked by its model before preprocess)
+        for i, (block, value) in enumerate(zip(blocks, inputs)):
+            model = getattr(block, "data_model", None)
+            if model is None or value is None:
+                continue
+            try:
+                model.model_validate(value, context={"validate_meta": True})
+            except Exception:
+                index = i
+                break
+    if index is None:
+        return "An input could not be read; check the types of the values sent."
+    block, value = blocks[index], inputs[index]
+    names = _parameter_names(getattr(block_fn, "fn", None))
+    name = names[index] if index < len(names) else getattr(block, "label", None) or f"input {index + 1}"
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"The {name} parameter cannot be read: it must be {_expected(block)}, not {shown}."
+
+
+def _count(inputs: Any) -> str:
+    return str(len(inputs)) if isinstance(inputs, list) else type(inputs).__name__
+
+
+def _parameter_names(fn: Any) -> list[str]:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.name not in ("request", "evt") and p.annotation not in (gr.Request,)]
+
+
+def _expected(block: Any) -> str:
+    if isinstance(block, (gr.Slider, gr.Number)):
+        low, high = getattr(block, "minimum", None), getattr(block, "maximum", None)
+        if low is not None and high is not None:
+            return f"a number from {low:g} to {high:g}"
+        return "a number"
+    if isinstance(block, gr.Dropdown):
+        return "one of its choices, as text"
+    if isinstance(block, (gr.Video, gr.File, gr.Image)):
+        return "a file (from Python: gradio_client.handle_file(path)) or null"
+    if isinstance(block, gr.Checkbox):
+        return "true or false"
+    if isinstance(block, gr.Textbox):
+        return "text"
+    return f"a value for a {block.get_block_name()}"
+
+
 __all__ = [
     "AppContext",
     "build_run_view",
     "clear_values",
     "click_time",
     "drive",
+    "failed_status",
     "file_path",
+    "guard_inputs",
+    "input_problem",
     "message_outputs",
     "ordered",
     "read_ahead",

@@ -14,7 +14,6 @@ re-renders only what changed and writes images to files (the UI is sent paths, n
 
 from __future__ import annotations
 
-import html
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from videoseg.core import events as ev
 from videoseg.core.state import RunState
 from videoseg.core.trace import TraceWriter
+from videoseg.ui.text import code, html_text, md, pre
 from videoseg.viz.overlay import (
     KEY_FRAME_COLOUR,
     REFERENCE_FRAME_COLOUR,
@@ -62,6 +62,8 @@ STAGE_HEADERS = ["stage", "backend", "status", "s", "tokens", "frames"]
 MAX_TILES = 60
 STRIP_COLUMNS = 12
 TILE_WIDTH = 80
+MAX_GALLERY = 48  # sampled frames shown at most (a real run shows about a dozen)
+FRAME_CACHE = 16  # decoded frames kept (each up to 4096x2304x3 bytes)
 
 
 class Skip:
@@ -95,6 +97,13 @@ def _stage_of(event: ev.Event) -> str:
     if isinstance(event, ev.StageTiming):
         return "reasoner" if event.for_stage == "difficulty" else event.for_stage
     return event.stage
+
+
+def _fps(value: Any) -> float:
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _write_image(path: Path, rgb: np.ndarray) -> str:
@@ -135,6 +144,7 @@ class LiveView:
         self._last_emit = 0.0
         self._counter = 0
         self._frame_cache: dict[int, np.ndarray] = {}
+        self._blank: np.ndarray | None = None
         self._tile_frames: list[int] = []
         self._tiles: list[np.ndarray] = []
         self._tile_done: list[bool] = []
@@ -223,17 +233,29 @@ class LiveView:
         return int(v.get("width") or 320), int(v.get("height") or 240)
 
     def frames(self, indices: Sequence[int]) -> list[np.ndarray]:
-        """RGB frames (cached), or a dark canvas per frame when there is no video (trace replay)."""
+        """RGB frames (the last few cached), or one shared dark canvas when there is no video (a
+        trace replay). The cache is bounded: a trace may list thousands of frames to show."""
         missing = sorted({i for i in indices if i not in self._frame_cache})
         if missing:
             if self.video is not None:
                 for i, frame in zip(missing, self.video.frames(missing)):
                     self._frame_cache[i] = frame
             else:
-                w, h = self._size()
+                canvas = self._canvas()
                 for i in missing:
-                    self._frame_cache[i] = np.full((h, w, 3), 40, dtype=np.uint8)
-        return [self._frame_cache[i] for i in indices]
+                    self._frame_cache[i] = canvas
+        found = [self._frame_cache[i] for i in indices]
+        while len(self._frame_cache) > FRAME_CACHE:
+            self._frame_cache.pop(next(iter(self._frame_cache)))
+        return found
+
+    def _canvas(self) -> np.ndarray:
+        """The dark frame a replay without its video draws on (read-only, shared by every frame)."""
+        w, h = self._size()
+        if self._blank is None or self._blank.shape[:2] != (h, w):
+            self._blank = np.full((h, w, 3), 40, dtype=np.uint8)
+            self._blank.flags.writeable = False
+        return self._blank
 
     def _new_path(self, stem: str, suffix: str = ".png") -> Path:
         # A new name per render: browsers and Gradio's cache would otherwise show a stale image.
@@ -248,11 +270,12 @@ class LiveView:
         self._tile_of = {f: i for i, f in enumerate(self._tile_frames)}
         w, h = self._size()
         tile_h = max(8, round(TILE_WIDTH * h / max(1, w)))
-        if self.video is not None:
-            frames = self.video.frames(self._tile_frames)
-        else:
-            frames = np.full((len(self._tile_frames), h, w, 3), 40, dtype=np.uint8)
-        self._tiles = [cv2.resize(f, (TILE_WIDTH, tile_h), interpolation=cv2.INTER_AREA) for f in frames]
+        self._tiles = []
+        # a few frames at a time: 60 full frames at once would be 370 MB at 1080p
+        for start in range(0, len(self._tile_frames), 8):
+            chunk = self._tile_frames[start : start + 8]
+            frames = self.video.frames(chunk) if self.video is not None else [self._canvas()] * len(chunk)
+            self._tiles += [cv2.resize(f, (TILE_WIDTH, tile_h), interpolation=cv2.INTER_AREA) for f in frames]
         self._tile_done = [False] * len(self._tiles)
 
     def _fill_tile(self, tile: int, frame_idx: int) -> None:
@@ -291,7 +314,7 @@ class LiveView:
                 )
             else:  # a finished run that found nothing is not a success to celebrate: say why
                 why = (
-                    f"the reasoner's answer could not be read ({html.escape(s.parse_error.message)})"
+                    f"the reasoner's answer could not be read ({md(s.parse_error.message)})"
                     if s.parse_error is not None
                     else "the reasoner named no target; its reasoning (Stage 2) says why"
                 )
@@ -301,8 +324,8 @@ class LiveView:
                 )
         elif status in ("error", "cancelled"):
             err = next(e for e in s.errors if e.fatal)
-            head = "⏹ Cancelled" if status == "cancelled" else f"❌ The {err.for_stage} stage failed"
-            lines.append(f"### {head}\n\n{html.escape(err.message)}")
+            head = "⏹ Cancelled" if status == "cancelled" else f"❌ The {md(err.for_stage)} stage failed"
+            lines.append(f"### {head}\n\n{md(err.message)}")
         else:
             label = {
                 "run": "starting",
@@ -320,12 +343,12 @@ class LiveView:
         if s.video:
             v = s.video
             lines.append(
-                f"Video: {v.get('num_frames')} frames, {v.get('width')}×{v.get('height')}, "
-                f"{float(v.get('fps') or 0):.1f} fps · query: *{html.escape(s.query)}* · "
-                f"preset: `{s.preset or 'custom'}` · device: `{s.device}`"
+                f"Video: {md(v.get('num_frames'))} frames, {md(v.get('width'))}×{md(v.get('height'))}, "
+                f"{_fps(v.get('fps')):.1f} fps · query: *{md(s.query)}* · "
+                f"preset: {code(s.preset or 'custom')} · device: {code(s.device)}"
             )
         for w in s.warnings[-4:]:
-            lines.append(f"⚠️ {w.for_stage}: {html.escape(w.message)}")
+            lines.append(f"⚠️ {md(w.for_stage)}: {md(w.message)}")
         lines.extend(self.messages)
         return "\n\n".join(lines)
 
@@ -363,8 +386,12 @@ class LiveView:
         refs = set(r.reference_frames)
         keys = set(r.key_frames)
         indices = sorted(keys | refs | {r.target_frame})
+        if len(indices) > MAX_GALLERY:  # evenly spread, the target frame always among them
+            step = len(indices) / MAX_GALLERY
+            indices = sorted({indices[int(i * step)] for i in range(MAX_GALLERY - 1)} | {r.target_frame})
         items = []
-        for idx, frame in zip(indices, self.frames(indices)):
+        frames = (f for start in range(0, len(indices), 8) for f in self.frames(indices[start : start + 8]))
+        for idx, frame in zip(indices, frames):
             if idx == r.target_frame:
                 img, caption = mark_frame(frame, TARGET_FRAME_COLOUR), f"★ target frame {idx}"
             elif idx in refs:
@@ -380,26 +407,24 @@ class LiveView:
         parts = []
         if s.difficulty is not None:
             d = s.difficulty
-            scores = ", ".join(f"{k} {v:g}" for k, v in d.scores.items())
+            scores = ", ".join(f"{md(k)} {v:g}" for k, v in d.scores.items())
             budget = "no budget" if d.budget is None else f"budget {d.budget} tokens"
-            parts.append(f"**Difficulty** D = {d.difficulty:.1f} ({d.level}; {scores}) → {budget}")
+            parts.append(f"**Difficulty** D = {d.difficulty:.1f} ({md(d.level)}; {scores}) → {budget}")
         if s.reasoning is None:
             if s.tokens:
-                text = html.escape(s.text)
-                parts.append(
-                    f"**Reasoning** (streaming, {len(s.tokens)} tokens)\n\n<pre class='vs-reason'>{text}▌</pre>"
-                )
+                parts.append(f"**Reasoning** (streaming, {len(s.tokens)} tokens)\n\n{pre(s.text + '▌')}")
         else:
             r = s.reasoning
             cut = " — stopped by the budget cap" if r.truncated else ""
             parts.append(
                 f"<details><summary><b>Thinking</b> ({r.think_tokens} of {r.num_tokens} tokens{cut}): "
-                f"click to unfold</summary>\n\n<pre class='vs-reason'>{html.escape(r.think)}</pre>\n\n</details>"
+                f"click to unfold</summary>\n\n{pre(r.think)}\n\n</details>"
             )
-            parts.append(f"**Answer**\n\n```json\n{r.answer.strip()}\n```")
+            # not a code fence: an answer holding ``` would end it and be read as Markdown
+            parts.append(f"**Answer**\n\n{pre(r.answer.strip(), 'vs-reason vs-answer')}")
         if s.parse_error is not None:
             parts.append(
-                f"⚠️ **The answer could not be read:** {html.escape(s.parse_error.message)} "
+                f"⚠️ **The answer could not be read:** {md(s.parse_error.message)} "
                 "(no cues, so the masks are empty)"
             )
         return "\n\n".join(parts)
@@ -425,7 +450,7 @@ class LiveView:
             return "<p><em>No cues: the reasoner's answer could not be parsed.</em></p>"
         if s.cues is None:
             return ""
-        used = ", ".join(s.cues_used) if s.cues_used else "all"
+        used = html_text(", ".join(s.cues_used)) if s.cues_used else "all"
         return (
             cues_legend_html(s.cues, self._cue_frame()) + f"<p>Cue kinds given to the segmenter: {used}</p>"
         )
@@ -481,6 +506,8 @@ class LiveView:
         for stage in STAGES:
             backend = s.backends.get(stage)
             name = "" if backend is None else backend.name + ("" if backend.weights_free else " (model)")
+            if backend is not None and backend.model_id:
+                name += f": {backend.model_id}"  # sampler and reasoner may be different checkpoints
             if stage in s.timings:
                 status = "done"
             elif any(e.fatal and e.for_stage == stage for e in s.errors):
@@ -494,6 +521,14 @@ class LiveView:
             frames: Any = self._stage_frames.get(stage)
             if stage == "reasoner":
                 tokens = s.reasoning.num_tokens if s.reasoning else len(s.tokens)
+            calls = s.model_call_totals(stage)
+            if calls["calls"]:  # what the stage's model calls cost, summed
+                tokens = (
+                    f"{calls['calls']} call{'s' if calls['calls'] > 1 else ''}: {calls['prompt_tokens']} in "
+                    f"({calls['vision_tokens']} vision), {calls['new_tokens']} out"
+                )
+                if calls["peak_cuda_mb"] is not None:
+                    tokens += f", peak {calls['peak_cuda_mb'] / 1024:.1f} GB"
             if stage == "segmenter":
                 frames = 1 if s.keyframe_masks else None
             if stage == "propagator" and s.progress[1]:
@@ -506,8 +541,6 @@ class LiveView:
 
     def render_video(self) -> str | None:
         if not self.finished or not len(self.state.masks):
-            if backend is not None and backend.model_id:
-                name += f": {backend.model_id}"  # sampler and reasoner may be different checkpoints
             return None
         return str(self.write_overlay_video())
 
@@ -521,14 +554,6 @@ class LiveView:
             if overlay.exists():
                 files.append(str(overlay))
         files.append(str(self.write_cues_json()))
-            calls = s.model_call_totals(stage)
-            if calls["calls"]:  # what the stage's model calls cost, summed
-                tokens = (
-                    f"{calls['calls']} call{'s' if calls['calls'] > 1 else ''}: {calls['prompt_tokens']} in "
-                    f"({calls['vision_tokens']} vision), {calls['new_tokens']} out"
-                )
-                if calls["peak_cuda_mb"] is not None:
-                    tokens += f", peak {calls['peak_cuda_mb'] / 1024:.1f} GB"
         self.close()
         if self.trace_path is not None and Path(self.trace_path).exists():
             files.append(str(self.trace_path))

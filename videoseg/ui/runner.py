@@ -22,6 +22,7 @@ from videoseg.core.events import Event
 from videoseg.core.interfaces import VideoSource
 from videoseg.pipeline.orchestrator import query_problem
 from videoseg.runtime import weights
+from videoseg.ui.text import code
 
 # The requirement logic is the CLI's too (videoseg.runtime.weights); the explorer keeps its names.
 Requirement = weights.Requirement
@@ -40,8 +41,8 @@ def preset_requirements(name: str) -> list[Requirement]:
 
 def describe_preset(name: str) -> str:
     """A Markdown paragraph: what the preset is, its weights and whether they are here."""
-    if name not in PRESETS:
-        return f"Unknown preset `{name}`."
+    if not isinstance(name, str) or name not in PRESETS:
+        return f"Unknown preset {code(name)}."
     desc = PRESETS[name][1]
     reqs = preset_requirements(name)
     if not reqs:
@@ -193,8 +194,9 @@ def check_preset(name: str | None, roles: tuple[str, ...] = STAGE_ROLES) -> str:
     a message about one of them. Weights-free presets never probe the hub."""
     from videoseg.ui.session import UploadError
 
-    if not name or name not in PRESETS:
-        raise UploadError(f"Unknown preset {name!r}; choose one of: {', '.join(PRESETS)}.")
+    if not isinstance(name, str) or not name or name not in PRESETS:
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        raise UploadError(f"Unknown preset {shown}; choose one of: {', '.join(PRESETS)}.")
     missing = weights.unavailable(preset(name), roles, locate_fn=_locate)
     if missing:
         free = ", ".join(f"`{n}`" for n in weights.weights_free_presets())

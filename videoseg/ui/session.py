@@ -17,9 +17,12 @@ import tempfile
 import threading
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from videoseg.core import limits
+from videoseg.core.trace import TraceBounds
 from videoseg.io.video import Video, VideoCaps, VideoError, open_video
 
 
@@ -125,26 +128,148 @@ class UploadCaps:
                 "duration": float(video.duration),
             }
 
+    def trace_bounds(self) -> TraceBounds:
+        """How large a run a trace replayed here may describe: the video limits of an upload
+        (a replay draws every recorded frame at the recorded size) and the archive size cap."""
+        return TraceBounds(
+            max_bytes=int(self.max_zip_mb * 1024**2),
+            max_side=min(self.max_side, limits.MAX_SIDE),
+            max_pixels=min(self.max_side**2, limits.MAX_PIXELS),
+            max_frames=min(self.max_frames, limits.MAX_FRAMES),
+        )
+
     def extract_zip(self, path: str | Path | None, dest: Path, what: str = "archive") -> Path:
-        """Unpack a zip safely (no absolute paths or ``..``, bounded total size) into ``dest``."""
+        """Unpack a zip safely into ``dest``, or refuse it in words (:class:`UploadError`).
+
+        Nothing the archive claims is trusted: the entry count, each name (no absolute paths or
+        ``..``, no part longer than a file system allows, at most :data:`~videoseg.core.limits.MAX_ZIP_NAME_BYTES`),
+        the sizes its entries declare (summed against the cap first) and the bytes they really
+        unpack to (counted while writing, so an entry that lies about its size, or a zip bomb, stops
+        at the cap); encrypted, damaged or unsupported entries are named; and the PNG masks are
+        checked by their headers against :data:`~videoseg.core.limits.MAX_SIDE` and
+        :data:`~videoseg.core.limits.MAX_ARCHIVE_PIXELS`, since reading them allocates width x height each.
+        """
         p = self.check_file(path, what, max_mb=self.max_zip_mb)
-        if not zipfile.is_zipfile(p):
-            raise UploadError(f"The {what} {p.name!r} is not a zip file.")
-        with zipfile.ZipFile(p) as archive:
+        budget = int(self.max_zip_mb * 1024**2)
+        try:
+            archive = zipfile.ZipFile(p)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+            raise UploadError(f"The {what} {p.name!r} is not a zip file ({_reason(exc)}).") from None
+        with archive:
             members = archive.infolist()
+            if len(members) > limits.MAX_ZIP_ENTRIES:
+                raise UploadError(
+                    f"The {what} holds {len(members):,} entries; at most {limits.MAX_ZIP_ENTRIES:,} are unpacked here."
+                )
             total = sum(m.file_size for m in members)
-            if total > self.max_zip_mb * 1024**2:
+            if total > budget:
                 raise UploadError(
                     f"The {what} unpacks to {total / 1024**2:.0f} MB; the limit here is {self.max_zip_mb:g} MB."
                 )
             dest.mkdir(parents=True, exist_ok=True)
             root = dest.resolve()
             for m in members:
-                target = (dest / m.filename).resolve()
-                if not target.is_relative_to(root):
-                    raise UploadError(f"The {what} holds an unsafe path {m.filename!r}.")
-            archive.extractall(dest)
+                problem = _entry_problem(m, dest, root)
+                if problem:
+                    raise UploadError(f"The {what} holds {problem}.")
+            written, pixels = 0, 0
+            for m in members:
+                target = dest / m.filename
+                try:
+                    if m.is_dir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with archive.open(m) as source, target.open("wb") as out:
+                        while chunk := source.read(1 << 20):
+                            written += len(chunk)
+                            if written > budget:
+                                raise UploadError(
+                                    f"The {what} unpacks to more than {self.max_zip_mb:g} MB (more than its "
+                                    "entries declare); the limit here is that size."
+                                )
+                            out.write(chunk)
+                except UploadError:
+                    raise
+                except (
+                    zipfile.BadZipFile,
+                    zlib.error,
+                    EOFError,
+                    RuntimeError,
+                    NotImplementedError,
+                    OSError,
+                    ValueError,
+                ) as exc:
+                    raise UploadError(
+                        f"The {what} cannot be unpacked: its entry {_name(m.filename)} is {_reason(exc)}."
+                    ) from None
+                size = png_size(target)
+                if size is not None:
+                    width, height = size
+                    if not (0 < width <= limits.MAX_SIDE and 0 < height <= limits.MAX_SIDE):
+                        raise UploadError(
+                            f"The {what} holds a PNG of {width}x{height} ({_name(m.filename)}); masks of at most "
+                            f"{limits.MAX_SIDE} px a side are read here."
+                        )
+                    pixels += width * height
+                    if pixels > limits.MAX_ARCHIVE_PIXELS:
+                        raise UploadError(
+                            f"The {what}'s PNG masks hold more than {limits.MAX_ARCHIVE_PIXELS / 1e9:.1f} "
+                            "billion pixels together; fewer or smaller masks are read here."
+                        )
         return dest
+
+
+def png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG file's header, or None when the file is not a PNG."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _entry_problem(member: zipfile.ZipInfo, dest: Path, root: Path) -> str | None:
+    """Why an archive entry may not be unpacked (its name or kind), or None."""
+    name = member.filename
+    shown = _name(name)
+    if len(name.encode("utf-8", "surrogateescape")) > limits.MAX_ZIP_NAME_BYTES:
+        return f"an entry name of more than {limits.MAX_ZIP_NAME_BYTES} bytes ({shown})"
+    if "\x00" in name or any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in name.split("/")):
+        return f"an entry name no file system can hold ({shown})"
+    if name.startswith("/") or ".." in name.split("/"):
+        return f"an unsafe path {shown}"
+    try:
+        target = (dest / name).resolve()
+    except (OSError, ValueError, RuntimeError):
+        return f"an unsafe path {shown}"
+    if not target.is_relative_to(root) or (target == root and not member.is_dir()):
+        return f"an unsafe path {shown}"
+    if member.flag_bits & 0x1:
+        return f"an encrypted entry {shown}; give an archive without a password"
+    return None
+
+
+def _name(name: str) -> str:
+    shown = repr(name)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def _reason(exc: BaseException) -> str:
+    """A damaged archive's problem in words (zipfile's "Bad CRC-32 for file 'x'" and the like)."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, zipfile.BadZipFile) and "CRC" in text:
+        return "damaged (its data does not match its checksum; an entry may lie about its size)"
+    if isinstance(exc, (zlib.error, EOFError)):
+        return "damaged (its compressed data is cut off or corrupt)"
+    if isinstance(exc, NotImplementedError):
+        return f"in a form this server cannot unpack ({text})"
+    if isinstance(exc, OSError):
+        return f"not writable here ({exc.strerror or text})"
+    return text[:160]
 
 
 def hide_paths(text: str, *folders: str | Path | None) -> str:

@@ -30,7 +30,7 @@ from videoseg.ui.examples import ground_truth_for, load_gt_zip
 from videoseg.ui.live import SKIP, LiveView
 from videoseg.ui.runner import check_preset, check_query, pipeline_events, preset_choices
 from videoseg.ui.session import UploadError, hide_paths
-from videoseg.ui.text import code, md, warn
+from videoseg.ui.text import md, warn
 from videoseg.viz.curves import jf_curves_figure, per_frame_scores, summarise
 
 # Compare has no examples of its own; it can take the Run tab's video (see build_compare_tab).
@@ -99,7 +99,8 @@ def compare_stream(
         present = gt.reshape(len(gt), -1).any(axis=1).tolist() if gt is not None else None
         # Clear the previous comparison first: its B side, curves and summary would otherwise stay
         # on screen, unmarked, until this one replaced them (or for good, when this one is stopped).
-        yield [f"### ⏳ A {code(names[0])}: starting · B {code(names[1])}: waiting", *[None] * 7, []]
+        # the names are presets checked above (check_preset), so they may go into code spans as they are
+        yield [f"### ⏳ A `{names[0]}`: starting · B `{names[1]}`: waiting", *[None] * 7, []]
         sides: list[list[Any]] = [[skip] * 3, [skip] * 3]
         views: list[LiveView] = []
         status = ["waiting", "waiting"]
@@ -121,7 +122,7 @@ def compare_stream(
                     head = (
                         stopped_status(names, views)
                         if view.state.status == "cancelled"  # its last update: no "⏳" after Stop
-                        else f"### ⏳ A {code(names[0])}: {status[0]} · B {code(names[1])}: {status[1]}"
+                        else f"### ⏳ A `{names[0]}`: {status[0]} · B `{names[1]}`: {status[1]}"
                     )
                     yield [head, *sides[0], *sides[1], skip, skip]
                     sides[k] = [skip] * 3

@@ -47,6 +47,7 @@ from videoseg.ui.examples import (
 )
 from videoseg.ui.live import LiveView, empty_outputs
 from videoseg.ui.session import UploadError, hide_paths
+from videoseg.ui.text import md, warn
 from videoseg.viz.curves import jf_curves_figure
 from videoseg.viz.overlay import overlay_masks
 
@@ -62,7 +63,9 @@ def _load_trace(ctx: AppContext, trace: Any) -> list[ev.Event]:
     missing = "upload one or pick a recorded trace below" if _bundled_traces() else "upload one"
     path = ctx.caps.check_file(file_path(trace), "trace", max_mb=ctx.caps.max_zip_mb, missing=missing)
     try:
-        events = list(read_trace(path))
+        # the recorded video must be one this server would take as an upload (its size and length
+        # size what a replay draws), and the file its trace cap (TraceBounds)
+        events = list(read_trace(path, ctx.caps.trace_bounds()))
     except TraceError as exc:
         # the message names the file by its path: a visitor sees its name, not the server's folders
         raise UploadError(f"This trace cannot be read: {hide_paths(str(exc), path.parent)}") from exc
@@ -172,7 +175,7 @@ def replay_stream(
             video_path, example, how = _recorded_video(ctx, events[0], session)
         opened = ctx.caps.open(video_path) if video_path else None
     except UploadError as exc:
-        gr.Warning(str(exc))
+        warn(str(exc))
         yield message_outputs(str(exc))
         return
     try:
@@ -278,8 +281,8 @@ def case_details(
     d = result.diagnosis
     m = result.mean
     lines = [
-        f"### {case.label}",
-        f"J&F **{m['J&F']:.3f}** (J {m['J']:.3f}, F {m['F']:.3f}) · stage at fault: **{d.stage}**: {d.reason}",
+        f"### {md(case.label)}",
+        f"J&F **{m['J&F']:.3f}** (J {m['J']:.3f}, F {m['F']:.3f}) · stage at fault: **{md(d.stage)}**: {md(d.reason)}",
     ]
     facts = []
     if result.target_frame is not None:
@@ -294,7 +297,7 @@ def case_details(
         f"Worst frames: {', '.join(map(str, result.worst))} (prediction filled, ground truth outlined green)"
     )
     if video_note:
-        lines.append(f"⚠️ Frames drawn on a blank canvas: {video_note}.")
+        lines.append(f"⚠️ Frames drawn on a blank canvas: {md(video_note)}.")
     fig = jf_curves_figure(
         {case.label[:40]: result.scores},
         {case.label[:40]: result.target_frame},
@@ -313,8 +316,9 @@ _NO_CASES = (
 
 def markdown_text(text: str) -> str:
     """``text`` shown as written in a Markdown status: a ``*`` in a file pattern does not start
-    emphasis, and ``<name>`` is not taken for an HTML tag (and removed)."""
-    return text.replace("\\", "\\\\").replace("*", "\\*").replace("<", "&lt;").replace(">", "&gt;")
+    emphasis, ``<name>`` is not taken for an HTML tag (and removed), a link or image in a file
+    name is neither (see :func:`videoseg.ui.text.md`)."""
+    return md(text, limit=None)
 
 
 def inspect_run(
@@ -365,7 +369,7 @@ def inspect_run(
             shown = _NO_CASES.format(source=source, q="`")
             raise UploadError(_NO_CASES.format(source=source, q=""))
     except UploadError as exc:
-        gr.Warning(str(exc))
+        warn(str(exc))
         return [f"### ❌ {shown or markdown_text(str(exc))}", skip, skip, skip, skip, skip], []
     results, problems = [], list(unreadable)
     for case in cases:
@@ -375,7 +379,7 @@ def inspect_run(
             problems.append(f"{case.label}: {hide_paths(str(exc), out_dir)}")
     if not results:
         msg = "No case could be scored: " + "; ".join(problems[:3])
-        gr.Warning(msg)
+        warn(msg)
         return [f"### ❌ {markdown_text(msg)}", skip, skip, skip, skip, skip], []
     results.sort(key=lambda r: r.mean["J&F"])
     rows = [
@@ -428,8 +432,8 @@ def select_case(ctx: AppContext, label: str | None, records: list[dict]) -> list
     except (ValueError, OSError, TraceError, KeyError) as exc:
         # its unpacked files are gone (the session's folder was trimmed) or cannot be read any more
         message = f"{case.label} cannot be shown any more: {hide_paths(str(exc), ctx.store.root)}. Run Inspect again."
-        gr.Warning(message)
-        return [f"### ❌ {message}", gr.skip(), gr.skip()]
+        warn(message)
+        return [f"### ❌ {md(message)}", gr.skip(), gr.skip()]
 
 
 def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from videoseg.ui.common import (
 from videoseg.ui.live import SKIP, LiveView
 from videoseg.ui.runner import check_preset, check_query, pipeline_events, preset_choices
 from videoseg.ui.session import UploadError
+from videoseg.ui.text import html_text, md, warn
 from videoseg.viz.overlay import cues_legend_html, draw_cues, keyframe_overlay
 
 MODES = ("positive point", "negative point", "box (2 clicks)")
@@ -193,7 +194,7 @@ def draw_frame(
         img, idx = _frame(ctx, video, int(frame_idx or 0))
         parsed = parse_cues(cues_json, idx, (img.shape[1], img.shape[0]))
     except (UploadError, ValueError) as exc:
-        return gr.skip(), f"<p>❌ {exc}</p>"
+        return gr.skip(), f"<p>❌ {html_text(exc)}</p>"
     return _save(ctx, request, f"frame-{idx}", draw_cues(img, parsed, pending)), cues_legend_html(parsed, idx)
 
 
@@ -207,7 +208,7 @@ def load_video(
     try:
         meta = ctx.caps.check_video(file_path(video), MISSING_VIDEO)
     except UploadError as exc:
-        return gr.skip(), gr.skip(), gr.skip(), f"❌ {exc}", None
+        return gr.skip(), gr.skip(), gr.skip(), f"❌ {md(exc, code_spans=True)}", None
     n = int(meta["num_frames"])
     img, _ = draw_frame(ctx, video, 0, "[]", None, request)
     # Gradio refuses a slider whose maximum equals its minimum: a 1-frame video gets 0..1, locked.
@@ -231,8 +232,8 @@ def resegment(
         if not cues or all(c.is_empty for c in cues):
             raise UploadError("No cues yet: click on the frame to add a point or a box first.")
     except (UploadError, ValueError) as exc:
-        gr.Warning(str(exc))
-        return gr.skip(), f"❌ {exc}"
+        warn(str(exc))
+        return gr.skip(), f"❌ {md(exc, code_spans=True)}"
     from videoseg.core.config import preset
     from videoseg.runtime.backends import BackendUnavailable, make_segmenter
 
@@ -240,8 +241,8 @@ def resegment(
         segmenter = make_segmenter(preset(preset_name))
         results = [segmenter.segment(frame, c) for c in cues]
     except (BackendUnavailable, RuntimeError, OSError, ValueError) as exc:
-        gr.Warning(str(exc))
-        return gr.skip(), f"❌ The segmenter could not run: {exc}"
+        warn(str(exc))
+        return gr.skip(), f"❌ The segmenter could not run: {md(exc)}"
     masks = np.zeros((max(c.obj_id for c in cues), *frame.shape[:2]), dtype=bool)
     for c, (mask, _) in zip(cues, results):
         masks[c.obj_id - 1] = mask
@@ -280,8 +281,8 @@ def repropagate_stream(
         path = file_path(video)
         opened = ctx.caps.open(path, MISSING_VIDEO)
     except UploadError as exc:
-        gr.Warning(str(exc))
-        yield [f"❌ {exc}", skip, skip, skip, skip]
+        warn(str(exc))
+        yield [f"❌ {md(exc, code_spans=True)}", skip, skip, skip, skip]
         return
     try:
         try:
@@ -290,8 +291,8 @@ def repropagate_stream(
             if not cues or all(c.is_empty for c in cues):
                 raise ValueError("No cues yet: click on the frame to add a point or a box first.")
         except ValueError as exc:
-            gr.Warning(str(exc))
-            yield [f"❌ {exc}", skip, skip, skip, skip]
+            warn(str(exc))
+            yield [f"❌ {md(exc, code_spans=True)}", skip, skip, skip, skip]
             return
         session = session_hash(request)
         view = LiveView(ctx.store.new_run_dir(session, "interactive"), opened)
@@ -393,7 +394,7 @@ def build_interactive_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = N
                 parsed, mode_value, int(target_value or 1), x, y, pending_value, int(frame_value or 0)
             )
         except (ValueError, TypeError) as exc:
-            return gr.skip(), gr.skip(), gr.skip(), f"<p>❌ {exc}</p>"
+            return gr.skip(), gr.skip(), gr.skip(), f"<p>❌ {html_text(exc)}</p>"
         text = _dump(parsed)
         img, legend_html = draw(video_value, frame_value, text, pending_value, request)
         return text, pending_value, img, legend_html

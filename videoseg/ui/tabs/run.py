@@ -44,6 +44,7 @@ from videoseg.ui.runner import (
 )
 from videoseg.ui.session import UploadError
 from videoseg.ui.tabs.reward import attach_run_reward
+from videoseg.ui.text import md, warn
 
 
 def missing_video_hint(ctx: AppContext) -> str:
@@ -75,7 +76,7 @@ def run_stream(
         preset_name = check_preset(preset_name)
         opened = ctx.caps.open(path, missing_video_hint(ctx))
     except UploadError as exc:
-        gr.Warning(str(exc))
+        warn(str(exc))
         yield message_outputs(str(exc)), None
         return
     try:
@@ -88,7 +89,7 @@ def run_stream(
         gt_present = gt[0].reshape(len(gt[0]), -1).any(axis=1).tolist() if gt is not None else None
         view = LiveView(out_dir, opened, gt_present=gt_present)
         first = empty_outputs()
-        first["status"] = f"### ⏳ Starting `{preset_name}` on {len(opened)} frames…"
+        first["status"] = f"### ⏳ Starting `{preset_name}` on {len(opened)} frames…"  # a checked preset
         first["progress"] = {"stage": "run", "status": "starting", "stages_seen": []}
         record = {
             "video": str(path),
@@ -119,7 +120,7 @@ def run_stream(
                     and progress.get("error")
                     and progress.get("status") != "cancelled"
                 ):
-                    gr.Warning(values["progress"]["error"])
+                    warn(values["progress"]["error"])
                 yield values, record
         finally:
             cancel.set()
@@ -136,8 +137,8 @@ def upload_status(ctx: AppContext, video: Any) -> str | None:
     try:
         meta = ctx.caps.check_video(path)
     except UploadError as exc:
-        gr.Warning(str(exc))
-        return f"### ❌ {exc}"
+        warn(str(exc))
+        return f"### ❌ {md(str(exc), code_spans=True)}"
     return (
         f"Video ready: {meta['num_frames']} frames, {meta['width']}×{meta['height']}, "
         f"{meta['fps']:.1f} fps ({meta['duration']:.1f} s). Type a query and press **Run**."
