@@ -176,3 +176,33 @@ def test_pruning_the_streaming_session_changes_no_output(config):
     for (_, ma, sa), (_, mb, sb) in zip(bounded, unbounded):
         np.testing.assert_array_equal(ma, mb)
         np.testing.assert_allclose(sa, sb)
+
+
+def test_the_orchestrator_dispatches_the_direct_method(config):
+    """pipeline.run with method sam3-text: RunStarted, the direct events, RunFinished with timings."""
+    from videoseg.core.events import RunFinished, RunStarted
+    from videoseg.pipeline import run
+
+    events = list(run(_video(3), "the red square", config, preset="sam3-text"))
+    assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
+    assert events[0].config["method"] == "sam3-text"
+    finished = events[-1]
+    assert finished.num_targets == 1 and set(finished.timings) == {"segmenter", "propagator"}
+    state = RunState.from_events(events)
+    assert state.status == "finished" and sorted(state.masks) == [0, 1, 2]
+    assert state.sampler_result is None and state.reasoning is None  # no HTFS, no reasoning
+
+
+def test_a_cancel_through_the_orchestrator_ends_with_the_cancel_error(config):
+    import threading
+
+    from videoseg.pipeline import CANCELLED, run
+
+    cancel = threading.Event()
+    events = []
+    for event in run(_video(5), "the red square", config, cancel=cancel):
+        events.append(event)
+        if isinstance(event, PropagatedMask) and event.frame_idx == 1:
+            cancel.set()
+    assert events[-1].type == "error" and events[-1].message == CANCELLED
+    assert max(e.frame_idx for e in events if isinstance(e, PropagatedMask)) == 1

@@ -100,7 +100,7 @@ def test_all_empty_start_runs_no_model(propagator):
 def test_bad_arguments_are_named(propagator):
     with pytest.raises(ValueError, match="direction"):
         list(propagator.propagate(_video(3), 0, _masks(), "sideways"))
-    with pytest.raises(ValueError, match="start frame 5"):
+    with pytest.raises(ValueError, match="keyframe 5 is outside"):
         list(propagator.propagate(_video(3), 5, _masks(), "forward"))
     with pytest.raises(ValueError, match=r"\(K, 48, 64\)"):
         list(propagator.propagate(_video(3), 0, np.zeros((1, 10, 10), bool), "forward"))
@@ -117,7 +117,7 @@ class CountingVideo(ArrayVideo):
 
 
 def test_frames_are_read_in_bounded_chunks(propagator):
-    frames = np.random.default_rng(1).integers(0, 256, (READ_CHUNK * 2 + 3, H, W, 3), dtype=np.uint8)
+    frames = np.random.default_rng(1).integers(0, 256, (READ_CHUNK + 2, H, W, 3), dtype=np.uint8)
     video = CountingVideo(frames, fps=10.0)
     list(propagator.propagate(video, 0, _masks(), "forward"))
     assert max(video.reads) <= READ_CHUNK and sum(video.reads) == len(frames)
@@ -291,3 +291,26 @@ def test_presets_name_the_trackers():
     assert preset("shapes-edgetam").edgetam_model == "yonigozlan/EdgeTAM-hf"
     with pytest.raises(ValueError, match="tracker_prompt"):
         PipelineConfig(tracker_prompt="scribble")
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["edgetam", "sam3-tracker"])
+def test_a_whole_run_on_a_bundled_clip_with_the_tracker(name, tiny_edgetam_dir, tiny_sam3_dir):  # noqa: F811
+    """shapes reasoner + GrabCut + the tracker on a bundled 71-frame clip, through pipeline.run."""
+    from pathlib import Path
+
+    from videoseg.core.state import RunState
+    from videoseg.pipeline import run
+
+    video = Path(__file__).resolve().parents[2] / "examples" / "shapes" / "turn" / "video.mp4"
+    config = preset("shapes-edgetam", propagator=name, device="cpu")
+    config = config.replace(edgetam_model=str(tiny_edgetam_dir), sam3_model=str(tiny_sam3_dir))
+    state = RunState.from_events(run(video, "the circle that turns right", config))
+    assert state.status == "finished", [e.message for e in state.errors]
+    assert state.backends["propagator"].name == name and state.num_targets == 1
+    assert sorted(state.masks) == list(range(71))
+    directions = {state.directions[i] for i in range(71)} - {"keyframe"}
+    assert directions <= {"forward", "backward"} and len(directions) >= 1

@@ -202,6 +202,9 @@ def _run(
     if inputs is None:
         return
     source, query, config = inputs
+    if config.method == "sam3-text":  # a direct method beside the pipeline: no HTFS, no reasoning
+        yield from _run_direct(ctx, source, query, config, started)
+        return
     loaded = yield from _load_backends(ctx, config, backends or Backends())
 
     ctx.stage = "sampler"
@@ -227,6 +230,23 @@ def _run(
     yield RunFinished(
         num_frames=len(source),
         num_targets=len(targets),
+        seconds=time.perf_counter() - started,
+        timings=dict(ctx.timings),
+    )
+
+
+def _run_direct(
+    ctx: _Context, source: VideoSource, query: str, config: PipelineConfig, started: float
+) -> Generator[Event, None, None]:
+    """SAM 3 on the query's concept (videoseg.pipeline.direct), with the pipeline's events."""
+    from videoseg.pipeline.direct import run_direct  # imports torch: only for this method
+
+    ctx.stage = "segmenter"
+    result = yield from _relay(run_direct(source, query, config, check=ctx.check), ctx)
+    ctx.close()
+    yield RunFinished(
+        num_frames=len(source),
+        num_targets=result.num_targets,
         seconds=time.perf_counter() - started,
         timings=dict(ctx.timings),
     )

@@ -38,10 +38,10 @@ import torch
 from videoseg.core.config import PipelineConfig
 from videoseg.core.cues import TargetCues
 from videoseg.core.interfaces import BackendDescription, VideoSource
+from videoseg.propagation.stage import DIRECTIONS, check_start
 from videoseg.runtime.loading import cached_model, dtype_name, hub_offline, resolve_device, resolve_dtype
 
 READ_CHUNK = 8  # frames decoded per read
-DIRECTIONS = ("forward", "backward")
 
 
 @dataclass(frozen=True)
@@ -142,13 +142,8 @@ class TrackerPropagator:
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(frame_idx, (K, H, W) bool)`` for each frame of ``direction`` from ``start``, in order."""
         masks = np.asarray(masks).astype(bool)
-        num_frames = len(video)
-        width, height = video.size
-        if masks.ndim != 3 or masks.shape[1:] != (height, width):
-            raise ValueError(f"start masks must be (K, {height}, {width}), got {masks.shape}")
-        if not 0 <= start < num_frames:
-            raise ValueError(f"start frame {start} outside the video's {num_frames} frames")
-        order = list(frame_order(start, num_frames, direction))
+        check_start(video, start, masks, direction)  # the same checks as every propagator
+        order = list(frame_order(start, len(video), direction))
         live = [k for k in range(len(masks)) if masks[k].any()]
         if not live:
             for frame_idx in order:
