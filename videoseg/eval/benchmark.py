@@ -24,6 +24,12 @@ process made them. A shard that crashed or shows no heartbeat for ``--wait-timeo
 named with its unfinished expressions; re-running the same command redoes only what is missing
 (the share of each shard is the same for the same N, and finished expressions are resumed).
 
+**Results a person reads** (:func:`write_results`): ``results.md`` (per preset and subset J, F, J&F,
+R where the benchmark defines it, failed runs; the worst expressions linked to their traces),
+``results.json`` (every row and the aggregates) and ``results.html`` (per-expression J&F sorted,
+:func:`videoseg.viz.curves.benchmark_jf_figure`); the explorer's Inspect tab opens ``results.json``
+or a zip of the folder (:func:`inspect_view`).
+
 **Scores** (where ground truth is released: MeViS valid_u / train, ReVOS, Ref-DAVIS17): per expression
 J and F over all its frames against the union of its objects (:func:`videoseg.eval.metrics.
 expression_scores`), then the mean over expressions (MeViS); ReVOS adds the referring and reasoning
