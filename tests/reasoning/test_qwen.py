@@ -451,3 +451,46 @@ def test_pipeline_with_manual_cues_runs_both_sam2_models(tiny_sam2_video_dir):  
     assert len(keyframe) == 1 and keyframe[0].cues["box"] == [10.0, 8.0, 40.0, 30.0]
     assert 0.0 <= keyframe[0].score <= 1.0
     _assert_plumbing(events, state, 12, num_targets=1)
+
+
+@pytest.mark.parametrize("name", ["paper", "visionreasoner", "seg-zero"])
+def test_presets_end_to_end_show_their_profile_and_one_call_per_level(name, tiny_qwen_dir):  # noqa: F811
+    from videoseg.core import events as ev
+    from videoseg.core.config import preset
+
+    model = str(tiny_qwen_dir)
+    config = preset(
+        name,
+        vlm=model,
+        sampler_vlm=model,  # the grounding presets' base Qwen2.5-VL, here the same tiny checkpoint
+        segmenter="grabcut",
+        propagator="flow",
+        device="cpu",
+        num_interval_answers=3,
+        num_percent_answers=2,
+        frames_per_question=4,
+        num_key_frames=2,
+        num_reference_frames=2,
+        max_new_tokens=16,
+    )
+    events, state = _run_pipeline(config)
+    assert not [e for e in events if isinstance(e, ev.RunError)]
+    reason_prompt = next(e.text for e in events if isinstance(e, ev.PromptShown) and e.purpose == "reason")
+    if name == "paper":  # our layout: key segment as a video, reference frames, target frame
+        assert reason_prompt.count("<|video_pad|>") == 1 and reason_prompt.count("<|image_pad|>") == 3
+        assert "Key segment of the video" in reason_prompt
+    else:  # their layout: one 840 x 840 image and their own template, no video
+        assert reason_prompt.count("<|image_pad|>") == 1 and "<|video_pad|>" not in reason_prompt
+        assert "Key segment of the video" not in reason_prompt
+    # The prompt event of each call comes before its model_call; one call per HTFS level (K sequences).
+    levels = [e for e in events if isinstance(e, ev.SamplerLevel)]
+    calls = [e for e in events if isinstance(e, ev.ModelCall)]
+    intervals = [c for c in calls if c.purpose == "interval"]
+    assert len(intervals) == len(levels) >= 1 and all(c.num_sequences == 3 for c in intervals)
+    assert [c.purpose for c in calls if c.purpose != "interval"] == ["percentage", "difficulty", "reason"]
+    reason_call = calls[-1]
+    assert reason_call.for_stage == "reasoner" and reason_call.max_new_tokens == 16
+    assert reason_call.vision_tokens > 0 and reason_call.prompt_tokens > reason_call.vision_tokens
+    assert state.model_call_totals("sampler")["calls"] == len(levels) + 1
+    # Masks for every frame (empty: a random model names no readable target).
+    assert sorted(state.masks) == list(range(12))
