@@ -55,12 +55,15 @@ def session_hash(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
 
-def build_run_view(label: str = "") -> dict[str, gr.components.Component]:
-    """The components that show one run, keyed by :data:`~videoseg.ui.live.OUTPUT_NAMES`."""
+def build_run_view(label: str = "", status: gr.Markdown | None = None) -> dict[str, gr.components.Component]:
+    """The components that show one run, keyed by :data:`~videoseg.ui.live.OUTPUT_NAMES`.
+
+    ``status``: a status placed by the caller (the Run tab puts it under its Run button); else the
+    view starts with its own."""
     c: dict[str, gr.components.Component] = {}
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=420):
-            c["status"] = gr.Markdown("", elem_classes=["vs-status"])
+            c["status"] = status if status is not None else gr.Markdown("", elem_classes=["vs-status"])
             c["timeline"] = gr.Plot(label="Stage 1 · HTFS timeline (interval answers, zoom, target frame)")
         with gr.Column(scale=2, min_width=320):
             c["stages"] = gr.Dataframe(
@@ -140,8 +143,8 @@ def pace_delay(event: ev.Event, tokens_per_s: float, propagation_s: float = 4.0)
     and the propagation fills in over about ``propagation_s`` seconds (at most 30 frames a second).
     ``tokens_per_s <= 0`` means no pacing.
     """
-    if tokens_per_s <= 0:
-        return 0.0
+    if not isinstance(tokens_per_s, (int, float)) or not 0 < tokens_per_s < float("inf"):
+        return 0.0  # also NaN, which an API caller can send and time.sleep refuses
     if isinstance(event, ev.ReasoningToken):
         return 1.0 / tokens_per_s
     if isinstance(event, ev.PropagatedMask) and event.total > 0:

@@ -237,11 +237,47 @@ def load_gt_zip(directory: Path) -> np.ndarray:
     return read_annotations(next(iter(folders))) > 0
 
 
+# (example folder, expression, preset A, preset B, what the pair shows): the paper's ablations on the
+# bundled clips. Table 5: where to look (a target absent from the first frame defeats first-frame
+# reasoning); Table 6: which cues.
+COMPARISONS = (
+    ("absent_first_frame", 0, "shapes", "shapes-first-frame", "HTFS vs first frame (Table 5)"),
+    ("appears_after", 0, "shapes", "shapes-first-frame", "HTFS vs first frame (Table 5)"),
+    ("occlusion", 0, "shapes", "shapes-box-only", "all cues vs box only (Table 6)"),
+    ("turn", 0, "shapes", "shapes-point-only", "all cues vs centre point only (Table 6)"),
+)
+
+
+def compare_rows(examples: list[Example]) -> tuple[list[list[str]], list[str]]:
+    """([video, query, preset A, preset B] rows, their labels) for the Compare tab's one-click
+    examples: the :data:`COMPARISONS` whose clip is among ``examples``; when none is (other
+    examples), the first expression of each example under HTFS vs first frame."""
+    by_name = {
+        e.name.rsplit("_", 1)[0] if e.name.rsplit("_", 1)[-1].isdigit() else e.name: e for e in examples
+    }
+    rows, labels = [], []
+    for name, index, a, b, what in COMPARISONS:
+        ex = by_name.get(name)
+        if ex is None or index >= len(ex.expressions):
+            continue
+        text = ex.expressions[index]["text"]
+        rows.append([str(ex.video), text, a, b])
+        labels.append(f"{what}: {text}")
+    if not rows:
+        for ex in examples[:4]:
+            text = ex.expressions[0]["text"]
+            rows.append([str(ex.video), text, "shapes", "shapes-first-frame"])
+            labels.append(f"HTFS vs first frame (Table 5): {text}")
+    return rows, labels
+
+
 __all__ = [
+    "COMPARISONS",
     "EXAMPLES_DIR",
     "TRACES_DIR",
     "Example",
     "available_examples",
+    "compare_rows",
     "example_ground_truth",
     "example_rows",
     "find_examples",

@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from videoseg.core.masks import union_stack
+from videoseg.ui import diagnosis_view
 from videoseg.ui.common import (
     AppContext,
     drive,
@@ -26,7 +27,7 @@ from videoseg.ui.common import (
     until_stopped,
     wire_stop,
 )
-from videoseg.ui.examples import ground_truth_for, load_gt_zip
+from videoseg.ui.examples import compare_rows, ground_truth_for, load_gt_zip
 from videoseg.ui.live import SKIP, LiveView
 from videoseg.ui.runner import check_preset, check_query, pipeline_events, preset_choices
 from videoseg.ui.session import UploadError, hide_paths
@@ -97,6 +98,7 @@ def compare_stream(
             warn(gt_note)
             gt = None
         present = gt.reshape(len(gt), -1).any(axis=1).tolist() if gt is not None else None
+        diagnosis_view.remember(session, [], [], opened)  # a stopped comparison shows no stale diagnosis
         # Clear the previous comparison first: its B side, curves and summary would otherwise stay
         # on screen, unmarked, until this one replaced them (or for good, when this one is stopped).
         # the names are presets checked above (check_preset), so they may go into code spans as they are
@@ -169,6 +171,8 @@ def compare_stream(
             if series
             else None
         )
+        # Per-propagator diagnosis (drift, frames/s, memory, worst frames), shown by a follow-up step.
+        diagnosis_view.remember(session, names, [v.state for v in views], opened, gt)
         yield ["\n\n".join(lines), *[skip] * 6, curves, rows]
     finally:
         opened.close()
@@ -194,8 +198,11 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
         "Run the same video and query under two presets, e.g. `shapes` (full HTFS) vs "
         "`shapes-first-frame` (Table 5), or `shapes` (all cues) vs `shapes-box-only` (Table 6)."
     )
+    rows, labels = compare_rows(ctx.examples)
     with gr.Row(equal_height=False):
-        video = gr.Video(label="Video", sources=["upload"], height=220)
+        with gr.Column():
+            video = gr.Video(label="Video", sources=["upload"], height=220)
+            examples_box = gr.Column()  # beside the inputs, filled once they exist
         with gr.Column():
             query = gr.Textbox(label="Query", lines=2)
             with gr.Row():
@@ -208,12 +215,26 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
                     label="Preset B",
                     allow_custom_value=True,
                 )
-            gt_zip = gr.File(label="Ground truth (optional zip of per-frame PNG masks)", file_types=[".zip"])
+            gt_zip = gr.File(
+                label="Ground truth (optional zip of per-frame PNG masks)", file_types=[".zip"], height=120
+            )
             with gr.Row():
                 copy_btn = gr.Button("Use the Run tab's video and query", size="sm")
                 go = gr.Button("Compare", variant="primary", elem_id="compare-button")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="compare-stop")
-    status = gr.Markdown("")
+            # under its buttons, where the eyes are after a click
+            status = gr.Markdown("", elem_classes=["vs-status"], elem_id="compare-status")
+    if rows:
+        with examples_box:
+            # one click fills the video, the query and both presets of one of the paper's ablations
+            gr.Examples(
+                examples=rows,
+                inputs=[video, query, preset_a, preset_b],
+                example_labels=labels,
+                label="The paper's ablations on the bundled clips (a click fills everything; press Compare)",
+                cache_examples=False,
+                elem_id="compare-examples",
+            )
     with gr.Row(equal_height=False):
         with gr.Column():
             gr.Markdown("#### A")
@@ -227,6 +248,7 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
             b_video = gr.Video(label="B · overlay", interactive=False, height=240)
     curves = gr.Plot(label="Per-frame J&F")
     summary = gr.Dataframe(headers=SUMMARY_HEADERS, label="Summary", interactive=False)
+    diagnosis = diagnosis_view.build_diagnosis_panel()
 
     # API parameter names are these functions' own; a None default makes one optional for a client.
     def compare(
@@ -241,7 +263,7 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
         yield from compare_stream(ctx, video, query, preset_a, preset_b, ground_truth_zip, request, clicked)
 
     outputs = [status, a_timeline, a_key, a_video, b_timeline, b_key, b_video, curves, summary]
-    stamped(
+    compared = stamped(
         go.click,
         compare,
         [video, query, preset_a, preset_b, gt_zip],
@@ -251,6 +273,12 @@ def build_compare_tab(ctx: AppContext, run_inputs: dict[str, Any] | None = None)
         api_name="compare",
         concurrency_limit=1,
         show_progress="minimal",
+    )
+    compared.then(
+        diagnosis_view.shown,
+        outputs=[diagnosis["plot"], diagnosis["table"], diagnosis["image"]],
+        api_visibility="private",
+        show_progress="hidden",
     )
     wire_stop(ctx, stop_btn, {"status": status}, "comparison", "Compare")
     if run_inputs is not None:

@@ -18,6 +18,7 @@ import cv2
 import gradio as gr
 import numpy as np
 
+from videoseg.core import limits
 from videoseg.core.cues import BOX_KEYS, NEG_KEYS, POINT_KEYS, TargetCues
 from videoseg.ui.common import (
     AppContext,
@@ -52,14 +53,21 @@ def parse_cues(text: str | None, frame_idx: int, size: tuple[int, int] | None = 
     ``size`` (width, height) of the frame: a typed box with no area inside it, or a point farther
     outside than the pipeline tolerates (:meth:`TargetCues.clipped`), is an error here rather than
     a cue silently dropped (and a "re-segmented, 0 px" result)."""
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"the cues must be JSON text, not {type(text).__name__}")
     if not text or not text.strip():
         return []
     try:
-        data = json.loads(text)
+        # bounded before anything is built from it: length, values, nesting, number sizes
+        data = limits.parse_json(text, "the cues", max_chars=limits.MAX_CUES_CHARS, max_depth=4)
     except json.JSONDecodeError as exc:
         raise ValueError(f"the cues are not valid JSON ({exc.msg})") from exc
+    except limits.TooLarge as exc:
+        raise ValueError(str(exc)) from None
     if not isinstance(data, list):
         raise ValueError("the cues must be a JSON list of targets")
+    if len(data) > MAX_TARGETS:
+        raise ValueError(f"the cues list {len(data)} targets; at most {MAX_TARGETS} can be given")
     out = []
     for i, item in enumerate(data):
         if not isinstance(item, dict):
@@ -75,12 +83,19 @@ def parse_cues(text: str | None, frame_idx: int, size: tuple[int, int] | None = 
             # from_dict reads an item without a "box" key in the model's format and numbers it 1;
             # keep the target number typed by hand, else number the targets in order.
             c.obj_id = int(item["obj_id"]) if item.get("obj_id") is not None else i + 1
-        except (TypeError, ValueError, KeyError, IndexError) as exc:
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
             raise ValueError(f"cue {i + 1}: {exc}") from exc
         # Target numbers index the mask stack: 0, negative or huge ones (typed by hand) would fail
         # or allocate a mask per number up to them.
         if not 1 <= c.obj_id <= MAX_TARGETS:
             raise ValueError(f"cue {i + 1}: the target number must be 1 to {MAX_TARGETS}, not {c.obj_id}")
+        if len(c.negatives) > limits.MAX_NEGATIVES:
+            raise ValueError(
+                f"cue {i + 1}: {len(c.negatives)} negative points; at most {limits.MAX_NEGATIVES} can be given"
+            )
+        numbers = [*(c.box or []), *(c.point or []), *(v for p in c.negatives for v in p)]
+        if any(abs(v) > limits.MAX_ABS_COORD for v in numbers):
+            raise ValueError(f"cue {i + 1}: a coordinate beyond ±{limits.MAX_ABS_COORD:g} pixels is no pixel")
         if any(o.obj_id == c.obj_id for o in out):
             raise ValueError(f"cue {i + 1}: target {c.obj_id} is given twice; merge its cues into one")
         c.frame_idx = frame_idx
@@ -239,7 +254,8 @@ def resegment(
 
     try:
         segmenter = make_segmenter(preset(preset_name))
-        results = [segmenter.segment(frame, c) for c in cues]
+        height, width = frame.shape[:2]
+        results = [segmenter.segment(frame, c.clipped(width, height)) for c in cues]
     except (BackendUnavailable, RuntimeError, OSError, ValueError) as exc:
         warn(str(exc))
         return gr.skip(), f"❌ The segmenter could not run: {md(exc)}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -160,6 +161,9 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300):
             video = gr.Video(label="Video (upload, or pick an example below)", sources=["upload"], height=260)
+            # compact, beside the inputs: a table of video thumbnails pushed the run's stages below
+            # the fold, so a click on Run showed nothing where the visitor was looking
+            examples_box = gr.Column()  # filled below, once the outputs a cached example needs exist
         with gr.Column(scale=3, min_width=320):
             query = gr.Textbox(label="Query", lines=2, placeholder="e.g. the triangle that turns left")
             preset = gr.Dropdown(
@@ -182,9 +186,10 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
             with gr.Row():
                 run_btn = gr.Button("Run", variant="primary", elem_id="run-button")
                 stop_btn = gr.Button("Stop", variant="stop")
+            # the run's status right under its buttons, where the eyes are after a click
+            status = gr.Markdown("", elem_classes=["vs-status"], elem_id="run-status")
             gr.Markdown(f"<small>Limits here: {ctx.caps.describe()}.</small>")
-    examples_box = gr.Column()  # filled below, once the outputs a cached example needs exist
-    view = build_run_view()
+    view = build_run_view(status=status)
     last_run = gr.State(None)
 
     def run_paced(
@@ -257,9 +262,10 @@ def build_run_tab(ctx: AppContext) -> dict[str, Any]:
             examples = gr.Examples(
                 examples=rows,
                 inputs=[video, query, preset],
-                label="Shapes-world examples (weights-free; run on a CPU in seconds)"
+                label="Examples (weights-free; a click fills the inputs, then press Run)"
                 + (": the first click computes and caches, press Run to watch it live" if lazy else ""),
                 examples_per_page=8,
+                example_labels=[f"{row[1]} · {Path(row[0]).parent.name.replace('_', ' ')}" for row in rows],
                 elem_id="run-examples",
                 **caching,
             )
