@@ -324,17 +324,125 @@ def analyse(case: Case) -> CaseResult:
     )
 
 
+# --------------------------------------------------------------------------- per-propagator drift
+
+DRIFT_IOU = 0.5  # a frame whose mask overlaps the previous frame's by less than this has jumped
+
+
+@dataclass
+class TrackDiagnosis:
+    """How a run's masks evolve over the video (paper step 3b): where a propagator starts to drift.
+
+    ``areas``: pixels of the targets' union per frame; ``iou_prev``: IoU of each frame's union with the
+    previous frame's (None for frame 0; 1 when both are empty, as J); ``drift_frame``: the first frame
+    (walking away from the keyframe on each side, the earliest of the two in time) whose IoU with its
+    neighbour towards the keyframe is below ``DRIFT_IOU``, None when none is; ``worst_frame``: the frame
+    with the lowest J&F when ground truth is given, else the largest jump (lowest ``iou_prev``);
+    ``frames_per_second`` and ``peak_memory_mb`` from the propagator's stage timing when it reported them.
+    """
+
+    areas: list[int]
+    iou_prev: list[float | None]
+    keyframe: int | None
+    drift_frame: int | None
+    worst_frame: int | None
+    worst_reason: str
+    frames_per_second: float | None = None
+    peak_memory_mb: float | None = None
+    jf: list[float] | None = None
+
+
+def track_diagnosis(
+    masks: np.ndarray,
+    keyframe: int | None = None,
+    gt: np.ndarray | None = None,
+    timing: dict[str, Any] | None = None,
+    drift_iou: float = DRIFT_IOU,
+) -> TrackDiagnosis:
+    """Diagnose a (T, H, W) bool union of a run's masks (see :class:`TrackDiagnosis`).
+
+    ``gt``: (T, H, W) bool ground truth, for the worst frame by J&F; ``timing``: the propagator's
+    ``StageTiming.details`` (``frames_per_second``, ``peak_cuda_mb`` or ``peak_rss_mb``)."""
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 3:
+        raise ValueError(f"expected (T, H, W) masks, got {masks.shape}")
+    num_frames = len(masks)
+    areas = [int(m.sum()) for m in masks]
+    iou_prev: list[float | None] = [None] + [mask_iou(masks[i - 1], masks[i]) for i in range(1, num_frames)]
+    key = keyframe if keyframe is not None and 0 <= keyframe < num_frames else 0
+    drift = _first_drift(iou_prev, key, drift_iou)
+    jf: list[float] | None = None
+    worst: int | None = None
+    reason = "no frames"
+    if gt is not None:
+        from videoseg.viz.curves import per_frame_scores
+
+        jf = per_frame_scores(masks, gt)["J&F"]
+        worst = int(np.argmin(jf)) if jf else None
+        reason = "lowest J&F against the ground truth"
+    elif num_frames > 1:
+        jumps = [v if v is not None else 2.0 for v in iou_prev]
+        worst = int(np.argmin(jumps))
+        reason = "largest change from the previous frame (lowest IoU with it)"
+    elif num_frames == 1:
+        worst, reason = 0, "the only frame"
+    timing = timing or {}
+    fps = timing.get("frames_per_second")
+    peak = timing.get("peak_cuda_mb", timing.get("peak_rss_mb"))
+    return TrackDiagnosis(
+        areas=areas,
+        iou_prev=iou_prev,
+        keyframe=keyframe,
+        drift_frame=drift,
+        worst_frame=worst,
+        worst_reason=reason,
+        frames_per_second=None if fps is None else float(fps),
+        peak_memory_mb=None if peak is None else float(peak),
+        jf=jf,
+    )
+
+
+def _first_drift(iou_prev: list[float | None], keyframe: int, drift_iou: float) -> int | None:
+    """The earliest frame, walking away from the keyframe on each side, whose overlap with its
+    neighbour towards the keyframe is below ``drift_iou`` (propagation runs outwards from it)."""
+    found: list[int] = []
+    for i in range(keyframe + 1, len(iou_prev)):  # forward: frame i vs i - 1
+        if (iou_prev[i] or 0.0) < drift_iou:
+            found.append(i)
+            break
+    for i in range(keyframe - 1, -1, -1):  # backward: frame i vs i + 1 (= iou_prev[i + 1])
+        if (iou_prev[i + 1] or 0.0) < drift_iou:
+            found.append(i)
+            break
+    if not found:
+        return None
+    return min(found, key=lambda i: abs(i - keyframe))
+
+
+def diagnose_run(state: RunState, gt: np.ndarray | None = None) -> TrackDiagnosis:
+    """:func:`track_diagnosis` of a run's event-folded state (union of its targets per frame)."""
+    width, height = int(state.video.get("width") or 0), int(state.video.get("height") or 0)
+    if (not width or not height) and len(state.masks):
+        height, width = state.masks[next(iter(state.masks))].shape[1:]
+    masks = union_stack(state.masks, state.num_frames, height, width)
+    return track_diagnosis(masks, state.keyframe, gt=gt, timing=state.timing_details.get("propagator"))
+
+
 __all__ = [
+    "DRIFT_IOU",
     "Case",
     "CaseResult",
     "Diagnosis",
+    "TrackDiagnosis",
     "analyse",
     "box_iou",
     "box_of",
     "collect_cases",
     "cue_box_score",
     "diagnose",
+    "diagnose_run",
     "mask_iou",
     "read_expressions",
+    "track_diagnosis",
     "worst_frames",
 ]

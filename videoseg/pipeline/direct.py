@@ -54,6 +54,7 @@ from videoseg.core.events import (
 )
 from videoseg.core.interfaces import VideoSource
 from videoseg.core.masks import encode_rle, mask_box, union
+from videoseg.propagation.stage import MemoryPeak
 from videoseg.runtime.loading import cached_model, dtype_name, hub_offline, resolve_device, resolve_dtype
 
 METHOD = "sam3-text"
@@ -246,12 +247,6 @@ class DirectResult:
     timings: dict[str, float]
 
 
-def _peak_memory_mb(device: torch.device) -> float | None:
-    if device.type == "cuda" and torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated(device) / 1024**2
-    return None
-
-
 def run_direct(
     video: VideoSource,
     query: str,
@@ -285,14 +280,14 @@ def run_direct(
     num_frames = len(video)
     width, height = video.size
     timings: dict[str, float] = {}
-    if sam3.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(sam3.device)
+    memory = MemoryPeak()
     t0 = time.perf_counter()
     seen: set[int] = set()
     found: list[int] = []  # frames where at least one instance was segmented
     stream = sam3.segment(video, text)
     empty_rle: dict[str, Any] | None = None
     for frame_idx, masks, scores in _checked(stream, check):
+        memory.sample()
         merged = union(masks) if len(masks) else np.zeros((height, width), dtype=bool)
         if merged.any():
             found.append(frame_idx)
@@ -333,10 +328,8 @@ def run_direct(
         "frames": num_frames,
         "frames_per_second": (num_frames - 1) / timings["propagator"] if timings["propagator"] > 0 else None,
         "frames_with_instances": len(found),
+        **memory.details(),
     }
-    peak = _peak_memory_mb(sam3.device)
-    if peak is not None:
-        details["peak_cuda_mb"] = peak
     yield StageTiming(for_stage="propagator", seconds=timings["propagator"], details=details)
     if not found:
         yield RunWarning(

@@ -8,6 +8,8 @@ not needed).
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
@@ -76,6 +78,40 @@ def both_ways(
             )
 
 
+class MemoryPeak:
+    """Peak memory while propagating, for the diagnosis (frames/s and memory per propagator).
+
+    On CUDA (only when torch is already loaded and CUDA initialised: a weights-free run never imports
+    torch) the allocator's peak since the stage started; on the CPU the process's resident set size,
+    sampled at every frame (the peak of those samples, so a short spike between frames can be missed)."""
+
+    def __init__(self) -> None:
+        torch = sys.modules.get("torch")
+        self.cuda = bool(torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized())
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        self.rss_mb = self._rss_mb()
+
+    @staticmethod
+    def _rss_mb() -> float | None:
+        try:
+            with open("/proc/self/statm") as f:
+                pages = int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):  # not Linux
+            return None
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1024**2
+
+    def sample(self) -> None:
+        now = self._rss_mb()
+        if now is not None and (self.rss_mb is None or now > self.rss_mb):
+            self.rss_mb = now
+
+    def details(self) -> dict[str, float]:
+        if self.cuda:
+            return {"peak_cuda_mb": sys.modules["torch"].cuda.max_memory_allocated() / 1024**2}
+        return {} if self.rss_mb is None else {"peak_rss_mb": self.rss_mb}
+
+
 def propagate(
     propagator: Propagator,
     video: VideoSource,
@@ -96,7 +132,9 @@ def propagate(
         total=num_frames,
     )
     empty_rles: list[dict[str, Any]] | None = None
+    memory = MemoryPeak()
     for frame_idx, direction, out in both_ways(propagator, video, keyframe, masks, cues):
+        memory.sample()
         done += 1
         if out.any():
             rles = [encode_rle(m) for m in out]
@@ -113,6 +151,7 @@ def propagate(
         details={
             "frames": num_frames,
             "frames_per_second": (num_frames - 1) / seconds if seconds > 0 else None,
+            **memory.details(),
         },
     )
 

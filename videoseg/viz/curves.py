@@ -160,4 +160,129 @@ def benchmark_jf_figure(
     return fig
 
 
-__all__ = ["benchmark_jf_figure", "jf_curves_figure", "per_frame_scores", "scores_table", "summarise"]
+# --------------------------------------------------------------------------- per-propagator diagnosis
+
+DIAGNOSIS_HEADERS = ["run", "frames/s", "peak memory (MB)", "drift starts", "worst frame", "why worst"]
+
+
+def drift_figure(diagnoses: Mapping[str, Any], title: str = "Where each run's masks drift") -> go.Figure:
+    """Mask area and IoU with the previous frame per frame, one colour per run (paper step 3b).
+
+    ``diagnoses``: run name -> :class:`videoseg.eval.diagnosis.TrackDiagnosis`. A dotted line marks each
+    run's keyframe, a cross the frame where its drift starts (first sharp change walking away from
+    the keyframe)."""
+    from html import escape
+
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=("mask area (px)", "IoU with the previous frame"),
+    )
+    for k, (name, d) in enumerate(diagnoses.items()):
+        colour = _RUN_COLOURS[k % len(_RUN_COLOURS)]
+        label = escape(str(name))
+        frames = list(range(len(d.areas)))
+        fig.add_trace(
+            go.Scatter(
+                x=frames, y=d.areas, mode="lines", name=label, line={"color": colour}, legendgroup=label
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=frames,
+                y=d.iou_prev,
+                mode="lines",
+                name=label,
+                line={"color": colour},
+                legendgroup=label,
+                showlegend=False,
+            ),
+            row=2,
+            col=1,
+        )
+        if d.keyframe is not None:
+            fig.add_vline(x=d.keyframe, line={"color": colour, "dash": "dot", "width": 1})
+        if d.drift_frame is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[d.drift_frame],
+                    y=[d.iou_prev[d.drift_frame] if d.drift_frame > 0 else None],
+                    mode="markers",
+                    marker={"symbol": "x", "size": 10, "color": colour},
+                    name=f"{label}: drift starts",
+                    legendgroup=label,
+                    showlegend=False,
+                    hovertemplate=f"{label}: drift starts at frame %{{x}}<extra></extra>",
+                ),
+                row=2,
+                col=1,
+            )
+    fig.update_layout(
+        title={"text": escape(title), "font": {"size": 14}},
+        height=420,
+        margin={"l": 10, "r": 10, "t": 60, "b": 30},
+        plot_bgcolor="white",
+        legend={"orientation": "h", "y": -0.12},
+    )
+    fig.update_yaxes(gridcolor="#eee")
+    fig.update_yaxes(range=[-0.02, 1.02], row=2, col=1)
+    fig.update_xaxes(title_text="frame", row=2, col=1, gridcolor="#eee")
+    return fig
+
+
+def diagnosis_rows(diagnoses: Mapping[str, Any]) -> list[list[Any]]:
+    """One table row per run: frames/s, peak memory, where drift starts, the worst frame and why."""
+    rows = []
+    for name, d in diagnoses.items():
+        rows.append(
+            [
+                name,
+                None if d.frames_per_second is None else round(d.frames_per_second, 1),
+                None if d.peak_memory_mb is None else round(d.peak_memory_mb),
+                "none" if d.drift_frame is None else d.drift_frame,
+                d.worst_frame,
+                d.worst_reason,
+            ]
+        )
+    return rows
+
+
+def side_by_side(panels: Sequence[tuple[str, np.ndarray]], height: int = 240) -> np.ndarray:
+    """(H, W, 3) uint8: the images scaled to one ``height``, left to right, each with its caption."""
+    import cv2
+
+    tiles = []
+    for caption, image in panels:
+        image = np.asarray(image, dtype=np.uint8)
+        scale = height / image.shape[0]
+        tile = cv2.resize(
+            image, (max(1, round(image.shape[1] * scale)), height), interpolation=cv2.INTER_AREA
+        )
+        bar = np.full((22, tile.shape[1], 3), 255, dtype=np.uint8)
+        cv2.putText(
+            bar, str(caption)[:60], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+        )
+        tiles.append(np.vstack([bar, tile]))
+        tiles.append(np.full((height + 22, 6, 3), 255, dtype=np.uint8))
+    if not tiles:
+        raise ValueError("no panels to place side by side")
+    return np.hstack(tiles[:-1])
+
+
+__all__ = [
+    "DIAGNOSIS_HEADERS",
+    "benchmark_jf_figure",
+    "diagnosis_rows",
+    "drift_figure",
+    "jf_curves_figure",
+    "per_frame_scores",
+    "scores_table",
+    "side_by_side",
+    "summarise",
+]
