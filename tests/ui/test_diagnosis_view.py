@@ -59,3 +59,16 @@ def test_runs_that_did_not_finish_are_left_out(runs):
     assert diagnosis_view.diagnoses_of(["x"], [RunState()]) == {}
     diagnosis_view.remember("session-b", ["x"], [RunState()], video)
     assert diagnosis_view.shown(SimpleNamespace(session_hash="session-b")) == [None, [], None]
+
+
+def test_compare_offers_method_and_propagator_rows_on_the_bundled_clips(tmp_path):
+    from videoseg.ui.examples import available_examples, compare_rows
+
+    rows, labels = compare_rows(available_examples(tmp_path))
+    pairs = {(r[2], r[3]): label for r, label in zip(rows, labels)}
+    assert pairs[("paper", "sam3-text")].startswith("VideoSeg-R1 vs SAM 3 text")
+    assert pairs[("shapes-xmem", "shapes-sam2-video")].startswith("XMem vs SAM 2.1")
+    assert pairs[("shapes-sam2-video", "shapes-edgetam")].startswith("SAM 2.1 vs EdgeTAM")
+    # the propagator rows differ only in the propagator, on the occlusion clip
+    xmem = next(r for r in rows if r[2] == "shapes-xmem")
+    assert "occlusion" in xmem[0] and "hidden behind" in xmem[1]

@@ -245,6 +245,11 @@ COMPARISONS = (
     ("appears_after", 0, "shapes", "shapes-first-frame", "HTFS vs first frame (Table 5)"),
     ("occlusion", 0, "shapes", "shapes-box-only", "all cues vs box only (Table 6)"),
     ("turn", 0, "shapes", "shapes-point-only", "all cues vs centre point only (Table 6)"),
+    # Beyond the paper (real weights; the preset list marks them when absent): reasoning vs SAM 3
+    # segmenting the query's noun phrase (two triangles here), and propagators on an occlusion.
+    ("appears_after", 0, "paper", "sam3-text", "VideoSeg-R1 vs SAM 3 text"),
+    ("occlusion", 0, "shapes-xmem", "shapes-sam2-video", "XMem vs SAM 2.1 (propagation)"),
+    ("occlusion", 0, "shapes-sam2-video", "shapes-edgetam", "SAM 2.1 vs EdgeTAM (propagation)"),
 )
 
 
