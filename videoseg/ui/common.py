@@ -457,8 +457,15 @@ def guard_inputs(demo: gr.Blocks) -> None:
     async def preprocess_data(block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return await original(block_fn, inputs, *args, **kwargs)
-        except gr.Error:
-            raise
+        except gr.Error as exc:
+            # Gradio's own range check ("Value 1000000.0 is greater than maximum value 3599.")
+            # does not say which input; name it when one is out of its range
+            name = _out_of_range(block_fn, inputs)
+            if name is None:
+                raise
+            raise gr.Error(
+                f"The {name} parameter: {exc.message}", print_exception=False, title="Bad input"
+            ) from exc
         except Exception as exc:
             message = input_problem(block_fn, inputs, exc)
             raise gr.Error(html_text(message), print_exception=False, title="Bad input") from exc
@@ -493,6 +500,18 @@ def input_problem(block_fn: Any, inputs: list[Any], exc: Exception) -> str:
     shown = repr(value)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return f"The {name} parameter cannot be read: it must be {_expected(block)}, not {shown}."
+
+
+def _out_of_range(block_fn: Any, inputs: list[Any]) -> str | None:
+    """The API name of the first number input outside its component's range, or None."""
+    names = _parameter_names(getattr(block_fn, "fn", None))
+    for i, (block, value) in enumerate(zip(getattr(block_fn, "inputs", []) or [], inputs or [])):
+        if not isinstance(block, (gr.Slider, gr.Number)) or not isinstance(value, (int, float)):
+            continue
+        low, high = getattr(block, "minimum", None), getattr(block, "maximum", None)
+        if (low is not None and value < low) or (high is not None and value > high):
+            return names[i] if i < len(names) else f"input {i + 1}"
+    return None
 
 
 def _count(inputs: Any) -> str:
