@@ -72,3 +72,22 @@ def test_compare_offers_method_and_propagator_rows_on_the_bundled_clips(tmp_path
     # the propagator rows differ only in the propagator, on the occlusion clip
     xmem = next(r for r in rows if r[2] == "shapes-xmem")
     assert "occlusion" in xmem[0] and "hidden behind" in xmem[1]
+
+
+def test_a_replayed_trace_gets_its_diagnosis_in_inspect(tmp_path):
+    from videoseg.ui.common import AppContext
+    from videoseg.ui.examples import TRACES_DIR, available_examples
+    from videoseg.ui.session import SessionStore, UploadCaps
+    from videoseg.ui.tabs.inspect import replay_stream
+
+    ctx = AppContext(
+        store=SessionStore(tmp_path / "store"), caps=UploadCaps(), examples=available_examples(tmp_path)
+    )
+    trace = sorted(TRACES_DIR.glob("*.jsonl"))[0]
+    request = SimpleNamespace(session_hash="inspect-session")
+    list(replay_stream(ctx, str(trace), None, request))
+    figure, rows, image = diagnosis_view.shown_replay(request)
+    assert len(rows) == 1 and rows[0][4] is not None  # one run, its worst frame
+    assert figure is not None and image.ndim == 3
+    # the Compare slot of the same session is separate
+    assert diagnosis_view.shown(request) == [None, [], None]

@@ -5,7 +5,7 @@ frame (:func:`videoseg.eval.diagnosis.track_diagnosis`), frames/s and peak memor
 stage reported them, and each run's worst frame side by side (lowest J&F when the ground truth is
 known, else the largest jump). The Compare tab computes it when both runs are done
 (:func:`remember`) and shows it in a follow-up step (:func:`shown`), so the ``compare`` endpoint's
-outputs stay as they were.
+outputs stay as they were; the Inspect tab does the same for a replayed trace (:func:`shown_replay`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from videoseg.viz.curves import DIAGNOSIS_HEADERS, diagnosis_rows, drift_figure,
 
 MAX_SESSIONS = 64  # diagnoses kept for the follow-up step (one per browser session, newest kept)
 
-_last: OrderedDict[str, tuple[Any, list[list[Any]], np.ndarray | None]] = OrderedDict()
+# (session, "compare" | "replay") -> (figure, table rows, worst-frames image)
+_last: OrderedDict[tuple[str, str], tuple[Any, list[list[Any]], np.ndarray | None]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -42,19 +43,23 @@ def diagnoses_of(
 
 
 def worst_frames_image(
-    diagnoses: dict[str, TrackDiagnosis], states: dict[str, RunState], video: VideoSource
+    diagnoses: dict[str, TrackDiagnosis], states: dict[str, RunState], video: VideoSource | None
 ) -> np.ndarray | None:
-    """Each run's worst frame with its masks drawn, side by side, captioned with run and frame."""
+    """Each run's worst frame with its masks drawn, side by side, captioned with run and frame
+    (on a grey canvas when the video is not at hand, as a replay without its video)."""
     from videoseg.viz.overlay import overlay_masks
 
     panels = []
     for name, d in diagnoses.items():
         if d.worst_frame is None:
             continue
-        frame = video.frames([d.worst_frame])[0]
         state = states[name]
         masks = state.masks[d.worst_frame]
-        height, width = frame.shape[:2]
+        height, width = masks.shape[1:]
+        if video is not None:
+            frame = video.frames([d.worst_frame])[0]
+        else:
+            frame = np.full((height, width, 3), 40, dtype=np.uint8)
         union = union_stack({0: masks}, 1, height, width)
         panels.append((f"{name}: frame {d.worst_frame}", overlay_masks(frame, union)))
     return side_by_side(panels) if panels else None
@@ -64,10 +69,12 @@ def remember(
     session: str | None,
     names: Sequence[str],
     states: Sequence[RunState],
-    video: VideoSource,
+    video: VideoSource | None,
     gt: np.ndarray | None = None,
+    what: str = "compare",
 ) -> None:
-    """Compute the comparison's diagnosis and keep it for :func:`shown` (bounded per session)."""
+    """Compute the diagnosis of a comparison (``what`` "compare") or a replay ("replay") and keep it
+    for :func:`shown` / :func:`shown_replay` (bounded in sessions)."""
     diagnoses = diagnoses_of(names, states, gt)
     if not diagnoses:
         value: tuple[Any, list[list[Any]], np.ndarray | None] = (None, [], None)
@@ -78,21 +85,27 @@ def remember(
             diagnosis_rows(diagnoses),
             worst_frames_image(diagnoses, by_name, video),
         )
+    key = (session or "", what)
     with _lock:
-        _last[session or ""] = value
-        _last.move_to_end(session or "")
+        _last[key] = value
+        _last.move_to_end(key)
         while len(_last) > MAX_SESSIONS:
             _last.popitem(last=False)
 
 
-def shown(request: gr.Request | None = None) -> list[Any]:
-    """[drift figure, table rows, worst-frames image] of the session's last comparison."""
+def shown(request: gr.Request | None = None, what: str = "compare") -> list[Any]:
+    """[drift figure, table rows, worst-frames image] of the session's last comparison (or replay)."""
     session = getattr(request, "session_hash", None) if request is not None else None
     with _lock:
-        value = _last.get(session or "")
+        value = _last.get((session or "", what))
     if value is None:
         return [None, [], None]
     return list(value)
+
+
+def shown_replay(request: gr.Request | None = None) -> list[Any]:
+    """:func:`shown` for the Inspect tab's last replay."""
+    return shown(request, "replay")
 
 
 def build_diagnosis_panel(label: str = "Per-propagator diagnosis") -> dict[str, Any]:
@@ -110,4 +123,4 @@ def build_diagnosis_panel(label: str = "Per-propagator diagnosis") -> dict[str, 
     return {"plot": plot, "table": table, "image": image}
 
 
-__all__ = ["build_diagnosis_panel", "diagnoses_of", "remember", "shown", "worst_frames_image"]
+__all__ = ["build_diagnosis_panel", "diagnoses_of", "remember", "shown", "shown_replay", "worst_frames_image"]

@@ -22,6 +22,7 @@ from gradio.utils import get_upload_folder
 from videoseg.core import events as ev
 from videoseg.core.trace import TraceError, read_trace
 from videoseg.eval.diagnosis import CaseResult, analyse, collect_cases
+from videoseg.ui import diagnosis_view
 from videoseg.ui.common import (
     AppContext,
     build_run_view,
@@ -205,6 +206,7 @@ def replay_stream(
                 "ℹ️ Replay without the video: masks are drawn on a blank canvas "
                 "(give the video to see the frames)."
             )
+        diagnosis_view.remember(session, [], [], None, what="replay")  # no stale panel
         first = empty_outputs()
         first["status"] = f"### ⏳ Replaying {len(events)} recorded events…"
         first["progress"] = {"stage": "run", "status": "replaying", "stages_seen": []}
@@ -218,6 +220,9 @@ def replay_stream(
             stopped_note("replay", "Replay"),
         )
         yield from drive(view, watched, pace=float(pace or 0.0))
+        # Per-propagator diagnosis of the replayed run, shown by the replay's follow-up step.
+        name = view.state.preset or "recorded run"
+        diagnosis_view.remember(session, [name], [view.state], opened, what="replay")
     finally:
         if opened is not None:
             opened.close()
@@ -471,6 +476,13 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
                 cache_examples=False,
             )
         view = build_run_view()
+        diagnosis = diagnosis_view.build_diagnosis_panel()
+        shows_diagnosis = {
+            "fn": diagnosis_view.shown_replay,
+            "outputs": [diagnosis["plot"], diagnosis["table"], diagnosis["image"]],
+            "api_visibility": "private",
+            "show_progress": "hidden",
+        }
     wire_stop(ctx, stop_btn, view, "replay", "Replay")
 
     # API parameter names are these functions' own; a None default makes one optional for a client.
@@ -484,7 +496,7 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
         for values in replay_stream(ctx, trace, video, request, pace, clicked):
             yield to_updates(values)
 
-    stamped(
+    replayed = stamped(
         replay_btn.click,
         replay,
         [trace, video, pace],
@@ -495,6 +507,7 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
         concurrency_limit=2,
         show_progress="minimal",
     )
+    replayed.then(**shows_diagnosis)
     if last_run is not None:
 
         def replay_last(
@@ -515,7 +528,7 @@ def build_inspect_tab(ctx: AppContext, last_run: gr.State | None = None) -> dict
             "replay",
             outputs=ordered(view),
             api_visibility="private",
-        )
+        ).then(**shows_diagnosis)
 
     with gr.Tab("Rank failures"):
         gr.Markdown(
