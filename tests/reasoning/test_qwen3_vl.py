@@ -130,3 +130,30 @@ def test_reasoning_runs_through_the_real_processor(qa, monkeypatch):
     assert (int(grid[2]) * 16, int(grid[1]) * 16) == PROFILE.for_processor(32, *qa.image_pixels).shown_size(
         120, 90
     )
+
+
+@pytest.mark.slow
+def test_a_whole_run_with_qwen3_vl_as_sampler_and_reasoner(tiny_qwen3_vl_dir):  # noqa: F811
+    """pipeline.run with the tiny Qwen3-VL answering HTFS, difficulty and reasoning (GrabCut + flow)."""
+    from videoseg.core.state import RunState
+    from videoseg.io.video import ArrayVideo
+    from videoseg.pipeline import run
+
+    frames = _frames(12, h=64, w=96, seed=4)
+    config = PipelineConfig(
+        vlm=str(tiny_qwen3_vl_dir),
+        profile="qwen3-vl",
+        device="cpu",
+        num_interval_answers=2,
+        num_percent_answers=2,
+        max_levels=1,
+        frames_per_question=4,
+        num_key_frames=2,
+        num_reference_frames=1,
+        max_new_tokens=16,
+    )
+    state = RunState.from_events(run(ArrayVideo(frames, fps=4.0), "the dog", config))
+    assert state.status == "finished", [e.message for e in state.errors]
+    assert state.backends["reasoner"].model_id == str(tiny_qwen3_vl_dir)
+    assert any(p.purpose == "reason" and "from 0 to 1000" in p.text for p in state.prompts)
+    assert sorted(state.masks) == list(range(12))  # a random model's answer is unreadable: empty masks
