@@ -206,3 +206,16 @@ def test_a_cancel_through_the_orchestrator_ends_with_the_cancel_error(config):
             cancel.set()
     assert events[-1].type == "error" and events[-1].message == CANCELLED
     assert max(e.frame_idx for e in events if isinstance(e, PropagatedMask)) == 1
+
+
+def test_the_command_line_refuses_sam3_text_before_any_work_naming_its_option(monkeypatch, capsys, tmp_path):
+    from videoseg.cli.main import main
+    from videoseg.runtime import loading, weights
+
+    monkeypatch.setattr(loading, "hub_reachable", lambda: False)
+    monkeypatch.setattr(weights, "_hub_token", lambda: None)
+    monkeypatch.setattr(weights, "locate", lambda model_id: (False, f"hub download ({model_id})"))
+    code = main(["run", "v.mp4", "the dog", "--preset", "sam3-text", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code != 0 and "facebook/sam3" in err and "gated on the hub (SAM License)" in err
+    assert "--sam3 PATH" in err and "Traceback" not in err

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from videoseg.core import events as ev
-from videoseg.core.config import PRESETS, describe_presets, preset
+from videoseg.core.config import PRESETS, PROPAGATORS, describe_presets, preset
 from videoseg.core.state import RunState
 from videoseg.io.export import OUTPUT_NAMES, RunExport, export_run
 from videoseg.io.outputs import MASK_NAME, check_output_file, check_replaceable_dir, same_file
@@ -75,8 +75,12 @@ def add_parser(subparsers: Any) -> None:
         "--sam2", default=None, help="SAM2 hub id, local path or size (tiny/small/base-plus/large)"
     )
     p.add_argument("--segmenter", choices=["sam2", "grabcut", "sam2-official"], default=None)
-    p.add_argument("--propagator", choices=["xmem", "sam2", "flow"], default=None)
+    p.add_argument("--propagator", choices=list(PROPAGATORS), default=None)
     p.add_argument("--xmem", default=None, help="path of the XMem checkpoint (XMem.pth)")
+    p.add_argument("--edgetam", default=None, help="EdgeTAM video hub id or local path (propagator edgetam)")
+    p.add_argument(
+        "--sam3", default=None, help="SAM 3 hub id or local path (propagator sam3-tracker, preset sam3-text)"
+    )
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no log")
     p.set_defaults(func=_run_main)
@@ -111,6 +115,8 @@ def _run_main(args: argparse.Namespace) -> int:
             ("segmenter", args.segmenter),
             ("propagator", args.propagator),
             ("xmem_checkpoint", args.xmem),
+            ("edgetam_model", args.edgetam),
+            ("sam3_model", args.sam3),
             ("device", args.device),
         )
         if value is not None

@@ -271,6 +271,7 @@ def unavailable_message(subject: str, missing: list[Requirement], place: str, ad
 
 # Where a command-line user can give a local copy of each checkpoint instead (``run`` options).
 _LOCAL_OPTIONS = {"reasoner": "--vlm", "segmenter": "--sam2"}
+_PROPAGATOR_OPTIONS = {"xmem": "--xmem", "sam2": "--sam2", "edgetam": "--edgetam", "sam3-tracker": "--sam3"}
 
 
 def command_line_message(
@@ -283,10 +284,10 @@ def command_line_message(
     options: list[str] = []
     for r in missing:
         option = _LOCAL_OPTIONS.get(r.what)
-        if r.what == "propagator":  # XMem, or SAM2 used as the video propagator (no option for the others)
-            option = {"xmem": "--xmem", "sam2": "--sam2"}.get(config.propagator)
-        if config.method != "videoseg-r1":
-            option = None  # the direct method's model has no local-copy option
+        if r.what == "propagator":  # the propagator's own checkpoint option
+            option = _PROPAGATOR_OPTIONS.get(config.propagator)
+        if config.method == "sam3-text":  # the direct method's one model
+            option = "--sam3"
         if option and option not in options:
             options.append(option)
     if with_options:

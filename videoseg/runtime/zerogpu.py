@@ -162,6 +162,7 @@ class Costs:
             "flow": 0.02,
             "edgetam": 0.03,
             "sam3-tracker": 0.1,
+            "sam3-text": 0.15,  # the direct method: SAM 3's detector and tracker on every frame
         }
     )
 
@@ -220,7 +221,8 @@ def estimate(
         parts["reasoning"] = c.reason_prefill + reasoning_cap(config) * c.reason_token
     if config.segmenter != "grabcut":
         parts["keyframe"] = c.keyframe
-    per_frame = c.frame.get(config.propagator, max(c.frame.values()))
+    key = "sam3-text" if getattr(config, "method", "videoseg-r1") == "sam3-text" else config.propagator
+    per_frame = c.frame.get(key, max(c.frame.values()))
     parts["propagation"] = per_frame * max(int(num_frames), 1)
     raw = sum(parts.values())
     seconds = int(min(limit, max(MIN_SECONDS, math.ceil(raw))))
