@@ -72,14 +72,20 @@ def test_length_factor(used: int, budget: int | None, beta: float, expected: flo
 
 
 @pytest.mark.parametrize(
-    ("budget", "cap", "max_new", "expected"),
+    ("budget", "profile", "max_new", "expected"),
     [
-        (96, True, 1024, 96 + 160),
-        (256, True, 300, 300),  # the hard cap wins
-        (None, True, 1024, 1024),  # no budget: no budget cap
-        (96, False, 1024, 1024),  # capping switched off
+        (96, "qwen2.5-vl", None, 1024),  # the budget never cuts: the profile's cap
+        (None, "qwen2.5-vl", None, 1024),
+        (256, "visionreasoner", None, 2048),  # VisionReasoner's reference cap
+        (96, "seg-zero", None, 1024),  # Seg-Zero's
+        (96, "qwen2.5-vl", 300, 300),  # the config's cap, when set, wins
     ],
 )
-def test_generation_cap(budget: int | None, cap: bool, max_new: int, expected: int) -> None:
-    cfg = PipelineConfig(cap_generation_by_budget=cap, max_new_tokens=max_new)
+def test_generation_cap(budget: int | None, profile: str, max_new: int | None, expected: int) -> None:
+    cfg = PipelineConfig(profile=profile, max_new_tokens=max_new)
     assert max_new_tokens_for(budget, cfg) == expected
+
+
+def test_retired_budget_cap_settings_still_load_from_old_traces() -> None:
+    old = {**PipelineConfig().to_dict(), "cap_generation_by_budget": True, "answer_allowance": 160}
+    assert PipelineConfig.from_dict(old) == PipelineConfig()

@@ -62,7 +62,9 @@ class PipelineConfig:
     frames_per_question: int = _f(16, "frames shown to the model per sampler question")
     num_key_frames: int = _f(6, "key-segment frames shown to the reasoner")
     num_reference_frames: int = _f(4, "global reference frames across the whole video")
-    min_key_frames: int = _f(8, "the key segment never shrinks below this many frames (HTFS)")
+    min_key_frames: int = _f(
+        6, "the key segment never shrinks below this many frames (HTFS; default: as many as num_key_frames)"
+    )
     fallback_percent: float = _f(0.5, "target position used when no percentage answer parses (VISA)")
     seed: int = _f(0, "seed for sampling answers and the random_key ablation")
 
