@@ -110,7 +110,7 @@ def test_stop_mid_run_and_typed_frame_in_browser(server: Any) -> None:
             page.locator("#run-button").click()
             status = page.locator(".vs-status").first
             expect(status).to_contain_text("Running", timeout=30_000)
-            page.get_by_role("button", name="Stop").click()
+            page.get_by_role("button", name="Stop", exact=True).click()
             expect(status).to_contain_text("Cancelled", timeout=10_000)
             page.wait_for_timeout(1500)  # a stream that still pushed "Running" would overwrite it
             expect(status).to_contain_text("Cancelled")
