@@ -370,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     max_new = args.max_new_tokens or max_new_tokens_for(None, config)
     rec = Recorder(device)
     print(f"{'stage':<22}{'seconds':>10}{'peak GPU MB':>12}{'peak RSS MB':>12}  rate")
-    with torch.inference_mode():
+    # no_grad, not inference_mode: a model loaded under inference_mode holds inference tensors, which
+    # XMem's weight-change check (tensor versions) cannot read.
+    with torch.no_grad():
         if not args.skip_vlm:
             bench_vlm(rec, config, frames, fps, max_new)
         if not args.skip_sam2:

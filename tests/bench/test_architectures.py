@@ -153,13 +153,21 @@ def test_bench_random_weights_runs_without_a_hub(
     assert ("sam2-video", "facebook/sam2.1-hiera-tiny") in cached
     rows = json.loads(out.read_text())["rows"]
     stages = [row["stage"] for row in rows]
-    for name in ("interval (3 fr)", "reason (streamed)", "sam2 segment", "sam2-video (2 fr)", "xmem (2 fr)"):
+    for name in (
+        "interval K=5 (3 fr)",
+        "reason (streamed)",
+        "sam2 segment",
+        "sam2-video (2 fr)",
+        "xmem (2 fr)",
+    ):
         assert name in stages
+    interval = next(row for row in rows if row["stage"] == "interval K=5 (3 fr)")
+    assert interval["num_sequences"] == 5 and 0 < interval["vision_tokens"] < interval["prompt_tokens"]
     reason = next(row for row in rows if row["stage"] == "reason (streamed)")
-    assert reason["rate"].startswith("4 tokens")  # random weights run to the cap
+    assert reason["new_tokens"] == [4] and reason["truncated"] == 1  # random weights run to the cap
     printed = capsys.readouterr().out
     assert "vlm architecture from bench/architectures.py" in printed
-    assert "one query (K=5 x 1 level(s), M=5" in printed
+    assert "one query (1 level(s) of K=5 in one call each, M=5 in one call" in printed
 
 
 def test_per_query_sum_weights_each_stage() -> None:
@@ -170,6 +178,7 @@ def test_per_query_sum_weights_each_stage() -> None:
     config = PipelineConfig(num_interval_answers=3, num_percent_answers=2, propagator="xmem")
     assert bench_models.per_query_seconds(seconds, config, levels=2) is None  # no propagation measured
     seconds["propagate-xmem"] = 32.0
-    assert bench_models.per_query_seconds(seconds, config, levels=2) == 2 * 3 * 1 + 2 * 2 + 4 + 8 + 16 + 32
+    # one generate per level (K answers each) and one for the M percentages
+    assert bench_models.per_query_seconds(seconds, config, levels=2) == 2 * 1 + 2 + 4 + 8 + 16 + 32
     no_rating = config.replace(rate_difficulty=False)
-    assert bench_models.per_query_seconds(seconds, no_rating, levels=1) == 3 + 4 + 8 + 16 + 32
+    assert bench_models.per_query_seconds(seconds, no_rating, levels=1) == 1 + 2 + 8 + 16 + 32
