@@ -383,6 +383,40 @@ def test_bad_arguments_end_in_a_message(app: Any, case: str) -> None:
     assert any(fragment in t for t in texts) and not any(GENERIC in t for t in texts), texts
 
 
+def test_a_dotfile_gradio_refuses_is_named(app: Any) -> None:
+    """Gradio refuses to move a file whose name starts with a dot when the server's working folder
+    holds its upload folder (an app started from /tmp): the message says so, in the API's words."""
+    from gradio.exceptions import InvalidPathError
+
+    from videoseg.ui.common import input_problem
+
+    demo, _ = app
+    block_fn = next(fn for fn in demo.fns.values() if fn.api_name == "resegment")
+    value = {"path": "/tmp/gradio/abc/.hidden.mp4", "meta": {"_type": "gradio.FileData"}}
+    error = InvalidPathError("Dotfiles located in the temporary directory cannot be moved to the cache")
+    message = input_problem(block_fn, [value, 0, "[]", "shapes"], error)
+    assert message.startswith("The video file's name starts with a dot ('.hidden.mp4')"), message
+
+
+def test_every_stamped_button_ends_a_failed_start_in_words(app: Any) -> None:
+    """Run (button and Enter), Replay (and Replay my last run), Compare and Re-propagate first show
+    "Starting…"; a failure before their work speaks (Gradio refusing an input) must replace it."""
+    from videoseg.ui.common import failed_status
+
+    demo, _ = app
+    fns = list(demo.fns.values())
+    failures = [fn for fn in fns if fn.trigger_only_on_failure]
+    statuses = {
+        demo.run_tab["view"]["status"]._id,
+        demo.inspect_tab["view"]["status"]._id,
+        demo.compare_tab["status"]._id,
+        demo.interactive_tab["status"]._id,
+    }
+    assert {fn.outputs[0]._id for fn in failures} == statuses
+    assert len(failures) == 6  # Run: button + Enter; Replay: file + last run; Compare; Re-propagate
+    assert all(fn.fn() == failed_status() or "could not start" in fn.fn() for fn in failures)
+
+
 def test_the_same_server_still_answers(app: Any, trace_lines: list[dict[str, Any]], tmp_path: Path) -> None:
     """After everything above, the same in-process server (same process, same port) replays a good
     trace to its end: nothing took it down or left it unable to serve."""

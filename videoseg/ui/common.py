@@ -478,6 +478,16 @@ def input_problem(block_fn: Any, inputs: list[Any], exc: Exception) -> str:
     blocks = list(getattr(block_fn, "inputs", []) or [])
     if not isinstance(inputs, list) or len(inputs) != len(blocks):
         return f"This endpoint takes {len(blocks)} input(s); it was given {_count(inputs)}."
+    if "Dotfiles" in str(exc):  # Gradio's rule when the server's folder holds its upload folder
+        names = _parameter_names(getattr(block_fn, "fn", None))
+        for i, value in enumerate(inputs):
+            path = value.get("path") if isinstance(value, dict) else None
+            if isinstance(path, str) and Path(path).name.startswith("."):
+                name = names[i] if i < len(names) else "file"
+                return (
+                    f"The {name} file's name starts with a dot ({Path(path).name!r}), which this server "
+                    "does not accept; rename it without the leading dot and upload it again."
+                )
     index = None
     found = re.search(r"at index (\d+)", str(exc))
     if found and int(found.group(1)) < len(blocks):
