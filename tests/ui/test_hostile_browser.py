@@ -117,6 +117,34 @@ def test_a_hostile_trace_is_shown_as_text(browser: Any, server: Any, tmp_path: P
     page.close()
 
 
+def test_hostile_expression_texts_in_a_zip_are_shown_as_text(
+    browser: Any, server: Any, tmp_path: Path
+) -> None:
+    """Inspect ranks a zip whose expression text is the payload: the ranking, the selector and the
+    diagnosis show it as written."""
+    import zipfile
+
+    from playwright.sync_api import expect
+
+    source = server.ctx.examples[0].directory
+    archive = tmp_path / "predictions.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("d/expressions.json", json.dumps([{"id": "0", "text": PAYLOAD, "obj_ids": [1]}]))
+        for png in sorted((source / "Annotations").glob("*.png")):
+            z.write(png, f"d/Annotations/{png.name}")
+            z.write(png, f"d/pred/0/{png.name}")  # the ground truth as its own prediction
+    page, requests = _page(browser, server)
+    page.get_by_role("tab", name="Inspect").click()
+    page.get_by_role("tab", name="Rank failures").click()
+    page.locator("input[type=file][accept*='.zip']").set_input_files(str(archive))
+    page.wait_for_timeout(1500)
+    page.locator("#inspect-button").click()
+    expect(page.get_by_text("Ranked 1 expression").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(f"[click](http://{HOST}/link)").first).to_be_attached()
+    _assert_inert(page, requests)
+    page.close()
+
+
 @pytest.mark.parametrize(
     "name",
     [".hidden.mp4", "with  spaces.mp4", "ünïcødé 視頻.mp4", "n" * 200 + ".mp4"],
