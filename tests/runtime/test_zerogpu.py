@@ -7,11 +7,13 @@ argument (a dict), as a Space's would be read.
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 import pytest
 
 from videoseg.core import events as ev
 from videoseg.core.config import PipelineConfig, preset
+from videoseg.core.interfaces import BackendDescription
 from videoseg.runtime import zerogpu
 
 SPACE = {"SPACES_ZERO_GPU": "true"}
@@ -125,3 +127,26 @@ def test_allowance_setting_is_checked() -> None:
         zerogpu.allowance({zerogpu.ALLOWANCE_ENV: "lots"})
     with pytest.raises(ValueError, match="at least"):
         zerogpu.allowance({zerogpu.ALLOWANCE_ENV: "5"})
+
+
+class _FakeQwen:
+    built: ClassVar[list[str]] = []
+
+    def __init__(self, model_id: str, device: str = "auto", dtype: str = "auto") -> None:
+        type(self).built.append(model_id)
+        self.info = BackendDescription("qwen2.5-vl", False, f"fake {model_id}", model_id)
+
+
+def test_preload_builds_the_reasoner_and_the_sampler_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from videoseg.runtime import backends
+
+    monkeypatch.setattr(backends, "_QWEN", (__name__, "_FakeQwen"))
+    _FakeQwen.built = []
+    backends.clear_cache()
+    try:
+        config = preset("visionreasoner", segmenter="grabcut", propagator="flow")
+        loaded = zerogpu.preload_models([config])
+    finally:
+        backends.clear_cache()
+    assert _FakeQwen.built == ["Ricky06662/VisionReasoner-7B", "Qwen/Qwen2.5-VL-7B-Instruct"]
+    assert loaded[:2] == ["fake Ricky06662/VisionReasoner-7B", "fake Qwen/Qwen2.5-VL-7B-Instruct"]

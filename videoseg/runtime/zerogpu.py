@@ -115,7 +115,11 @@ def preload_models(configs: Iterable[PipelineConfig]) -> list[str]:
             loaded.append(backends.make_vqa(config).info.description)
             loaded.append(backends.make_sampler_vqa(config).info.description)
         loaded.append(backends.make_segmenter(config).info.description)
-        loaded.append(backends.make_propagator(config).info.description)
+        propagator = backends.make_propagator(config)
+        load = getattr(propagator, "load_network", None)  # XMem loads (and fetches) its file lazily
+        if load is not None:
+            load()
+        loaded.append(propagator.info.description)
     return list(dict.fromkeys(loaded))
 
 
