@@ -19,18 +19,34 @@ official XMem inference code in its own layout (``model/network.py``, ``model/mo
 encoders ask for ImageNet-pretrained ResNets (a download); this script makes only that call build
 the ResNets without pretrained weights, since the state dict below overwrites every tensor anyway.
 
+``--speed`` times the two instead, with the same weights, at 854x480 on the CPU in fp32 with the
+official eval.py settings (mem_every 5, top_k 30, mid-term 5..10 frames, long-term up to 10000
+elements, 128 prototypes, deep update with every memory frame), for 1 and 2 objects. The cores
+run in lockstep (frame t of each in turn, who goes first rotating), so a load change on a shared
+machine hits all alike; the script prints per-frame medians, totals and their ratios, for ours as it
+runs by default and ours with the opt-in folded batch norms (``XMem.set_folded_batch_norms``).
+``--device cuda --fp16`` gives GPU frames/s (fp16 autocast, as the official eval.py runs).
+
 Usage::
 
     python bench/compare_xmem_official.py --official /tmp/xmem_official [--frames 36]
         [--size 381x219] [--seed 0] [--threads 2] [--per-frame] [--also-exact-path]
+    python bench/compare_xmem_official.py --official /tmp/xmem_official --speed [--frames 20]
+        [--size 854x480] [--objects 1,2] [--device cpu|cuda] [--fp16]
+
+Get the official code without putting it in this repository, e.g.
+``git clone https://github.com/hkchengrex/XMem /tmp/xmem_official``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +168,13 @@ def load_clip(seed: int, frames: int, size: tuple[int, int]) -> tuple[torch.Tens
 def run_core(core: Any, images: torch.Tensor, ids: np.ndarray, cfg: dict[str, Any]) -> list[torch.Tensor]:
     """Feed a clip to an InferenceCore (official or ours) the way the official eval.py does:
     masks hold a channel for every object given so far; ``valid_labels`` names the new ones."""
+    return list(steps(core, images, ids, cfg))
+
+
+def steps(core: Any, images: torch.Tensor, ids: np.ndarray, cfg: dict[str, Any]) -> Iterator[torch.Tensor]:
+    """:func:`run_core` one frame at a time (so two cores can be timed in lockstep)."""
     objects: list[int] = cfg["objects"]
     first = {obj: cfg["late"].get(obj, 0) for obj in objects}
-    probs = []
     for t in range(len(images)):
         new = [obj for obj in objects if first[obj] == t]
         mask = valid = None
@@ -169,10 +189,10 @@ def run_core(core: Any, images: torch.Tensor, ids: np.ndarray, cfg: dict[str, An
             )
             mask = mask.float()
             valid = [labels[known.index(obj)] for obj in new]
+            mask = mask.to(images.device)
         with torch.no_grad():
             prob = core.step(images[t], mask, valid, end=(t == len(images) - 1))
-        probs.append(prob.detach().clone())
-    return probs
+        yield prob.detach().float().clone()
 
 
 def memory_sizes(core: Any) -> tuple[int, int]:
@@ -217,13 +237,90 @@ def compare(
     return worst, decisive
 
 
+# The official eval.py settings (its argument defaults).
+SPEED_SETTINGS: dict[str, Any] = {
+    "top_k": 30,
+    "enable_long_term": True,
+    "enable_long_term_count_usage": True,
+    "max_mid_term_frames": 10,
+    "min_mid_term_frames": 5,
+    "num_prototypes": 128,
+    "max_long_term_elements": 10000,
+    "mem_every": 5,
+    "deep_update_every": -1,
+}
+
+
+def speed(
+    official: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    images: torch.Tensor,
+    ids: np.ndarray,
+    objects: list[int],
+    device: str,
+    fp16: bool,
+) -> None:
+    """Time both cores in lockstep over the clip with the official settings; print the figures."""
+    official_net = official["XMem"](dict(DIMS)).eval().to(device)
+    official_net.load_state_dict(state, strict=True)
+    our_net = XMem().eval().to(device)
+    our_net.load_state_dict(state, strict=True)
+    # Ours with the opt-in folded batch norms (see XMem.set_folded_batch_norms).
+    folded_net = XMem().eval().to(device)
+    folded_net.load_state_dict(state, strict=True)
+    folded_net.set_folded_batch_norms(True)
+    images = images.to(device)
+    for count in objects:
+        cfg = {"objects": list(range(1, count + 1)), "late": {}}
+        cores = {
+            "official": official["InferenceCore"](official_net, config={**SPEED_SETTINGS, **DIMS}),
+            "ours": InferenceCore(our_net, dict(SPEED_SETTINGS)),
+            "ours-folded": InferenceCore(folded_net, dict(SPEED_SETTINGS)),
+        }
+        runs = {name: steps(core, images, ids, cfg) for name, core in cores.items()}
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        worst = 0.0
+        names = list(runs)
+        for t in range(len(images)):
+            order = names[t % len(names) :] + names[: t % len(names)]  # who goes first rotates
+            probs = {}
+            for name in order:
+                start = time.perf_counter()
+                autocast = (
+                    torch.autocast(device_type=device.split(":")[0], dtype=torch.float16) if fp16 else None
+                )
+                with autocast or contextlib.nullcontext():
+                    probs[name] = next(runs[name])
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                times[name].append(time.perf_counter() - start)
+            worst = max(worst, (probs["ours"] - probs["official"]).abs().max().item())
+        # The first frame (the given mask: no readout) is left out of the medians.
+        line = [f"{count} object(s), {len(images)} frames {tuple(images.shape[-2:])[::-1]}:"]
+        for name, values in times.items():
+            median = statistics.median(values[1:] or values)
+            line.append(
+                f"{name} {1000 * median:.0f} ms/frame median ({1 / median:.2f} frames/s), total {sum(values):.1f} s;"
+            )
+        for name in ("ours", "ours-folded"):
+            line.append(f"{name} is {sum(times['official']) / sum(times[name]):.2f}x the official speed;")
+        line.append(f"max |prob diff| ours vs official {worst:.1e}")
+        print(" ".join(line), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--official", type=Path, required=True, help="folder with the official XMem code")
-    parser.add_argument("--frames", type=int, default=36)
-    parser.add_argument("--size", default="381x219", help="WxH of the synthetic clip")
+    parser.add_argument("--frames", type=int, default=None, help="clip length (default 36; 20 with --speed)")
+    parser.add_argument(
+        "--size", default=None, help="WxH of the synthetic clip (default 381x219; 854x480 with --speed)"
+    )
+    parser.add_argument("--speed", action="store_true", help="time ours against the official code instead")
+    parser.add_argument("--objects", default="1,2", help="with --speed: object counts to time")
+    parser.add_argument("--device", default="cpu", help="with --speed: cpu or cuda")
+    parser.add_argument("--fp16", action="store_true", help="with --speed on cuda: fp16 autocast")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--per-frame", action="store_true", help="print every frame's difference")
@@ -234,16 +331,32 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    frames = args.frames or (20 if args.speed else 36)
+    size = args.size or ("854x480" if args.speed else "381x219")
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+        objects = [int(v) for v in args.objects.split(",")]
+    except ValueError:
+        raise SystemExit(
+            f"--size WxH and --objects 1,2 expected, got {size!r} and {args.objects!r}"
+        ) from None
 
     official = import_official(args.official.resolve())
     state = random_state_dict(official["XMem"], args.seed)
+    if args.speed:
+        images, ids = load_clip(args.seed, frames, (width, height))
+        print(
+            f"XMem speed, ours vs the official code ({args.official}), same weights, {args.device} "
+            f"{'fp16' if args.fp16 else 'fp32'}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+        )
+        speed(official, state, images, ids, objects, args.device, args.fp16)
+        return
 
     official_net = official["XMem"](dict(DIMS)).eval()
     official_net.load_state_dict(state, strict=True)
     our_net = XMem().eval()
     our_net.load_state_dict(state, strict=True)
-    images, ids = load_clip(args.seed, args.frames, (width, height))
+    images, ids = load_clip(args.seed, frames, (width, height))
     print(
         f"XMem ours vs official: {len(state)} tensors loaded strictly into both; clip {width}x{height}, "
         f"{len(images)} frames (padded to multiples of 16 by each core), CPU fp32, torch {torch.__version__}"
