@@ -410,6 +410,14 @@ def describe_event(event: ev.Event, verbose: bool = False) -> str | None:
         )
     if isinstance(e, ev.PromptShown):
         return f"  prompt ({e.purpose}): {e.text}" if verbose else None
+    if isinstance(e, ev.ModelCall):
+        level = "" if e.level is None else f" level {e.level}"
+        cut = f", {e.truncated} cut at {e.max_new_tokens}" if e.truncated else ""
+        prompt = f"{e.prompt_tokens} prompt tokens ({e.vision_tokens} vision), " if e.prompt_tokens else ""
+        return (
+            f"  model call ({e.purpose}{level}): {e.num_sequences} sequence(s), {prompt}"
+            f"{sum(e.new_tokens)} new{cut}, {e.seconds:.2f} s"
+        )
     if isinstance(e, ev.DifficultyRated):
         return f"difficulty D={e.difficulty:.2f} ({e.level}), budget {e.budget}"
     if isinstance(e, ev.ReasoningToken):
