@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
-from videoseg.core.masks import encode_rle
+from videoseg.core.masks import encode_rle, mask_box
 from videoseg.reasoning import prompts
 
 DEFAULT_CUE_KINDS = ("box", "point", "negative")
@@ -39,10 +39,10 @@ NEGATIVE_OFFSET = 10.0  # px from the object: well inside the rewarded (0, 40] b
 
 def object_box(mask: np.ndarray) -> list[int]:
     """(H, W) bool -> [x1, y1, x2, y2], the extreme mask pixels (inclusive). Empty mask: ValueError."""
-    ys, xs = np.nonzero(mask)
-    if xs.size == 0:
+    box = mask_box(mask)  # the one mask-to-box rule (videoseg.core.masks)
+    if box is None:
         raise ValueError("cannot box an empty mask")
-    return [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+    return box
 
 
 def object_point(mask: np.ndarray) -> list[int]:
