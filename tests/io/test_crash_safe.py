@@ -243,3 +243,17 @@ def _restore(folder: Path, files: dict[str, bytes]) -> None:
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+
+
+def test_an_out_holding_the_working_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from videoseg.io.outputs import check_replaceable_dir
+
+    inner = tmp_path / "results" / "sub"
+    inner.mkdir(parents=True)
+    monkeypatch.chdir(inner)
+    for given in (Path("."), tmp_path / "results"):  # the working folder, or a folder around it
+        problem = check_replaceable_dir(given, "--out")
+        assert problem is not None and "working folder" in problem
+    assert check_replaceable_dir(tmp_path / "other", "--out") is None
