@@ -330,7 +330,7 @@ class QwenVideoQA:
     def question_prompt(
         self, purpose: str, clip: Clip, query: str, settings: CallSettings | None = None
     ) -> str:
-        return self._question(purpose, clip, query).text
+        return self._question(purpose, clip, query, pixels=False).text
 
     def answer_intervals(self, clip: Clip, query: str, num: int, settings: CallSettings) -> ModelAnswer:
         return self._ask("interval", clip, query, num, settings)
@@ -341,13 +341,17 @@ class QwenVideoQA:
     def rate_difficulty(self, clip: Clip, query: str, settings: CallSettings) -> ModelAnswer:
         return self._ask("difficulty", clip, query, 1, settings)
 
-    def _question(self, purpose: str, clip: Clip, query: str) -> _Prepared:
+    def _question(self, purpose: str, clip: Clip, query: str, pixels: bool = True) -> _Prepared:
+        """The question's chat prompt; ``pixels=False`` leaves the frames out (the text is the same:
+        the template shows a video as one placeholder), for showing the prompt before asking."""
         if purpose not in _QUESTION_TEMPLATES:
             raise ValueError(f"unknown question {purpose!r}; one of {', '.join(_QUESTION_TEMPLATES)}")
         template = getattr(prompts, _QUESTION_TEMPLATES[purpose])
         question = prompts.clip_question(template, query=query, times=clip.times(), duration=clip.duration)
+        if len(clip.frames) == 0:
+            raise ValueError("the clip has no frames")
         prepared = _Prepared()
-        prepared.add_video(*self._clip_video(clip))
+        prepared.add_video(*(self._clip_video(clip) if pixels else (clip.frames[:0], 1.0)))
         prepared.add_text(question)
         return self._render(prepared)
 
