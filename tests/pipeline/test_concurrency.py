@@ -72,8 +72,11 @@ def test_two_presets_at_once_on_one_cached_model_match_their_solo_runs(tiny_qwen
     backends.clear_cache()
     solo_a = _trace(a, "the square that moves left")
     solo_b = _trace(b, "the largest object")
-    qwen_entries = [k for k in loading.cached_keys() if k[0] == "qwen2.5-vl"]
-    assert len(qwen_entries) == 1  # one model object served both presets (and both stages of b)
+    # one model object served both presets (and both stages of b)
+    assert backends.make_vqa(a) is backends.make_vqa(b) is backends.make_sampler_vqa(b)
+    assert (
+        len([k for k in loading.cached_keys() if k[:2] == ("qwen2.5-vl", model) and k[3] == "float32"]) == 1
+    )
 
     results: dict[str, list[dict]] = {}
     start = threading.Barrier(2)
