@@ -312,6 +312,12 @@ def test_resegment_and_repropagate_from_clicked_cues(app: Any, example: Any) -> 
         handle_file(str(example.video)), frame, cues, "shapes", api_name="/resegment"
     )
     assert status.startswith("✅") and "grabcut" in status and Path(image).is_file()
+    # the correction went through the event stream and was recorded as a trace
+    demo, _ = app
+    traces = sorted(demo.ctx.store.root.glob("*/resegment-*/trace.jsonl"), key=lambda p: p.stat().st_mtime)
+    assert traces, "no trace recorded for the re-segmentation"
+    kinds = [json.loads(line)["type"] for line in traces[-1].read_text().splitlines()]
+    assert kinds[0] == "run_started" and "keyframe_mask" in kinds and kinds[-1] == "run_finished"
     updates = stream(
         client, handle_file(str(example.video)), "fix", frame, cues, "shapes", api_name="/repropagate"
     )

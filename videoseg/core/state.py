@@ -224,6 +224,14 @@ class RunState:
     def num_frames(self) -> int:
         return int(self.video.get("num_frames") or 0)
 
+    def keyframe_mask_array(self, height: int, width: int) -> np.ndarray:
+        """(K, H, W) bool: the keyframe mask of each target (0..K-1) reported so far, empty where none."""
+        count = max(self.keyframe_masks, default=-1) + 1
+        out = np.zeros((count, height, width), dtype=bool)
+        for target, event in self.keyframe_masks.items():
+            out[target] = decode_rle(event.rle)
+        return out
+
     def label_map(self, frame_idx: int) -> np.ndarray:
         """(H, W) uint8 of one frame: 0 background, target i -> i + 1 (later targets win overlaps)."""
         masks = self.masks[frame_idx]

@@ -250,25 +250,33 @@ def resegment(
         warn(str(exc))
         return gr.skip(), f"❌ {md(exc, code_spans=True)}"
     from videoseg.core.config import preset
-    from videoseg.runtime.backends import BackendUnavailable, make_segmenter
+    from videoseg.core.state import RunState
+    from videoseg.core.trace import write_trace
+    from videoseg.pipeline.resegment import resegment as resegment_events
 
-    try:
-        segmenter = make_segmenter(preset(preset_name))
-        height, width = frame.shape[:2]
-        results = [segmenter.segment(frame, c.clipped(width, height)) for c in cues]
-    except (BackendUnavailable, RuntimeError, OSError, ValueError) as exc:
-        warn(str(exc))
-        return gr.skip(), f"❌ The segmenter could not run: {md(exc)}"
-    masks = np.zeros((max(c.obj_id for c in cues), *frame.shape[:2]), dtype=bool)
-    for c, (mask, _) in zip(cues, results):
-        masks[c.obj_id - 1] = mask
+    # The correction runs as an event stream like a run, and is recorded as a trace beside the
+    # session's other runs (issue 11: nothing bypasses the stream).
+    height, width = frame.shape[:2]
+    clipped = [c.clipped(width, height) for c in cues]
+    with ctx.caps.open(file_path(video), MISSING_VIDEO) as opened:
+        events = list(resegment_events(opened, idx, clipped, preset(preset_name), preset=preset_name))
+    write_trace(ctx.store.new_run_dir(session_hash(request), "resegment") / "trace.jsonl", events)
+    state = RunState.from_events(events)
+    if state.errors:
+        error = state.errors[-1]
+        warn(error.message)
+        return gr.skip(), f"❌ The segmenter could not run: {md(error.message)}"
+    masks = state.keyframe_mask_array(height, width)
     img = keyframe_overlay(frame, masks, cues)  # the mask in front: small targets stay visible
+    segmenter = state.backends["segmenter"].name
     scores = ", ".join(
-        f"target {c.obj_id}: score {s:.2f}, {int(m.sum())} px" for c, (m, s) in zip(cues, results)
+        f"target {k.target + 1}: score {k.score:.2f}, {k.area} px"
+        for k in sorted(state.keyframe_masks.values(), key=lambda k: k.target)
+        if any(c.obj_id == k.target + 1 for c in cues)
     )
     return _save(
         ctx, request, f"reseg-{idx}", img
-    ), f"✅ Frame {idx} re-segmented with `{segmenter.info.name}`: {scores}"
+    ), f"✅ Frame {idx} re-segmented with `{segmenter}`: {scores}"
 
 
 def repropagate_stream(
