@@ -69,7 +69,7 @@ def test_two_presets_at_once_on_one_cached_model_match_their_solo_runs(tiny_qwen
         cues=("box",),
         rate_difficulty=False,
     )
-    backends.clear_cache()
+    loading.clear_cache()
     solo_a = _trace(a, "the square that moves left")
     solo_b = _trace(b, "the largest object")
     # one model object served both presets (and both stages of b)

@@ -18,7 +18,7 @@ from videoseg.core.state import RunState
 from videoseg.io.video import ArrayVideo, write_mp4
 from videoseg.pipeline import orchestrator as pipeline
 from videoseg.pipeline.orchestrator import CANCELLED, run
-from videoseg.runtime import backends
+from videoseg.runtime import backends, loading
 
 T = 20
 FRAMES, GT = moving_square_frames(num_frames=T, step=2)
@@ -363,7 +363,7 @@ def test_backends_are_picked_by_name_and_real_models_cached(monkeypatch: pytest.
     assert isinstance(backends.make_propagator(CFG), FlowPropagator)
 
     monkeypatch.setattr(backends, "_QWEN", (__name__, "_CountingVQA"))
-    backends.clear_cache()
+    loading.clear_cache()
     try:
         first = backends.make_vqa(CFG.replace(vlm="org/model-a"))
         again = backends.make_vqa(CFG.replace(vlm="org/model-a", temperature=0.1))
@@ -371,7 +371,7 @@ def test_backends_are_picked_by_name_and_real_models_cached(monkeypatch: pytest.
         assert first is again and first is not other and _CountingVQA.built == 2
         assert not hasattr(again, "config")  # weight-only: nothing of a run is written onto it
     finally:
-        backends.clear_cache()
+        loading.clear_cache()
 
 
 def test_the_budget_shapes_the_prompt_and_never_cuts_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:

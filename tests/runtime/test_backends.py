@@ -7,8 +7,9 @@ from typing import ClassVar
 
 import pytest
 
+from videoseg.core import config as config_module
 from videoseg.core.config import PipelineConfig, preset
-from videoseg.runtime import backends
+from videoseg.runtime import backends, loading
 
 
 class _WeightOnly:
@@ -25,9 +26,9 @@ class _WeightOnly:
 def fake_qwen(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(backends, "_QWEN", (__name__, "_WeightOnly"))
     _WeightOnly.built = []
-    backends.clear_cache()
+    loading.clear_cache()
     yield _WeightOnly
-    backends.clear_cache()
+    loading.clear_cache()
 
 
 def test_one_object_per_checkpoint_and_no_run_settings_on_it(fake_qwen) -> None:
@@ -66,3 +67,14 @@ def test_the_sampler_model_is_a_needed_checkpoint() -> None:
 
     assert ("sampler", "Qwen/Qwen2.5-VL-7B-Instruct") in needed(preset("visionreasoner"))
     assert not any(role == "sampler" for role, _ in needed(preset("paper")))
+
+
+@pytest.mark.parametrize(
+    ("table", "name"),
+    [(t, n) for t in ("SEGMENTERS", "PROPAGATORS", "WEIGHTS_FREE_VLMS") for n in getattr(config_module, t)],
+)
+def test_every_declared_backend_name_names_a_class(table: str, name: str) -> None:
+    # Backend names are declared once (core/config.py) with where their class lives; a wrong entry
+    # would only fail when some run picks it.
+    module, cls = backends._spec(getattr(config_module, table), name)
+    assert isinstance(backends._load_class(module, cls), type)

@@ -14,7 +14,7 @@ import pytest
 from videoseg.core import events as ev
 from videoseg.core.config import PipelineConfig, preset
 from videoseg.core.interfaces import BackendDescription
-from videoseg.runtime import zerogpu
+from videoseg.runtime import loading, zerogpu
 
 SPACE = {"SPACES_ZERO_GPU": "true"}
 
@@ -142,11 +142,11 @@ def test_preload_builds_the_reasoner_and_the_sampler_model(monkeypatch: pytest.M
 
     monkeypatch.setattr(backends, "_QWEN", (__name__, "_FakeQwen"))
     _FakeQwen.built = []
-    backends.clear_cache()
+    loading.clear_cache()
     try:
         config = preset("visionreasoner", segmenter="grabcut", propagator="flow")
         loaded = zerogpu.preload_models([config])
     finally:
-        backends.clear_cache()
+        loading.clear_cache()
     assert _FakeQwen.built == ["Ricky06662/VisionReasoner-7B", "Qwen/Qwen2.5-VL-7B-Instruct"]
     assert loaded[:2] == ["fake Ricky06662/VisionReasoner-7B", "fake Qwen/Qwen2.5-VL-7B-Instruct"]

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from videoseg.core import events as ev
-from videoseg.core.config import PRESETS, PROPAGATORS, describe_presets, preset
+from videoseg.core.config import PRESETS, PROPAGATORS, SEGMENTERS, describe_presets, preset
 from videoseg.core.state import RunState
 from videoseg.io.export import OUTPUT_NAMES, RunExport, export_run
 from videoseg.io.outputs import MASK_NAME, check_output_file, check_replaceable_dir, same_file
@@ -74,7 +74,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--sam2", default=None, help="SAM2 hub id, local path or size (tiny/small/base-plus/large)"
     )
-    p.add_argument("--segmenter", choices=["sam2", "grabcut", "sam2-official"], default=None)
+    p.add_argument("--segmenter", choices=list(SEGMENTERS), default=None)
     p.add_argument("--propagator", choices=list(PROPAGATORS), default=None)
     p.add_argument("--xmem", default=None, help="path of the XMem checkpoint (XMem.pth)")
     p.add_argument("--edgetam", default=None, help="EdgeTAM video hub id or local path (propagator edgetam)")

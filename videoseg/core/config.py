@@ -14,15 +14,30 @@ from typing import Any
 
 SAMPLERS = ("htfs", "first_frame", "target_only", "random_key")
 CUE_KINDS = ("box", "point", "negative")
-SEGMENTERS = ("grabcut", "sam2", "sam2-official")
-PROPAGATORS = ("flow", "xmem", "sam2", "edgetam", "sam3-tracker")
+# Every backend name is declared here once, with where its class lives ("module:Class");
+# videoseg.runtime.backends imports a backend from this table only when a run uses it.
+SEGMENTERS = {
+    "grabcut": "videoseg.segmentation.grabcut:GrabCutSegmenter",
+    "sam2": "videoseg.segmentation.sam2:Sam2Segmenter",
+    "sam2-official": "videoseg.segmentation.sam2:OfficialSam2Segmenter",
+}
+PROPAGATORS = {
+    "flow": "videoseg.propagation.flow:FlowPropagator",
+    "xmem": "videoseg.propagation.xmem:XMemPropagator",
+    "sam2": "videoseg.propagation.sam2_video:Sam2VideoPropagator",
+    "edgetam": "videoseg.propagation.edgetam:EdgeTamPropagator",
+    "sam3-tracker": "videoseg.propagation.sam3_tracker:Sam3TrackerPropagator",
+}
+WEIGHTS_FREE_VLMS = {  # the reasoners that are not a checkpoint
+    "shapes": "videoseg.shapes.symbolic.model:ShapesVideoQA",
+    "manual": "videoseg.reasoning.manual:ManualVideoQA",
+}
 TRACKER_PROMPTS = ("mask", "cues")  # what a SAM-family tracker is prompted with on the keyframe
 # The method: the paper's three stages, or SAM 3 segmenting the query's concept directly (pipeline/direct.py)
 METHODS = ("videoseg-r1", "sam3-text")
 SAM3_TEXTS = ("noun-phrase", "query")  # what sam3-text gives SAM 3
 EDGETAM_MODEL = "yonigozlan/EdgeTAM-hf"
 SAM3_MODEL = "facebook/sam3"
-WEIGHTS_FREE_VLMS = ("shapes", "manual")
 RETIRED_FIELDS = frozenset({"cap_generation_by_budget", "answer_allowance"})
 
 VLM_PRESETS = {
@@ -112,11 +127,17 @@ class PipelineConfig:
     flow_max_side: int = _f(480, "flow propagator works at this longer side")
     edgetam_model: str = _f(EDGETAM_MODEL, "EdgeTAM video hub id or local path (propagator edgetam)")
     sam3_model: str = _f(SAM3_MODEL, "SAM 3 hub id or local path (sam3-tracker, sam3-text; gated)")
-    tracker_prompt: str = _f("mask", "edgetam / sam3-tracker start from the keyframe: mask | cues (box + points)")
+    tracker_prompt: str = _f(
+        "mask", "edgetam / sam3-tracker start from the keyframe: mask | cues (box + points)"
+    )
 
     # ---- method: the paper's pipeline, or a direct method beside it
-    method: str = _f("videoseg-r1", "videoseg-r1 (the three stages) | sam3-text (SAM 3 on the query, no reasoning)")
-    sam3_text: str = _f("noun-phrase", "sam3-text prompt: noun-phrase (cut from the query) | query (as typed)")
+    method: str = _f(
+        "videoseg-r1", "videoseg-r1 (the three stages) | sam3-text (SAM 3 on the query, no reasoning)"
+    )
+    sam3_text: str = _f(
+        "noun-phrase", "sam3-text prompt: noun-phrase (cut from the query) | query (as typed)"
+    )
 
     # ---- runtime
     device: str = _f("auto", "auto | cpu | cuda | cuda:N")
@@ -135,9 +156,9 @@ class PipelineConfig:
         if bad or not self.cues:
             raise ValueError(f"cues must be a non-empty subset of {CUE_KINDS}, got {self.cues!r}")
         if self.segmenter not in SEGMENTERS:
-            raise ValueError(f"segmenter must be one of {SEGMENTERS}, got {self.segmenter!r}")
+            raise ValueError(f"segmenter must be one of {tuple(SEGMENTERS)}, got {self.segmenter!r}")
         if self.propagator not in PROPAGATORS:
-            raise ValueError(f"propagator must be one of {PROPAGATORS}, got {self.propagator!r}")
+            raise ValueError(f"propagator must be one of {tuple(PROPAGATORS)}, got {self.propagator!r}")
         if self.tracker_prompt not in TRACKER_PROMPTS:
             raise ValueError(f"tracker_prompt must be one of {TRACKER_PROMPTS}, got {self.tracker_prompt!r}")
         if self.method not in METHODS:
@@ -214,8 +235,14 @@ PRESETS: dict[str, tuple[dict[str, Any], str]] = {
         "Table 7 row: no difficulty rating, so no reasoning-token budget",
     ),
     "shapes-xmem": ({"propagator": "xmem"}, "shapes model + GrabCut, XMem propagation (needs XMem.pth)"),
-    "shapes-sam2-video": ({"propagator": "sam2"}, "shapes model + GrabCut, SAM 2.1 video propagation (needs SAM2)"),
-    "shapes-edgetam": ({"propagator": "edgetam"}, "shapes model + GrabCut, EdgeTAM propagation (needs EdgeTAM)"),
+    "shapes-sam2-video": (
+        {"propagator": "sam2"},
+        "shapes model + GrabCut, SAM 2.1 video propagation (needs SAM2)",
+    ),
+    "shapes-edgetam": (
+        {"propagator": "edgetam"},
+        "shapes model + GrabCut, EdgeTAM propagation (needs EdgeTAM)",
+    ),
     "paper": (dict(_PAPER), "the paper: Qwen2.5-VL-7B + SAM2-large + XMem (needs GPU + weights)"),
     "paper-3b": ({**_PAPER, "vlm": VLM_PRESETS["qwen-3b"]}, "the paper's 3B variant"),
     "paper-first-frame": ({**_PAPER, "sampler": "first_frame"}, "paper models, Table 5 first-frame row"),
@@ -239,11 +266,21 @@ PRESETS: dict[str, tuple[dict[str, Any], str]] = {
         "paper models, Table 7 row: no reasoning budget",
     ),
     "visionreasoner": (
-        {**_PAPER, "vlm": VLM_PRESETS["visionreasoner-7b"], "sampler_vlm": VLM_PRESETS["qwen-7b"], "profile": "visionreasoner"},
+        {
+            **_PAPER,
+            "vlm": VLM_PRESETS["visionreasoner-7b"],
+            "sampler_vlm": VLM_PRESETS["qwen-7b"],
+            "profile": "visionreasoner",
+        },
         "VisionReasoner-7B as reasoner (closest released GRPO checkpoint)",
     ),
     "seg-zero": (
-        {**_PAPER, "vlm": VLM_PRESETS["seg-zero-7b"], "sampler_vlm": VLM_PRESETS["qwen-7b"], "profile": "seg-zero"},
+        {
+            **_PAPER,
+            "vlm": VLM_PRESETS["seg-zero-7b"],
+            "sampler_vlm": VLM_PRESETS["qwen-7b"],
+            "profile": "seg-zero",
+        },
         "Seg-Zero-7B as reasoner",
     ),
 }

@@ -52,7 +52,7 @@ from videoseg.runtime.backends import (
     make_sampler_vqa,
     make_segmenter,
     make_vqa,
-    resolve_device,
+    run_device,
 )
 from videoseg.sampling.stage import Looked, where_to_look
 from videoseg.segmentation.stage import segment_keyframe
@@ -279,7 +279,7 @@ def _check_inputs(
         problems.append(("video", str(exc) or _describe(exc)))
     device = "cpu"
     try:
-        device = resolve_device(config)
+        device = run_device(config)
     except Exception as exc:
         device = str(config.device)
         problems.append(("device", _describe(exc)))

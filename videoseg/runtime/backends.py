@@ -16,31 +16,17 @@ cheap and built fresh each time.
 from __future__ import annotations
 
 import importlib
-import threading
 from typing import Any
 
-from videoseg.core.config import PipelineConfig
+from videoseg.core.config import PROPAGATORS, SEGMENTERS, WEIGHTS_FREE_VLMS, PipelineConfig
 from videoseg.core.interfaces import Propagator, Segmenter, VideoQA
 
-_VQA = {
-    "shapes": ("videoseg.shapes.symbolic.model", "ShapesVideoQA"),
-    "manual": ("videoseg.reasoning.manual", "ManualVideoQA"),
-}
 _QWEN = ("videoseg.reasoning.qwen", "QwenVideoQA")
-_SEGMENTERS = {
-    "grabcut": ("videoseg.segmentation.grabcut", "GrabCutSegmenter"),
-    "sam2": ("videoseg.segmentation.sam2", "Sam2Segmenter"),
-    "sam2-official": ("videoseg.segmentation.sam2", "OfficialSam2Segmenter"),
-}
-_PROPAGATORS = {
-    "flow": ("videoseg.propagation.flow", "FlowPropagator"),
-    "xmem": ("videoseg.propagation.xmem", "XMemPropagator"),
-    "sam2": ("videoseg.propagation.sam2_video", "Sam2VideoPropagator"),
-    "edgetam": ("videoseg.propagation.edgetam", "EdgeTamPropagator"),
-    "sam3-tracker": ("videoseg.propagation.sam3_tracker", "Sam3TrackerPropagator"),
-}
-_cache: dict[tuple[Any, ...], Any] = {}
-_lock = threading.Lock()
+
+
+def _spec(table: dict[str, str], name: str) -> tuple[str, str]:
+    module, _, cls = table[name].partition(":")
+    return module, cls
 
 
 class BackendUnavailable(RuntimeError):
@@ -58,30 +44,29 @@ def _load_class(module_name: str, class_name: str) -> type:
     return cls
 
 
-def _build(kind: str, name: str, spec: tuple[str, str], config: PipelineConfig, model_id: str | None) -> Any:
+def _build(spec: tuple[str, str], config: PipelineConfig) -> Any:
     # Segmenters and propagators read run settings (XMem's memory sizes, the tracker prompt) from the
     # config they are built with, so each run builds its own; the weights underneath are shared.
     return _load_class(*spec)(config)
 
 
 def _qwen(model_id: str, config: PipelineConfig) -> VideoQA:
-    """The shared, weight-only Qwen2.5-VL object of ``model_id`` on the run's device and dtype."""
-    key = ("vqa", "qwen", str(model_id), config.device, config.dtype)
-    with _lock:
-        instance = _cache.get(key)
-    if instance is None:
-        # Built outside the lock: loading takes long, and the model cache already makes concurrent
-        # loads of one checkpoint wait for each other.
-        instance = _load_class(*_QWEN)(str(model_id), config.device, config.dtype)
-        with _lock:
-            instance = _cache.setdefault(key, instance)
-    return instance
+    """The shared, weight-only Qwen2.5-VL object of ``model_id`` on the run's device and dtype (one
+    per process, in the model cache of :mod:`videoseg.runtime.loading`)."""
+    from videoseg.runtime.loading import cached_model, resolve_device, resolve_dtype
+
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    cls = _load_class(*_QWEN)
+    return cached_model(
+        "vqa", str(model_id), device, dtype, lambda: cls(str(model_id), config.device, config.dtype)
+    )
 
 
 def make_vqa(config: PipelineConfig) -> VideoQA:
     """The VideoQA serving the reasoner (and, unless the profile is grounding-only, HTFS) for ``config.vlm``."""
-    if config.vlm in _VQA:
-        return _load_class(*_VQA[config.vlm])(config)
+    if config.vlm in WEIGHTS_FREE_VLMS:
+        return _load_class(*_spec(WEIGHTS_FREE_VLMS, config.vlm))(config)
     return _qwen(config.vlm, config)
 
 
@@ -91,7 +76,7 @@ def sampler_vlm_for(config: PipelineConfig) -> str:
     says what to set)."""
     from videoseg.reasoning.profiles import get_profile
 
-    if config.vlm in _VQA or not get_profile(config.profile).grounding_only:
+    if config.vlm in WEIGHTS_FREE_VLMS or not get_profile(config.profile).grounding_only:
         return config.sampler_vlm or config.vlm
     if not config.sampler_vlm:
         raise ValueError(
@@ -107,27 +92,26 @@ def make_sampler_vqa(config: PipelineConfig) -> VideoQA:
     model_id = sampler_vlm_for(config)
     if model_id == config.vlm:
         return make_vqa(config)
-    if model_id in _VQA:
-        return _load_class(*_VQA[model_id])(config)
+    if model_id in WEIGHTS_FREE_VLMS:
+        return _load_class(*_spec(WEIGHTS_FREE_VLMS, model_id))(config)
     return _qwen(model_id, config)
 
 
 def make_segmenter(config: PipelineConfig) -> Segmenter:
     """The keyframe segmenter for ``config.segmenter``."""
-    if config.segmenter not in _SEGMENTERS:
+    if config.segmenter not in SEGMENTERS:
         raise ValueError(f"unknown segmenter {config.segmenter!r}")
-    return _build("segmenter", config.segmenter, _SEGMENTERS[config.segmenter], config, config.sam2_model)
+    return _build(_spec(SEGMENTERS, config.segmenter), config)
 
 
 def make_propagator(config: PipelineConfig) -> Propagator:
     """The mask propagator for ``config.propagator``."""
-    if config.propagator not in _PROPAGATORS:
+    if config.propagator not in PROPAGATORS:
         raise ValueError(f"unknown propagator {config.propagator!r}")
-    model_id = {"xmem": config.xmem_checkpoint, "sam2": config.sam2_model}.get(config.propagator)
-    return _build("propagator", config.propagator, _PROPAGATORS[config.propagator], config, model_id)
+    return _build(_spec(PROPAGATORS, config.propagator), config)
 
 
-def resolve_device(config: PipelineConfig) -> str:
+def run_device(config: PipelineConfig) -> str:
     """The device a run uses, as text. Weights-free runs are CPU-only and never import torch."""
     if config.weights_free:
         return "cpu"
@@ -136,19 +120,12 @@ def resolve_device(config: PipelineConfig) -> str:
     return str(_resolve(config.device))
 
 
-def clear_cache() -> None:
-    """Forget cached real-model backends (frees their memory once nothing else holds them)."""
-    with _lock:
-        _cache.clear()
-
-
 __all__ = [
     "BackendUnavailable",
-    "clear_cache",
     "make_propagator",
     "make_sampler_vqa",
     "make_segmenter",
     "make_vqa",
-    "resolve_device",
+    "run_device",
     "sampler_vlm_for",
 ]
