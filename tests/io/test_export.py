@@ -240,3 +240,37 @@ def test_benchmark_pngs_are_the_union_as_0_or_255(tmp_path: Path) -> None:
         values = np.asarray(png)
     assert set(np.unique(values)) <= {0, 255}
     assert np.array_equal(values == 255, _masks(3).any(axis=0))
+
+
+def _whole_frame_overlay(frame: np.ndarray, masks: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """The overlay computed over the whole frame (what overlay_masks did before it worked in boxes)."""
+    import cv2
+
+    from videoseg.viz.overlay import _scale, target_colour
+
+    out = frame.copy()
+    thickness = max(1, round(2 * _scale(frame)))
+    for i, mask in enumerate(masks):
+        if not mask.any():
+            continue
+        colour = np.array(target_colour(i), dtype=np.float32)
+        out[mask] = np.clip(out[mask].astype(np.float32) * (1 - alpha) + colour * alpha, 0, 255).astype(
+            np.uint8
+        )
+        found, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, found, -1, tuple(int(c) for c in colour), thickness, cv2.LINE_AA)
+    return out
+
+
+def test_the_overlay_drawn_in_mask_boxes_equals_the_whole_frame_one() -> None:
+    from videoseg.viz.overlay import overlay_masks
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 255, (90, 130, 3), dtype=np.uint8)
+    masks = np.zeros((4, 90, 130), dtype=bool)
+    masks[0, 10:30, 20:50] = True
+    masks[0, 60:70, 100:120] = True  # two parts
+    masks[1, 0:15, 0:40] = True  # touches the top-left corner
+    masks[2, 70:90, 110:130] = rng.random((20, 20)) > 0.4  # ragged, at the bottom-right corner
+    # masks[3] stays empty
+    assert np.array_equal(overlay_masks(frame, masks), _whole_frame_overlay(frame, masks))

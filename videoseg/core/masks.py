@@ -72,7 +72,8 @@ def mask_box(mask: np.ndarray) -> list[int] | None:
 
     The paper's training boxes are "extreme mask pixels" (as VisionReasoner's data); every box made
     from a mask (training targets, segmenter agreement, failure diagnosis) is this one."""
-    ys, xs = np.nonzero(mask)
-    if xs.size == 0:
+    mask = np.asarray(mask, dtype=bool)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:  # (row and column projections: a few times faster than np.nonzero on 1080p)
         return None
-    return [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+    return [int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])]

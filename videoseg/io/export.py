@@ -54,6 +54,7 @@ import queue
 import shutil
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -74,7 +75,8 @@ REASONING_NAME = "reasoning.txt"
 OUTPUT_NAMES = (MASKS_DIR, CUES_NAME, REASONING_NAME, OVERLAY_NAME)
 OVERLAY_CHUNK = 256  # frames per overlay segment: one seek + one IDR frame per chunk
 CANVAS_GREY = 40  # background of an overlay drawn without its video (a replay whose video moved)
-PNG_LEVEL = 1  # zlib level of mask PNGs: label maps compress well even at the fastest level
+PNG_LEVEL = 6  # zlib level of mask PNGs (with the run-length strategy the level barely matters)
+OVERLAY_PRESET = "ultrafast"  # x264 preset of the streamed overlay: ~2.5x faster than veryfast at 1080p
 _QUEUE = 32  # bounded queues: a writer that falls behind slows the run instead of growing memory
 
 
@@ -213,7 +215,9 @@ def write_mask_png(path: str | Path, labels: np.ndarray) -> None:
     height, width = labels.shape
     image = Image.frombytes("P", (width, height), np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
     image.putpalette(davis_palette().tobytes())
-    image.save(path, compress_level=PNG_LEVEL)
+    # zlib's run-length strategy: label maps are runs, so it is both faster and smaller than the
+    # default (1080p: ~10 ms and 5 KB vs ~20 ms and 13 KB at level 1).
+    image.save(path, compress_level=PNG_LEVEL, compress_type=zlib.Z_RLE)
 
 
 def label_maps(state: RunState, *, missing: str = "error") -> Iterator[np.ndarray]:
@@ -528,7 +532,7 @@ class RunExport:
             for idx, frame in self._video.iter_frames(start, stop):
                 yield overlay_frame(frame, frame_masks(rles[idx], size, idx))
 
-        write_mp4(self._parts / f"{chunk:06d}.mp4", frames(), self._fps)
+        write_mp4(self._parts / f"{chunk:06d}.mp4", frames(), self._fps, preset=OVERLAY_PRESET)
 
     # ------------------------------------------------------------------ the end
 

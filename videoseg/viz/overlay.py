@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from videoseg.core.cues import TargetCues
+from videoseg.core.masks import mask_box
 
 # Bright, mutually distinct colours that stay visible on the shapes world's saturated objects
 # (the contour in the same colour, plus a dark outline on markers, keeps them readable on any colour).
@@ -81,14 +82,25 @@ def overlay_masks(
     if masks.shape[1:] != frame.shape[:2]:
         raise ValueError(f"masks {masks.shape[1:]} do not match frame {frame.shape[:2]}")
     thickness = max(1, round(2 * _scale(frame)))
+    height, width = frame.shape[:2]
     for i, mask in enumerate(masks):
-        if not mask.any():
+        box = mask_box(mask)
+        if box is None:
             continue
+        # Blend and trace inside the mask's box only (padded by a pixel, so the contour tracing
+        # sees the same neighbourhood): a target covers a small part of a 1080p frame, and the
+        # long-video overlay is written at the pipeline's pace (tests/io/test_export.py checks
+        # the result equals the whole-frame computation).
+        x0, y0 = max(box[0] - 1, 0), max(box[1] - 1, 0)
+        x1, y1 = min(box[2] + 2, width), min(box[3] + 2, height)
+        part, sub = mask[y0:y1, x0:x1], out[y0:y1, x0:x1]
         colour = np.array(target_colour(i + colour_offset), dtype=np.float32)
-        region = out[mask].astype(np.float32)
-        out[mask] = np.clip(region * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
+        region = sub[part].astype(np.float32)
+        sub[part] = np.clip(region * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
         if contour:
-            found, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            found, _ = cv2.findContours(
+                part.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0)
+            )
             cv2.drawContours(out, found, -1, tuple(int(c) for c in colour), thickness, cv2.LINE_AA)
     return out
 
