@@ -101,8 +101,10 @@ def smart_resize(
         raise ValueError(f"image size must be positive, got {width} x {height}")
     if max(height, width) / min(height, width) > 200:
         raise ValueError(f"aspect ratio above 200 is not supported by Qwen2.5-VL: {width} x {height}")
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
+    # The transformers processor's rule (Qwen2VLImageProcessor's smart_resize), which is what resizes
+    # images at inference; tests/reasoning/test_qwen.py compares the two on a table of sizes.
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
     if h_bar * w_bar > max_pixels:
         scale = math.sqrt(height * width / max_pixels)
         h_bar = max(factor, math.floor(height / scale / factor) * factor)

@@ -33,7 +33,6 @@ How frames reach the model (the choices, and why):
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import zlib
@@ -61,6 +60,7 @@ from videoseg.core.interfaces import (
     Usage,
 )
 from videoseg.reasoning import prompts
+from videoseg.reasoning.profiles import smart_resize
 from videoseg.runtime.loading import cached_model, dtype_name, hub_offline, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
@@ -82,31 +82,6 @@ _QUESTION_TEMPLATES = {
     "difficulty": "DIFFICULTY_QUESTION",
 }
 _SEED_SALT = {"interval": 1, "percentage": 2}
-
-
-def smart_resize(
-    height: int, width: int, factor: int = 28, min_pixels: int = 56 * 56, max_pixels: int = 28 * 28 * 1280
-) -> tuple[int, int]:
-    """(height, width) rounded to multiples of ``factor`` with an area in [min_pixels, max_pixels].
-
-    Qwen2.5-VL's own resizing rule (same result as the processor's), kept here so answer spaces can
-    be computed without a processor call and tested as a pure function.
-    """
-    if height < 1 or width < 1:
-        raise ValueError(f"image size must be positive, got {width} x {height}")
-    if max(height, width) / min(height, width) > 200:
-        raise ValueError(f"aspect ratio above 200 is not supported by Qwen2.5-VL: {width} x {height}")
-    h_bar = round(height / factor) * factor
-    w_bar = round(width / factor) * factor
-    if h_bar * w_bar > max_pixels:
-        scale = math.sqrt(height * width / max_pixels)
-        h_bar = max(factor, math.floor(height / scale / factor) * factor)
-        w_bar = max(factor, math.floor(width / scale / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        scale = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * scale / factor) * factor
-        w_bar = math.ceil(width * scale / factor) * factor
-    return h_bar, w_bar
 
 
 def qwen_answer_space(
