@@ -241,12 +241,31 @@ def htfs(
 ) -> Generator[Event, None, SamplerDecision]:
     """Run HTFS; yields PromptShown / ModelCall / FramesDecoded / SamplerLevel / SamplerPercent (and
     warnings). Returns the decision with ``strategy="htfs"``. The caller emits the SamplerResult."""
-    num_frames = reader.num_frames
-    fps = reader.fps
-    window = (0, num_frames - 1)
-    limit = max(config.delta * num_frames, config.min_key_frames)
-    fallback = False
     notes: list[str] = []
+    key_segment, levels, fallback = yield from _find_key_segment(reader, query, vqa, config, notes)
+    target, percent_fallback = yield from _find_target_frame(reader, query, vqa, config, key_segment, levels)
+    if percent_fallback:
+        notes.append(f"no percentage answer parsed; fallback position {config.fallback_percent:.2f} used")
+    return SamplerDecision(
+        strategy="htfs",
+        key_segment=key_segment,
+        target_frame=target,
+        key_frames=key_frames_with_target(key_segment[0], key_segment[1], config.num_key_frames, target),
+        reference_frames=uniform_indices(0, reader.num_frames - 1, config.num_reference_frames),
+        fallback=fallback or percent_fallback,
+        levels=levels,
+        notes=notes,
+    )
+
+
+def _find_key_segment(
+    reader: FrameReader, query: str, vqa: VideoQA, config: PipelineConfig, notes: list[str]
+) -> Generator[Event, None, tuple[tuple[int, int], int, bool]]:
+    """The coarse-to-fine levels: K interval answers per level averaged into the next window, while
+    it is longer than ``delta * T``. Returns (key segment, levels asked, whether it fell back)."""
+    window = (0, reader.num_frames - 1)
+    limit = max(config.delta * reader.num_frames, config.min_key_frames)
+    fallback = False
     level = 0
     while True:
         shown = uniform_indices(window[0], window[1], config.frames_per_question)
@@ -254,7 +273,7 @@ def htfs(
         yield decoded
         settings = CallSettings.from_config(config, level=level)
         raw = yield from _ask("interval", vqa, clip, query, config.num_interval_answers, settings, level)
-        intervals = [parse_interval(text, window, fps) for text in raw]
+        intervals = [parse_interval(text, window, reader.fps) for text in raw]
         mean = _mean_interval(intervals)
         if mean is None:
             # Nothing parsed: the model gave no usable interval, so zooming would ask the same
@@ -289,9 +308,19 @@ def htfs(
         window = mean
         level += 1
         if not zoom:
-            break
-    key_segment = window
+            return window, level, fallback
 
+
+def _find_target_frame(
+    reader: FrameReader,
+    query: str,
+    vqa: VideoQA,
+    config: PipelineConfig,
+    key_segment: tuple[int, int],
+    level: int,
+) -> Generator[Event, None, tuple[int, bool]]:
+    """M percentage answers averaged: ``f_tgt = start_key + floor(T_key * p_mean)``.
+    Returns (target frame, whether no answer parsed and the fallback position was used)."""
     shown = uniform_indices(key_segment[0], key_segment[1], config.frames_per_question)
     clip, decoded = reader.clip(shown, key_segment, purpose="percentage")
     yield decoded
@@ -299,12 +328,8 @@ def htfs(
     raw = yield from _ask("percentage", vqa, clip, query, config.num_percent_answers, settings, None)
     percents = [parse_percentage(text) for text in raw]
     parsed = [p for p in percents if p is not None]
-    percent_fallback = not parsed
     p_mean = sum(parsed) / len(parsed) if parsed else config.fallback_percent
     target = target_from_percent(key_segment, p_mean)
-    if percent_fallback:
-        fallback = True
-        notes.append(f"no percentage answer parsed; fallback position {config.fallback_percent:.2f} used")
     yield SamplerPercent(
         key_segment=list(key_segment),
         frame_indices=list(shown),
@@ -312,18 +337,9 @@ def htfs(
         percents=percents,
         mean_percent=p_mean,
         target_frame=target,
-        fallback=percent_fallback,
+        fallback=not parsed,
     )
-    return SamplerDecision(
-        strategy="htfs",
-        key_segment=key_segment,
-        target_frame=target,
-        key_frames=key_frames_with_target(key_segment[0], key_segment[1], config.num_key_frames, target),
-        reference_frames=uniform_indices(0, num_frames - 1, config.num_reference_frames),
-        fallback=fallback,
-        levels=level,
-        notes=notes,
-    )
+    return target, not parsed
 
 
 __all__ = [
