@@ -259,20 +259,7 @@ def run_direct(
     ``check`` is called before each frame (the orchestrator's cancel check raises there). ``backend``
     defaults to the cached SAM 3 model of ``config.sam3_model``."""
     sam3 = backend if backend is not None else Sam3Text.load(config)
-    yield BackendInfo(
-        for_stage="segmenter",
-        name=METHOD,
-        weights_free=False,
-        description=sam3.description,
-        model_id=sam3.model_id,
-    )
-    yield BackendInfo(
-        for_stage="propagator",
-        name=METHOD,
-        weights_free=False,
-        description="SAM 3's own tracker (the same model): instances followed frame to frame, forward only",
-        model_id=sam3.model_id,
-    )
+    yield from _backend_events(sam3)
     text, how = concept_prompt(query, config)
     yield PromptShown(
         for_stage="segmenter", purpose="concept", text=f"{text}\n\n(SAM 3 concept prompt: {how})"
@@ -297,23 +284,11 @@ def run_direct(
             rle = empty_rle
         seen.add(frame_idx)
         if frame_idx == 0:
-            box = mask_box(merged)
-            yield KeyframeMask(
-                frame_idx=0,
-                target=0,
-                rle=rle,
-                score=float(scores.max()) if len(scores) else 0.0,
-                cues=TargetCues(box=box, obj_id=1, frame_idx=0).to_dict(),
-                area=int(merged.sum()),
-            )
             timings["segmenter"] = time.perf_counter() - t0
-            yield StageTiming(
-                for_stage="segmenter",
-                seconds=timings["segmenter"],
-                details={"concept": text, "instances_on_frame_0": len(masks), "targets": 1},
+            yield from _first_frame_events(
+                merged, rle, scores, len(masks), text, timings["segmenter"], num_frames
             )
             t1 = time.perf_counter()
-            yield PropagationStarted(keyframe=0, num_frames=num_frames, num_targets=1)
         yield PropagatedMask(
             frame_idx=frame_idx,
             direction="keyframe" if frame_idx == 0 else "forward",
@@ -337,6 +312,51 @@ def run_direct(
             message=f"SAM 3 found no instance of “{text}” on any frame, so every mask is empty",
         )
     return DirectResult(num_targets=1, timings=timings)
+
+
+def _backend_events(sam3: Sam3Text) -> Iterator[Event]:
+    """One SAM 3 model stands for both stage 3 backends: it segments frame 0 and tracks the rest."""
+    yield BackendInfo(
+        for_stage="segmenter",
+        name=METHOD,
+        weights_free=False,
+        description=sam3.description,
+        model_id=sam3.model_id,
+    )
+    yield BackendInfo(
+        for_stage="propagator",
+        name=METHOD,
+        weights_free=False,
+        description="SAM 3's own tracker (the same model): instances followed frame to frame, forward only",
+        model_id=sam3.model_id,
+    )
+
+
+def _first_frame_events(
+    merged: np.ndarray,
+    rle: dict[str, Any],
+    scores: np.ndarray,
+    instances: int,
+    text: str,
+    seconds: float,
+    num_frames: int,
+) -> Iterator[Event]:
+    """Frame 0 plays the keyframe: its mask (the union of SAM 3's instances, boxed as the cue), the
+    segmenter's timing, and the start of propagation."""
+    yield KeyframeMask(
+        frame_idx=0,
+        target=0,
+        rle=rle,
+        score=float(scores.max()) if len(scores) else 0.0,
+        cues=TargetCues(box=mask_box(merged), obj_id=1, frame_idx=0).to_dict(),
+        area=int(merged.sum()),
+    )
+    yield StageTiming(
+        for_stage="segmenter",
+        seconds=seconds,
+        details={"concept": text, "instances_on_frame_0": instances, "targets": 1},
+    )
+    yield PropagationStarted(keyframe=0, num_frames=num_frames, num_targets=1)
 
 
 def _checked(stream: Iterator[Any], check: Callable[[], None]) -> Iterator[Any]:
