@@ -10,7 +10,7 @@ fetched there: this module writes them instead, from the published configuration
 - SAM2.1 tiny / small / base-plus / large (the Hiera settings of the official ``sam2.1_hiera_*.yaml``
   configs; the transformers configs carry the same numbers under other names).
 
-The architectures are checked against the published parameter counts in ``tests/test_architectures.py``
+The architectures are checked against the published parameter counts in ``tests/bench/test_architectures.py``
 (3.75 B, 8.29 B, 38.9 M ... 224.4 M) and the official ``sam2`` package's own build, so a wrong number
 here fails a test.
 

@@ -13,7 +13,7 @@ goes wrong) it fetches 32 scattered frames (random order, with a duplicate) and 
 
 The last column counts frames that differ from the plain sequential decode (the definition of
 "frame i"). Run: ``python bench/bench_video.py [--clips vtest.avi box.mp4] [--repeats 3]``.
-Needs apt access the first time (tests/realdata.py fetches the clips).
+Needs apt access the first time (tests/support/realdata.py fetches the clips).
 """
 
 from __future__ import annotations

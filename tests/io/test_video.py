@@ -2,7 +2,7 @@
 
 The reference for "frame i" is a plain PyAV sequential decode with default settings; frames are
 compared through per-frame digests of their RGB bytes (exact equality), so a whole clip need not
-sit in memory. Real clips come from Debian's opencv-doc package (tests/realdata.py); if apt is
+sit in memory. Real clips come from Debian's opencv-doc package (tests/support/realdata.py); if apt is
 unreachable those tests fail with the reason.
 """
 

@@ -4,7 +4,7 @@ lays it out.
 Functions are tested directly (the keyframe panel keeps a small mask visible, the propagation strip
 labels its tiles legibly, the timeline keeps its legend off the axis title); the CSS is tested
 against the components that carry its classes, and once in a real browser at phone width (needs
-``/usr/bin/chromium``, like tests/test_ui_browser.py; never skipped).
+``/usr/bin/chromium``, like tests/ui/test_ui_browser.py; never skipped).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ The toolkit builds each boundary map from several full-frame numpy temporaries a
 frame by a disk; here J is vectorised over all frames, the boundary map is one 2x2 min/max filter in
 OpenCV, the disk dilation is done as the union of a few rectangle dilations (the same pixels, ~3x
 cheaper) and only on the bounding box of the boundary pixels. ``bench/bench_metrics.py`` prints the
-speed-up; ``tests/test_metrics.py`` checks equality with a literal re-implementation of the toolkit
+speed-up; ``tests/eval/test_metrics.py`` checks equality with a literal re-implementation of the toolkit
 (``tests/davis_reference.py``).
 
 Masks: ``(T, H, W)`` (or a single ``(H, W)`` frame, scored as ``T = 1``) arrays; any non-zero value is
