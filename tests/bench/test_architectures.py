@@ -100,6 +100,7 @@ def test_qwen_processor_keeps_real_ids_and_vision_token_counts() -> None:
     assert ids.count(151656) == 8 * 256
 
 
+@pytest.mark.slow
 def test_bench_random_weights_runs_without_a_hub(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
