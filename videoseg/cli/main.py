@@ -1,6 +1,6 @@
-"""Command line: ``python -m videoseg {run,replay,synth,eval,benchmark} ...``.
+"""Command line: ``python -m videoseg {run,replay,synth,eval,benchmark,train} ...``.
 
-Each subcommand lives beside the code it drives and registers itself here through an
+Each subcommand is one module of this package and registers itself here through an
 ``add_parser(subparsers)`` function that sets ``func`` (called with the parsed args, returns an exit code).
 """
 
