@@ -61,7 +61,9 @@ def make_clip(path: Path, minutes: float, height: int, fps: float, seed: int = 1
         for packet in stream.encode():
             container.mux(packet)
     tmp.rename(path)
-    print(f"clip: {total} frames of {width}x{height} at {fps} fps written in {time.perf_counter() - start:.0f} s")
+    print(
+        f"clip: {total} frames of {width}x{height} at {fps} fps written in {time.perf_counter() - start:.0f} s"
+    )
     return query
 
 
@@ -97,7 +99,9 @@ def run_once(video: object, query: str, out: Path | None) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--fps", type=float, default=25.0)
@@ -122,7 +126,9 @@ def main() -> None:
     print(f"clip {clip.name}: {len(video)} frames {video.size[0]}x{video.size[1]}; query {query!r}")
 
     alone = run_once(video, query, None)
-    print(f"pipeline only:      {alone['wall']:7.1f} s ({1000 * alone['wall'] / alone['frames']:.1f} ms/frame)")
+    print(
+        f"pipeline only:      {alone['wall']:7.1f} s ({1000 * alone['wall'] / alone['frames']:.1f} ms/frame)"
+    )
     out = args.workdir / "out"
     shutil.rmtree(out, ignore_errors=True)
     both = run_once(video, query, out)

@@ -168,8 +168,14 @@ def test_replay_refuses_traces_that_are_not_one_run(
     ("change", "fragment"),
     [
         # refused while the trace is read (videoseg.core.trace checks every field), before any output
-        ({"rles": [{"size": [48, 64], "counts": "garbage!!"}]}, "field 'rles[0].counts' must be a compressed"),
-        ({"rles": [{"size": [4, 4], "counts": "4"}]}, "'rles[0].size' is 4x4 (width x height), but the run's"),
+        (
+            {"rles": [{"size": [48, 64], "counts": "garbage!!"}]},
+            "field 'rles[0].counts' must be a compressed",
+        ),
+        (
+            {"rles": [{"size": [4, 4], "counts": "4"}]},
+            "'rles[0].size' is 4x4 (width x height), but the run's",
+        ),
         ({"frame_idx": 999}, "field 'frame_idx' must be a whole number from 0 to 5, got 999"),
         (
             {"run_started": {"fps": "abc", "num_frames": -3}},

@@ -182,7 +182,9 @@ def test_trained_checkpoint_is_asked_exactly_what_the_base_model_is() -> None:
     # The same words; only the key segment is shown as time-labelled images instead of one video.
     key_labels = {"t = %.1f s:" % (i / req.key_clip.fps) for i in req.key_clip.frame_indices}
     base_texts = [i["text"].strip() for i in base if i["type"] == "text"]
-    ours_texts = [i["text"].strip() for i in ours if i["type"] == "text" and i["text"].strip() not in key_labels]
+    ours_texts = [
+        i["text"].strip() for i in ours if i["type"] == "text" and i["text"].strip() not in key_labels
+    ]
     assert base_texts == ours_texts
     assert "video" not in {i["type"] for i in ours}
     images = sum(i["type"] == "image" for i in ours) - sum(i["type"] == "image" for i in base)
@@ -194,10 +196,10 @@ def test_trained_checkpoint_is_asked_exactly_what_the_base_model_is() -> None:
     [
         (
             "visionreasoner",
-            'Please find "the red circle that turns left" with bboxs and points.',
+            'Locate "the red circle that turns left" in the image',
             '"point_2d"',
         ),
-        ("seg-zero", "Please find 'the red circle that turns left?' with bbox and points.", "'points_1'"),
+        ("seg-zero", "Locate 'the red circle that turns left?' in the image", "'points_1'"),
     ],
 )
 def test_single_image_profiles_show_one_840_image_and_their_template(
@@ -207,7 +209,7 @@ def test_single_image_profiles_show_one_840_image_and_their_template(
     image, text = msg["content"]
     assert image["type"] == "image" and image["image"].size == (840, 840)
     assert text["type"] == "text" and text["text"].startswith(question)
-    assert example_key in text["text"] and "<think> thinking process here </think><answer>" in text["text"]
+    assert example_key in text["text"] and "<think> reasoning </think><answer>" in text["text"]
     # No video, reference frames, budget or negative point: they were never in its training prompt.
     assert (
         "Key segment" not in text["text"] and "neg_point" not in text["text"] and "tokens" not in text["text"]

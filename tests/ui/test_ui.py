@@ -145,7 +145,9 @@ def test_run_streams_every_stage_in_order(run_result: tuple[list[tuple], list[An
     assert isinstance(events[0], RunStarted) and events[-1].type == "run_finished"
     assert len(pngs) == events[0].video["num_frames"]
     cues = json.loads(files["cues.json"].read_text())
-    assert cues["query"] == example.expressions[0]["text"] and cues["targets"]  # one cues.json schema (videoseg.io.export)
+    assert (
+        cues["query"] == example.expressions[0]["text"] and cues["targets"]
+    )  # one cues.json schema (videoseg.io.export)
 
 
 def test_run_progress_during_propagation_fills_in(run_result: tuple[list[tuple], list[Any]]) -> None:

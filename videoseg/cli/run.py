@@ -223,7 +223,11 @@ def _with_progress(events: Iterable[ev.Event], quiet: bool) -> Iterator[ev.Event
 
 
 def _finish(
-    state: RunState, out: Path | None, quiet: bool, video_path: str | None = None, export: RunExport | None = None
+    state: RunState,
+    out: Path | None,
+    quiet: bool,
+    video_path: str | None = None,
+    export: RunExport | None = None,
 ) -> int:
     """Report how the run ended and switch its outputs into ``out`` (the streamed ``export`` of a
     live run, or everything written now from the state of a replayed trace)."""

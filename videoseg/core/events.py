@@ -20,6 +20,7 @@ _REGISTRY: dict[str, type[Event]] = {}
 
 CANCELLED = "cancelled by the user"  # the message of a RunError.cancel
 
+
 @dataclass
 class Event:
     """Base class. Subclasses set ``type`` (a unique, stable string) and are registered."""

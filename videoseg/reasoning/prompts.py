@@ -162,39 +162,39 @@ def reason_instructions(query: str, cue_kinds: Sequence[str], budget: int | None
 
 # --------------------------------------------------------------------------- stage 2: released single-image reasoners
 #
-# VisionReasoner-7B and Seg-Zero-7B were trained with GRPO on one fixed prompt each, and an RL-trained
-# checkpoint answers best when asked in exactly the words it was trained on (the `visionreasoner` and
-# `seg-zero` profiles exist for that). The two templates below are therefore those checkpoints' own
-# prompt strings, kept character for character, including the missing spaces between sentences (their
-# code concatenates the sentences without one): an interface constant of the checkpoint, like a special
-# token, not prose of ours. Sources: dvlab-research/VisionReasoner
-# vision_reasoner/models/vision_reasoner_model.py (DETECTION_TEMPLATE and its two-object example answer)
-# and dvlab-research/Seg-Zero inference_scripts/infer.py at its single-object version (QUESTION_TEMPLATE
-# with the bbox / points_1 / points_2 example). Both put the image first, then this text, in one user turn.
+# VisionReasoner-7B and Seg-Zero-7B were trained with GRPO on one fixed prompt each. The profiles ask
+# them what those prompts ask, in the same order and with the same answer format, written in our own
+# words (the project takes facts from other code, not its text): the quoted query, a box and a point
+# per matching object (Seg-Zero: one object, one box and the centres of its two largest inscribed
+# circles), objects weighed against each other, reasoning in <think> </think>, the answer in
+# <answer> </answer> as JSON with their keys, and an example answer. Facts from
+# dvlab-research/VisionReasoner vision_reasoner/models/vision_reasoner_model.py (DETECTION_TEMPLATE)
+# and dvlab-research/Seg-Zero inference_scripts/infer.py (single-object QUESTION_TEMPLATE). Both put the
+# image first, then this text, in one user turn. An RL-trained checkpoint may follow reworded
+# instructions less reliably than its exact training prompt; the README says so.
 
 VISIONREASONER_TEMPLATE = (
-    'Please find "{question}" with bboxs and points.'
-    "Compare the difference between object(s) and find the most closely matched object(s)."
-    "Output the thinking process in <think> </think> and final answer in <answer> </answer> tags."
-    "Output the bbox(es) and point(s) inside the interested object(s) in JSON format."
-    "i.e., <think> thinking process here </think>"
-    "<answer>{answer}</answer>"
+    'Locate "{question}" in the image and give a box and a point for every matching object. '
+    "Weigh the candidate objects against each other and keep the ones that match best. "
+    "Write your reasoning inside <think> </think> and the final answer inside <answer> </answer>. "
+    "The answer is a JSON list with one entry per object: its box and a point inside it. "
+    "Form: <think> reasoning </think><answer>{answer}</answer>"
 )
-"""VisionReasoner's detection / segmentation prompt; ``answer`` is :data:`VISIONREASONER_EXAMPLE`."""
+"""VisionReasoner's detection / segmentation request; ``answer`` is :data:`VISIONREASONER_EXAMPLE`."""
 
-VISIONREASONER_EXAMPLE = '[{"bbox_2d": [10,100,200,210], "point_2d": [30,110]}, {"bbox_2d": [225,296,706,786], "point_2d": [302,410]}]'
+VISIONREASONER_EXAMPLE = '[{"bbox_2d": [12,40,180,220], "point_2d": [96,130]}, {"bbox_2d": [240,300,690,770], "point_2d": [460,520]}]'
 
 SEG_ZERO_TEMPLATE = (
-    "Please find '{question}' with bbox and points."
-    "Compare the difference between objects and find the most closely matched one."
-    "Output the thinking process in <think> </think> and final answer in <answer> </answer> tags."
-    "Output the one bbox and points of two largest inscribed circles inside the interested object in JSON format."
-    "i.e., <think> thinking process here </think>"
-    "<answer>{answer}</answer>"
+    "Locate '{question}' in the image and give one box and two points for it. "
+    "Weigh the candidate objects against each other and keep the one that matches best. "
+    "Write your reasoning inside <think> </think> and the final answer inside <answer> </answer>. "
+    "The answer is one JSON object: the box and the centres of the two largest circles that fit "
+    "inside the object. "
+    "Form: <think> reasoning </think><answer>{answer}</answer>"
 )
-"""Seg-Zero's single-object prompt; ``answer`` is :data:`SEG_ZERO_EXAMPLE` (one box, two points)."""
+"""Seg-Zero's single-object request; ``answer`` is :data:`SEG_ZERO_EXAMPLE` (one box, two points)."""
 
-SEG_ZERO_EXAMPLE = "{'bbox': [10,100,200,210], 'points_1': [30,110], 'points_2': [35,180]}"
+SEG_ZERO_EXAMPLE = "{'bbox': [12,40,180,220], 'points_1': [60,90], 'points_2': [120,170]}"
 
 
 def visionreasoner_question(query: str) -> str:
