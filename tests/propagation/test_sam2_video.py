@@ -108,32 +108,39 @@ def test_frames_are_read_in_bounded_chunks_in_tracking_order(propagator):
 def _run_logits(config, window, n=20):
     propagator = Sam2VideoPropagator(config, memory_window=window)
     logits = []
+    sessions = []
+    forget = propagator._forget
+
+    def remember(session, step):  # the last session each direction leaves behind
+        forget(session, step)
+        sessions.append(session)
+
+    propagator._forget = remember
     hook = propagator.model.register_forward_hook(lambda m, a, out: logits.append(out.pred_masks.clone()))
     try:
         masks = [m for _, _, m in both_ways(propagator, _video(n, seed=4), 0, _masks())]
     finally:
         hook.remove()
-    return propagator, torch.stack(logits), masks
+    return propagator, torch.stack(logits), masks, sessions[-1]
 
 
 def test_forgetting_old_state_changes_no_output_and_bounds_memory(config):
-    reference, ref_logits, ref_masks = _run_logits(config, window=None)
-    pruned, logits, masks = _run_logits(config, window="auto")
+    reference, ref_logits, ref_masks, full_session = _run_logits(config, window=None)
+    pruned, logits, masks, session = _run_logits(config, window="auto")
     assert pruned.memory_window == 15  # tiny config: 7 memory frames, 16 object pointers -> reach 15
     assert reference.memory_window is None
     assert torch.allclose(logits, ref_logits)
     assert all(np.array_equal(a, b) for a, b in zip(masks, ref_masks))
     # What the pruned session still holds: one frame of pixels, memory_window frames of outputs.
-    session = pruned.last_session
     assert len(session.processed_frames) <= 1
     for per_obj in session.output_dict_per_obj.values():
         assert len(per_obj["non_cond_frame_outputs"]) <= pruned.memory_window + 1
-    full = reference.last_session.output_dict_per_obj[0]["non_cond_frame_outputs"]
+    full = full_session.output_dict_per_obj[0]["non_cond_frame_outputs"]
     assert len(full) == 19
 
 
 def test_small_window_keeps_few_outputs(config):
-    propagator, _, masks = _run_logits(config, window=3, n=10)
+    _, _, masks, session = _run_logits(config, window=3, n=10)
     assert len(masks) == 9
-    for per_obj in propagator.last_session.output_dict_per_obj.values():
+    for per_obj in session.output_dict_per_obj.values():
         assert sorted(per_obj["non_cond_frame_outputs"]) == [6, 7, 8, 9]
