@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -52,23 +53,15 @@ TINY_MIN_PIXELS = 28 * 28
 TINY_MAX_PIXELS = 112 * 112
 
 
-def build_tiny_qwen(path: str | Path, seed: int = 0) -> Path:
-    """Save a ~0.2 M-parameter Qwen2.5-VL model + processor to ``path`` and return it."""
+def tiny_qwen_tokenizer() -> tuple[Any, dict[str, int]]:
+    """A byte-level Qwen2 tokenizer without merges plus the Qwen special tokens, and their ids
+    (shared by the tiny Qwen2.5-VL and Qwen3-VL checkpoints)."""
     import tokenizers
-    from transformers import (
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2Tokenizer,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    from transformers import Qwen2Tokenizer
     from transformers.tokenization_utils_base import AddedToken
 
-    path = Path(path)
     alphabet = sorted(tokenizers.pre_tokenizers.ByteLevel.alphabet())
-    vocab = {sym: i for i, sym in enumerate(alphabet)}
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[])
+    tokenizer = Qwen2Tokenizer(vocab={sym: i for i, sym in enumerate(alphabet)}, merges=[])
     tokenizer.add_special_tokens(
         {"additional_special_tokens": [AddedToken(t, special=True) for t in QWEN_SPECIAL_TOKENS[1:]]}
     )
@@ -76,6 +69,21 @@ def build_tiny_qwen(path: str | Path, seed: int = 0) -> Path:
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
     tokenizer.eos_token = "<|im_end|>"
     tokenizer.pad_token = "<|endoftext|>"
+    return tokenizer, ids
+
+
+def build_tiny_qwen(path: str | Path, seed: int = 0) -> Path:
+    """Save a ~0.2 M-parameter Qwen2.5-VL model + processor to ``path`` and return it."""
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    path = Path(path)
+    tokenizer, ids = tiny_qwen_tokenizer()
 
     image_processor = Qwen2VLImageProcessor(min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS)
     video_processor = Qwen2VLVideoProcessor(min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.support.tiny_models import QWEN_SPECIAL_TOKENS, TINY_CHAT_TEMPLATE, _once
+from tests.support.tiny_models import TINY_CHAT_TEMPLATE, _once, tiny_qwen_tokenizer
 
 TINY_QWEN3_MIN_PIXELS = 32 * 32
 TINY_QWEN3_MAX_PIXELS = 128 * 128
@@ -22,27 +22,16 @@ TINY_QWEN3_MAX_PIXELS = 128 * 128
 
 def build_tiny_qwen3_vl(path: str | Path, seed: int = 0) -> Path:
     """Save a ~80 k-parameter Qwen3-VL model + processor to ``path`` and return it."""
-    import tokenizers
     from transformers import (
-        Qwen2Tokenizer,
         Qwen2VLImageProcessor,
         Qwen3VLConfig,
         Qwen3VLForConditionalGeneration,
         Qwen3VLProcessor,
     )
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
-    from transformers.tokenization_utils_base import AddedToken
 
     path = Path(path)
-    alphabet = sorted(tokenizers.pre_tokenizers.ByteLevel.alphabet())
-    tokenizer = Qwen2Tokenizer(vocab={sym: i for i, sym in enumerate(alphabet)}, merges=[])
-    tokenizer.add_special_tokens(
-        {"additional_special_tokens": [AddedToken(t, special=True) for t in QWEN_SPECIAL_TOKENS[1:]]}
-    )
-    tokenizer.add_tokens([AddedToken(QWEN_SPECIAL_TOKENS[0], special=True)], special_tokens=True)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
-    tokenizer.eos_token = "<|im_end|>"
-    tokenizer.pad_token = "<|endoftext|>"
+    tokenizer, ids = tiny_qwen_tokenizer()
     vision = {"patch_size": 16, "merge_size": 2, "temporal_patch_size": 2}
     limits = {"shortest_edge": TINY_QWEN3_MIN_PIXELS, "longest_edge": TINY_QWEN3_MAX_PIXELS}
     processor = Qwen3VLProcessor(
