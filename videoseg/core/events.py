@@ -21,6 +21,12 @@ _REGISTRY: dict[str, type[Event]] = {}
 CANCELLED = "cancelled by the user"  # the message of a RunError.cancel
 
 
+def describe_error(exc: BaseException) -> str:
+    """An exception as a RunError / ParseError message: its type, and its text when it has one."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 @dataclass
 class Event:
     """Base class. Subclasses set ``type`` (a unique, stable string) and are registered."""

@@ -43,7 +43,16 @@ from typing import Any
 
 from videoseg.core.config import PipelineConfig
 from videoseg.core.config import preset as make_preset
-from videoseg.core.events import CANCELLED, BackendInfo, Event, RunError, RunFinished, RunStarted, StageTiming
+from videoseg.core.events import (
+    CANCELLED,
+    BackendInfo,
+    Event,
+    RunError,
+    RunFinished,
+    RunStarted,
+    StageTiming,
+    describe_error,
+)
 from videoseg.core.interfaces import BackendDescription, Backends, VideoSource
 from videoseg.propagation.stage import propagate
 from videoseg.reasoning.stage import rate_difficulty, reason
@@ -110,15 +119,10 @@ def run(
     except _Cancelled:
         yield RunError.cancel(ctx.stage)
     except Exception as exc:  # a backend failing mid-run: report it as the stage's error
-        yield RunError(for_stage=ctx.stage, message=_describe(exc))
+        yield RunError(for_stage=ctx.stage, message=describe_error(exc))
     finally:
         inner.close()
         ctx.close()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def query_problem(query: Any) -> str | None:
@@ -265,10 +269,10 @@ def _check_inputs(
         elif not isinstance(config, PipelineConfig):
             raise TypeError(f"config must be a PipelineConfig or a dict, got {type(config).__name__}")
     except KeyError as exc:  # an unknown preset: its message, without KeyError's quotes
-        problems.append(("config", str(exc.args[0]) if exc.args else _describe(exc)))
+        problems.append(("config", str(exc.args[0]) if exc.args else describe_error(exc)))
         config = PipelineConfig()
     except (ValueError, TypeError) as exc:
-        problems.append(("config", _describe(exc)))
+        problems.append(("config", describe_error(exc)))
         config = PipelineConfig()
     source: VideoSource | None = None
     try:
@@ -276,13 +280,13 @@ def _check_inputs(
         if owned:
             ctx.to_close = source
     except Exception as exc:  # VideoError and friends: the message names the problem
-        problems.append(("video", str(exc) or _describe(exc)))
+        problems.append(("video", str(exc) or describe_error(exc)))
     device = "cpu"
     try:
         device = run_device(config)
     except Exception as exc:
         device = str(config.device)
-        problems.append(("device", _describe(exc)))
+        problems.append(("device", describe_error(exc)))
     yield RunStarted(
         query=query if isinstance(query, str) else repr(query),
         video=_video_info(source, video),

@@ -24,6 +24,7 @@ from videoseg.core.events import (
     RunFinished,
     RunStarted,
     StageTiming,
+    describe_error,
 )
 from videoseg.core.interfaces import Segmenter, VideoSource
 from videoseg.runtime.backends import make_segmenter
@@ -74,20 +75,12 @@ def resegment(
             frame_idx=int(frame_idx), targets=[t.to_dict() for t in targets], used=list(config.cues)
         )
         timings: dict[str, float] = {}
-        gen = segment_keyframe(segmenter, frame, int(frame_idx), targets)
-        while True:
-            try:
-                event = next(gen)
-            except StopIteration:
-                break
+        for event in segment_keyframe(segmenter, frame, int(frame_idx), targets):
             if isinstance(event, StageTiming):
                 timings[event.for_stage] = event.seconds
             yield event
     except Exception as exc:  # a bad cue or a segmenter that cannot load or run: the stage's error
-        text = str(exc).strip()
-        yield RunError(
-            for_stage=stage, message=f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-        )
+        yield RunError(for_stage=stage, message=describe_error(exc))
         return
     yield RunFinished(
         num_frames=len(video),

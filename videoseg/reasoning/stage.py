@@ -36,6 +36,7 @@ from videoseg.core.events import (
     ReasoningToken,
     RunWarning,
     StageTiming,
+    describe_error,
 )
 from videoseg.core.interfaces import CallSettings, Clip, ReasoningCall, ReasonRequest, VideoQA
 from videoseg.reasoning.difficulty import length_factor, max_new_tokens_for, rate
@@ -183,7 +184,7 @@ def _read_answer(
     except (ArithmeticError, ValueError, TypeError) as exc:
         # An answer shape the parser's own checks miss (e.g. a 400-digit coordinate overflows
         # float()) is still an unreadable answer: no cues, not a failed run.
-        yield ParseError(message=f"the answer cannot be read ({_describe(exc)})", raw=raw_text)
+        yield ParseError(message=f"the answer cannot be read ({describe_error(exc)})", raw=raw_text)
         return []
     model_size = tuple(call.answer_size)
     if not (len(model_size) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in model_size)):
@@ -222,11 +223,6 @@ def _reason_prompt(call: ReasoningCall, looked: Looked) -> PromptShown:
     if looked.reference_clip is not None:
         frames = sorted(set(frames) | set(looked.reference_clip.frame_indices))
     return PromptShown(for_stage="reasoner", purpose="reason", text=call.prompt, frame_indices=frames)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 __all__ = ["rate_difficulty", "reason"]
