@@ -93,7 +93,7 @@ def locate(model_id: str) -> tuple[bool, str]:
         return False, "download of the official release on first use (github.com/hkchengrex/XMem)"
     if _hub_cached(model_id):
         return True, "Hugging Face cache"
-    if _is_hub_id(model_id):
+    if looks_like_hub_id(model_id):
         return False, f"hub download ({model_id})"
     return False, f"file {model_id} not found (download it and give its path)"
 
@@ -150,8 +150,9 @@ def unavailable(
     ]
 
 
-def _is_hub_id(model_id: str) -> bool:
-    """``org/name``: fetched from the hub; anything else not on disk is a local path or file name."""
+def looks_like_hub_id(model_id: str) -> bool:
+    """``org/name``: fetched from the hub; anything else not on disk is a local path or file name.
+    (Whether it is on disk is :func:`videoseg.runtime.loading.is_hub_id`'s question.)"""
     return "/" in model_id and not model_id.startswith((".", "/", "~"))
 
 
@@ -167,7 +168,7 @@ def downloadable(model_id: str) -> bool:
         from videoseg.propagation.xmem.network import XMEM_URL
 
         return _xmem_download_on() and models.url_reachable(XMEM_URL)
-    if not (_is_hub_id(model_id) and models.hub_reachable()):  # a missing local path never is
+    if not (looks_like_hub_id(model_id) and models.hub_reachable()):  # a missing local path never is
         return False
     return gated_refusal(model_id) is None
 
@@ -236,7 +237,7 @@ def why_not_fetched(model_id: str) -> str:
         if not _xmem_download_on():
             return "its download is switched off (VIDEOSEG_XMEM_DOWNLOAD=0)"
         return f"no connection to {urlsplit(XMEM_URL).hostname}"
-    if not _is_hub_id(model_id):
+    if not looks_like_hub_id(model_id):
         return "no such file or folder"
     gated = gated_refusal(model_id)
     if gated is not None:

@@ -75,9 +75,11 @@ def space_presets(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
 
 
 def _is_hub_id(model_id: str) -> bool:
+    """A hub repository id (the weights module's rule) that is not a folder on this disk."""
     from videoseg.runtime.loading import is_hub_id
+    from videoseg.runtime.weights import looks_like_hub_id
 
-    return "/" in model_id and is_hub_id(model_id)
+    return looks_like_hub_id(model_id) and is_hub_id(model_id)
 
 
 def startup_downloads(configs: Iterable[PipelineConfig]) -> list[str]:
