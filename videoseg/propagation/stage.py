@@ -19,7 +19,7 @@ import numpy as np
 from videoseg.core.cues import TargetCues
 from videoseg.core.events import Event, PropagatedMask, PropagationStarted, StageTiming
 from videoseg.core.interfaces import Propagator, VideoSource
-from videoseg.core.masks import encode_rle
+from videoseg.core.masks import empty_like_rle, encode_rle
 
 DIRECTIONS = ("forward", "backward")
 
@@ -141,7 +141,7 @@ def propagate(
         else:
             # Most frames of a "no target" run are empty: encode the empty masks once.
             if empty_rles is None:
-                empty_rles = [encode_rle(m) for m in np.zeros_like(masks)]
+                empty_rles = [empty_like_rle(*masks.shape[1:]) for _ in masks]
             rles = empty_rles
         yield PropagatedMask(frame_idx=frame_idx, direction=direction, rles=rles, done=done, total=num_frames)
     seconds = time.perf_counter() - t0
